@@ -1,0 +1,328 @@
+//! The state machine: lazy init, run, close, nesting, failures (CONTRACT §3 "State machine",
+//! "run"; upstream R1, R2, R5, R11, N3, N4, N6–N10, N12).
+
+use std::future::IntoFuture;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use runner_core::{EventLoop, RunError, State};
+
+use crate::Kit;
+
+/// R1 `test_asyncio_run_return`: "`run(async { yield_now().await; 42 })` is `Ok(42)`".
+pub fn r1_run_return<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    let out = rt.run(async {
+        runner_core::yield_now().await;
+        42
+    });
+    assert_eq!(out.unwrap(), 42, "{}", kit.name());
+}
+
+/// R2 `test_asyncio_run_raises`: "a future that panics with "spam": the panic reaches the caller"
+/// with its original payload.
+pub fn r2_run_panics_with_payload<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        rt.run(async {
+            runner_core::yield_now().await;
+            std::panic::panic_any(String::from("spam"))
+        })
+    }))
+    .expect_err("the panic must reach the caller");
+    assert_eq!(
+        err.downcast_ref::<String>().map(String::as_str),
+        Some("spam")
+    );
+}
+
+/// R2, the Rust half: "one returning `Err` gives `Ok(Err(..))`".
+pub fn r2_run_err_is_ok_err<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    let out: Result<(), &str> = rt
+        .run(async {
+            runner_core::yield_now().await;
+            Err("spam")
+        })
+        .unwrap();
+    assert_eq!(out, Err("spam"));
+}
+
+/// R5 `test_asyncio_run_from_running_loop`: "`runner::run` / another runner's `run` inside a run:
+/// `RunError::NestedRun`, the outer run continues". The inner future is never polled.
+pub fn r5_run_inside_run_is_nested<L: EventLoop>(kit: &Kit<L>) {
+    let mut outer = kit.runner();
+    let inner_kit = kit.clone();
+    let polled = Arc::new(AtomicBool::new(false));
+    let p = polled.clone();
+    let out = outer
+        .run(async move {
+            let mut inner = inner_kit.runner();
+            let r = inner.run(async move { p.store(true, Ordering::SeqCst) });
+            runner_core::yield_now().await;
+            (
+                matches!(r, Err(RunError::NestedRun)),
+                r.map_err(|e| e.to_string()),
+            )
+        })
+        .unwrap();
+    assert!(out.0, "expected NestedRun, got {:?}", out.1);
+    assert!(
+        !polled.load(Ordering::SeqCst),
+        "the nested future was polled"
+    );
+    assert!(
+        out.1
+            .unwrap_err()
+            .contains("cannot be called from a running event loop"),
+        "the message names the misuse"
+    );
+}
+
+/// N12 `test_recursive_run`: a run from inside a running loop is `NestedRun` ("cannot be called
+/// from a running event loop"), never a panic or a hang, here from inside a spawned task (on a
+/// worker thread, for multi-thread loops); the outer run goes on and returns. Re-entering the
+/// *same* runner cannot be written: `run` takes `&mut self`.
+pub fn n12_recursive_run_is_nested<L: EventLoop>(kit: &Kit<L>) {
+    let mut outer = kit.runner();
+    let inner_kit = kit.clone();
+    let (nested, after) = outer
+        .run(async move {
+            let handle = runner_core::spawn(async move {
+                // Made and dropped inside the task: the drop must not block or panic either.
+                let mut inner = inner_kit.runner();
+                matches!(inner.run(async { 1 }), Err(RunError::NestedRun))
+            });
+            let nested = handle.await.unwrap();
+            runner_core::yield_now().await;
+            (nested, 5)
+        })
+        .unwrap();
+    assert!(
+        nested,
+        "{}: run inside a task must be NestedRun",
+        kit.name()
+    );
+    assert_eq!(after, 5);
+}
+
+/// "close from inside one of the runner's own tasks ... is an error, never a deadlock": close
+/// while a loop runs on this thread returns `NestedRun` and the runner stays `Initialized`.
+pub fn nested_close_is_an_error<L: EventLoop>(kit: &Kit<L>) {
+    let mut victim = kit.runner();
+    victim.run(async {}).unwrap();
+    let victim = Arc::new(Mutex::new(victim));
+    let v = victim.clone();
+    let mut outer = kit.runner();
+    let r = outer
+        .run(async move { v.lock().unwrap().close().map(|_| ()) })
+        .unwrap();
+    assert!(matches!(r, Err(RunError::NestedRun)), "{r:?}");
+    let mut victim = Arc::try_unwrap(victim).ok().unwrap().into_inner().unwrap();
+    assert_eq!(victim.state(), State::Initialized);
+    victim.close().unwrap();
+    assert_eq!(victim.state(), State::Closed);
+}
+
+/// R11, R12 `test_asyncio_run_loop_factory`, N3 `test_custom_factory`: "the factory is called
+/// once, with no arguments; `get_loop()` is its loop".
+pub fn r11_factory_called_once_and_get_loop_is_its_loop<L: EventLoop>(kit: &Kit<L>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let mut make = kit.factory();
+    let made: Arc<Mutex<Option<usize>>> = Arc::new(Mutex::new(None));
+    let m = made.clone();
+    let mut rt = runner_core::Runner::<L>::builder()
+        .loop_factory(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            let lp = make()?;
+            *m.lock().unwrap() = Some(&lp as *const L as usize);
+            Ok(lp)
+        })
+        .build();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "nothing is created before first use"
+    );
+    assert_eq!(rt.state(), State::Created);
+    rt.run(async {}).unwrap();
+    rt.run(async {}).unwrap();
+    let _ = rt.get_loop().unwrap();
+    let _ = rt.handle().unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the factory is called exactly once"
+    );
+    assert_eq!(rt.state(), State::Initialized);
+    // The loop the runner holds is the one the factory returned (moved, so compare by type and
+    // by the runner still driving it).
+    assert_eq!(rt.run(async { 3 }).unwrap(), 3);
+    assert!(made.lock().unwrap().is_some());
+}
+
+/// N4 `test_run`: "run returns; after close every call is `Closed`".
+pub fn n4_run_then_close<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    assert_eq!(
+        rt.run(async {
+            runner_core::yield_now().await;
+            "done"
+        })
+        .unwrap(),
+        "done"
+    );
+    rt.close().unwrap();
+    assert_eq!(rt.state(), State::Closed);
+    assert!(matches!(rt.get_loop(), Err(RunError::Closed)));
+    assert!(matches!(rt.handle(), Err(RunError::Closed)));
+}
+
+/// N8 `test_explicit_close`: "`get_loop()` (lazy init), then `close()`; `get_loop()` then
+/// raises" `Closed`.
+pub fn n8_explicit_close<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    rt.get_loop().unwrap();
+    assert_eq!(rt.state(), State::Initialized);
+    rt.close().unwrap();
+    assert!(matches!(rt.get_loop(), Err(RunError::Closed)));
+}
+
+/// N9 `test_double_close`: "a second close is a no-op".
+pub fn n9_double_close<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    rt.get_loop().unwrap();
+    rt.close().unwrap();
+    let second = rt.close().unwrap();
+    assert_eq!(second, runner_core::CloseReport::default());
+    assert_eq!(rt.state(), State::Closed);
+}
+
+/// N10 `test_second_with_block_raises`: "after close every call is `Closed`, the future is never
+/// polled".
+pub fn n10_closed_runner_never_polls<L: EventLoop>(kit: &Kit<L>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut rt = kit.runner();
+    let l = log.clone();
+    rt.run(async move { l.lock().unwrap().push(1) }).unwrap();
+    rt.close().unwrap();
+    let l = log.clone();
+    let r = rt.run(async move { l.lock().unwrap().push(2) });
+    assert!(matches!(r, Err(RunError::Closed)), "{r:?}");
+    assert_eq!(r.unwrap_err().to_string(), "runner is closed");
+    assert_eq!(*log.lock().unwrap(), vec![1]);
+}
+
+/// "`close()` on `Created` does nothing and leaves it usable".
+pub fn close_on_created_is_noop<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    assert_eq!(rt.close().unwrap(), runner_core::CloseReport::default());
+    assert_eq!(rt.state(), State::Created);
+    assert_eq!(rt.run(async { 1 }).unwrap(), 1);
+    assert_eq!(rt.state(), State::Initialized);
+}
+
+/// "A factory error is returned as `RunError::LoopCreation` and leaves the runner `Created`, so
+/// the next call retries."
+pub fn factory_failure_leaves_created_and_retries<L: EventLoop>(kit: &Kit<L>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let mut make = kit.factory();
+    let mut rt = runner_core::Runner::<L>::builder()
+        .loop_factory(move || {
+            if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(io::Error::other("no loop today"))
+            } else {
+                make()
+            }
+        })
+        .build();
+    let err = rt.run(async { 1 }).unwrap_err();
+    assert!(matches!(err, RunError::LoopCreation(_)), "{err:?}");
+    assert_eq!(err.to_string(), "the event loop could not be created");
+    let source = std::error::Error::source(&err).expect("the cause is the source");
+    assert_eq!(source.to_string(), "no loop today");
+    assert_eq!(rt.state(), State::Created);
+    assert_eq!(rt.run(async { 2 }).unwrap(), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// "A panic in the main future reaches the caller with its original payload (`resume_unwind`),
+/// and the runner stays usable."
+pub fn panic_in_main_keeps_runner_usable<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    for _ in 0..3 {
+        let err = catch_unwind(AssertUnwindSafe(|| {
+            rt.run(async {
+                runner_core::yield_now().await;
+                panic!("boom")
+            })
+        }))
+        .expect_err("the panic reaches the caller");
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
+        assert_eq!(rt.state(), State::Initialized);
+        assert_eq!(rt.run(async { 7 }).unwrap(), 7);
+    }
+}
+
+/// N6 `test_run_future`: "`run` accepts a `JoinHandle`".
+// Returning the handle out of a run is the point: the next `run` awaits it.
+#[allow(clippy::async_yields_async)]
+pub fn n6_run_accepts_join_handle<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    let handle = rt
+        .run(async { runner_core::spawn(async { "done" }) })
+        .unwrap();
+    assert_eq!(rt.run(handle).unwrap().unwrap(), "done");
+}
+
+/// N7 `test_run_awaitable`: "`run` accepts ... any `IntoFuture`".
+pub fn n7_run_accepts_into_future<L: EventLoop>(kit: &Kit<L>) {
+    struct Awaitable;
+    impl IntoFuture for Awaitable {
+        type Output = &'static str;
+        type IntoFuture = std::future::Ready<&'static str>;
+        fn into_future(self) -> Self::IntoFuture {
+            std::future::ready("done")
+        }
+    }
+    let mut rt = kit.runner();
+    assert_eq!(rt.run(Awaitable).unwrap(), "done");
+}
+
+/// Number of open file descriptors of this process (Linux; `None` elsewhere).
+pub fn open_fds() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count())
+}
+
+/// "A thousand create/run/close cycles leak no file descriptors ... on any backend."
+///
+/// Counts the process's descriptors, so run it in a test binary where nothing else runs at the
+/// same time (the kit's `leak` test file does).
+pub fn many_cycles_leak_no_fds<L: EventLoop>(kit: &Kit<L>) {
+    // Warm up: process-wide things made once (async-io's reactor, a thread's glommio executor,
+    // the blocking pool) are not leaks.
+    for _ in 0..3 {
+        let mut rt = kit.runner();
+        rt.run(async { runner_core::spawn(async {}).await.unwrap() })
+            .unwrap();
+        rt.close().unwrap();
+    }
+    let Some(before) = open_fds() else { return };
+    for _ in 0..1000 {
+        let mut rt = kit.runner();
+        rt.run(async { runner_core::spawn(async {}).await.unwrap() })
+            .unwrap();
+        rt.close().unwrap();
+    }
+    let after = open_fds().unwrap();
+    assert_eq!(
+        after,
+        before,
+        "{}: fds before {before}, after 1000 cycles {after}",
+        kit.name()
+    );
+}

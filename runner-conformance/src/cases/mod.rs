@@ -1,0 +1,3 @@
+//! The cases, one module per area of the contract.
+
+pub mod lifecycle;

@@ -1,0 +1,187 @@
+//! The conformance kit: every behaviour of the `runner` contract as a plain generic function,
+//! and one [`suite!`] macro that stamps a `#[test]` per case for a loop.
+//!
+//! Each case's doc quotes the contract sentence (or the upstream CPython test) it checks. Backend
+//! differences are data, a [`Caps`] value in the [`Kit`], never forked case bodies.
+//!
+//! # Running the kit on your loop
+//!
+//! ```ignore
+//! // tests/conformance.rs of the crate that defines `MyLoop`
+//! runner_conformance::suite!(my_loop, runner_conformance::Kit::new("my_loop", MyLoop::new));
+//! ```
+//!
+//! which expands to `mod my_loop { #[test] fn r1_run_return() { .. } .. }`.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use runner_core::{Builder, EventLoop, Runner};
+
+pub mod cases;
+
+/// What a loop can do, where the contract lets loops differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Caps {
+    /// Tasks progress between runs, on worker threads.
+    pub multi_thread: bool,
+    /// `spawn_local` works.
+    pub local_tasks: bool,
+    /// The runner is `Send` (it may be moved to another thread between runs).
+    pub send: bool,
+}
+
+impl Caps {
+    /// A current-thread loop that runs local tasks: the most common custom loop.
+    pub const LOCAL: Caps = Caps {
+        multi_thread: false,
+        local_tasks: true,
+        send: true,
+    };
+}
+
+/// A loop factory with a name and capabilities: what every case takes.
+pub struct Kit<L: EventLoop> {
+    name: &'static str,
+    factory: Arc<dyn Fn() -> io::Result<L> + Send + Sync>,
+    caps: Caps,
+}
+
+impl<L: EventLoop> Kit<L> {
+    /// A kit for a current-thread loop with local tasks ([`Caps::LOCAL`]).
+    pub fn new(
+        name: &'static str,
+        factory: impl Fn() -> io::Result<L> + Send + Sync + 'static,
+    ) -> Self {
+        Kit {
+            name,
+            factory: Arc::new(factory),
+            caps: Caps::LOCAL,
+        }
+    }
+
+    /// Sets the capabilities.
+    pub fn caps(mut self, caps: Caps) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// Sets whether tasks progress between runs on worker threads (and, then, `spawn_local` is
+    /// unsupported).
+    pub fn multi_thread(mut self, on: bool) -> Self {
+        self.caps.multi_thread = on;
+        self.caps.local_tasks = !on;
+        self
+    }
+
+    /// Sets whether the runner is `Send`.
+    pub fn send(mut self, on: bool) -> Self {
+        self.caps.send = on;
+        self
+    }
+
+    /// The loop's name, for messages.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The capabilities.
+    pub fn capabilities(&self) -> Caps {
+        self.caps
+    }
+
+    /// A builder whose factory is this kit's.
+    pub fn builder(&self) -> Builder<L> {
+        let f = self.factory.clone();
+        Builder::<L>::new().loop_factory(move || f())
+    }
+
+    /// A runner with default settings on this kit's loop.
+    pub fn runner(&self) -> Runner<L> {
+        self.builder().build()
+    }
+
+    /// The factory, to count calls or to wrap it.
+    pub fn factory(&self) -> impl FnMut() -> io::Result<L> + Send + 'static {
+        let f = self.factory.clone();
+        move || f()
+    }
+}
+
+impl<L: EventLoop> Clone for Kit<L> {
+    fn clone(&self) -> Self {
+        Kit {
+            name: self.name,
+            factory: self.factory.clone(),
+            caps: self.caps,
+        }
+    }
+}
+
+impl<L: EventLoop> fmt::Debug for Kit<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kit")
+            .field("name", &self.name)
+            .field("caps", &self.caps)
+            .finish()
+    }
+}
+
+/// Stamps one `#[test]` per conformance case into a module named `$name`, each calling the case
+/// with `$kit` (an expression of type `Kit<L>`, evaluated once per test).
+///
+/// Call it with parentheses so rustfmt formats the call: `suite!(tokio_multi, kit_expr);`.
+#[macro_export]
+macro_rules! suite {
+    ($name:ident, $kit:expr) => {
+        #[allow(non_snake_case)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__cases!($kit);
+        }
+    };
+}
+
+/// The case list; `suite!` expands it. One line a case: `module::case`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cases {
+    ($kit:expr) => {
+        $crate::__stamp!($kit;
+            lifecycle::r1_run_return,
+            lifecycle::r2_run_panics_with_payload,
+            lifecycle::r2_run_err_is_ok_err,
+            lifecycle::r5_run_inside_run_is_nested,
+            lifecycle::n12_recursive_run_is_nested,
+            lifecycle::nested_close_is_an_error,
+            lifecycle::r11_factory_called_once_and_get_loop_is_its_loop,
+            lifecycle::n4_run_then_close,
+            lifecycle::n8_explicit_close,
+            lifecycle::n9_double_close,
+            lifecycle::n10_closed_runner_never_polls,
+            lifecycle::close_on_created_is_noop,
+            lifecycle::factory_failure_leaves_created_and_retries,
+            lifecycle::panic_in_main_keeps_runner_usable,
+            lifecycle::n6_run_accepts_join_handle,
+            lifecycle::n7_run_accepts_into_future,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stamp {
+    ($kit:expr; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::cases::$module::$case(&$kit);
+            }
+        )*
+    };
+}

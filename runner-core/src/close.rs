@@ -1,0 +1,161 @@
+//! Closing a runner: the six steps of [`Runner::close`](crate::Runner::close).
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use crate::context;
+use crate::diagnostic::{Diagnostic, DiagnosticKind};
+use crate::runner::Live;
+use crate::shared::{self, lock, Phase, Shared};
+use crate::task::TaskRef;
+use crate::EventLoop;
+
+/// What [`Runner::close`](crate::Runner::close) did. Every task that was alive when close began,
+/// or was spawned while it ran, is counted exactly once in `finished`, `cancelled` or `panicked`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseReport {
+    /// Tasks that finished by themselves during the shutdown grace.
+    pub finished: usize,
+    /// Tasks that close cancelled (their futures were dropped on the loop's thread).
+    pub cancelled: usize,
+    /// Tasks that panicked while the runner was closing (each was reported to the exception
+    /// handler).
+    pub panicked: usize,
+    /// Blocking jobs still running when `blocking_shutdown_timeout` ran out; each was reported and
+    /// left behind.
+    pub blocking_left_behind: usize,
+}
+
+impl fmt::Display for CloseReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} finished, {} cancelled, {} panicked, {} blocking jobs left behind",
+            self.finished, self.cancelled, self.panicked, self.blocking_left_behind
+        )
+    }
+}
+
+pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
+    let Live {
+        lp,
+        shared,
+        mut ctx,
+    } = live;
+    shared.registry().phase = Phase::Grace;
+    shared.shutdown.fire();
+    {
+        let _local = shared::EnterLocal::new(lp.local_spawner());
+        let mut scope = Some(shared.clone());
+        let _scope = shared::Enter::new(&mut scope);
+        let _ctx = context::Enter::new(&mut ctx);
+        lp.block_on(drive_close(&shared));
+    }
+    let outcomes = shared.registry().outcomes;
+    let blocking_left_behind = wait_blocking(&shared);
+    lp.shutdown();
+    CloseReport {
+        finished: outcomes.finished,
+        cancelled: outcomes.cancelled,
+        panicked: outcomes.panicked,
+        blocking_left_behind,
+    }
+}
+
+/// Steps 2 and 3, on the loop.
+async fn drive_close(shared: &Arc<Shared>) {
+    let grace = shared.config.shutdown_grace;
+    if !grace.is_zero() {
+        let mut timer = shared.spawner.sleep_until(Instant::now() + grace);
+        let mut drained = pin!(poll_fn(|cx| shared.poll_drained(cx, false)));
+        poll_fn(|cx| {
+            if drained.as_mut().poll(cx).is_ready() || timer.as_mut().poll(cx).is_ready() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+    let pending: Vec<Arc<dyn TaskRef>> = {
+        let mut reg = shared.registry();
+        reg.phase = Phase::Cancelling;
+        reg.tasks.iter().map(|(_, t)| t.clone()).collect()
+    };
+    if shared.config.debug {
+        for t in &pending {
+            let h = t.header();
+            shared.report(&Diagnostic {
+                kind: DiagnosticKind::PendingAtClose,
+                task: h.info.clone(),
+                payload: None,
+                message: None,
+                duration: h.spawned_at.map(|at| at.elapsed()),
+            });
+        }
+    }
+    for t in &pending {
+        t.header().abort();
+    }
+    drop(pending);
+    poll_fn(|cx| shared.poll_drained(cx, true)).await;
+}
+
+/// Step 5: gives blocking jobs their timeout, then reports and counts the ones left behind.
+fn wait_blocking(shared: &Shared) -> usize {
+    let deadline = Instant::now() + shared.config.blocking_timeout;
+    let mut set = lock(&shared.blocking);
+    while !set.is_empty() {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        set = shared
+            .blocking_done
+            .wait_timeout(set, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    let left: Vec<Diagnostic> = set
+        .iter()
+        .map(|(_, job)| Diagnostic {
+            kind: DiagnosticKind::BlockingLeftBehind,
+            task: job.info.clone(),
+            payload: None,
+            message: None,
+            duration: Some(job.since.elapsed()),
+        })
+        .collect();
+    drop(set);
+    for d in &left {
+        shared.report(d);
+    }
+    left.len()
+}
+
+/// Drop of a runner where its loop cannot be driven (inside another loop, or on a thread its
+/// local tasks do not live on): every task is marked cancelled so that whatever polls it next
+/// drops it, new spawns are refused, and the backend shuts down without blocking.
+pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
+    let Live { lp, shared, .. } = live;
+    let pending: Vec<Arc<dyn TaskRef>> = {
+        let mut reg = shared.registry();
+        reg.phase = Phase::Closed;
+        reg.tasks.iter().map(|(_, t)| t.clone()).collect()
+    };
+    shared.shutdown.fire();
+    for t in &pending {
+        t.header().abort();
+    }
+    eprintln!(
+        "runner: a runner was dropped where its loop cannot run ({} tasks left); close it outside any running loop instead",
+        pending.len()
+    );
+    drop(pending);
+    lp.shutdown();
+}

@@ -1,0 +1,114 @@
+//! The contract between the runner and an event loop.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A boxed `Send` future with no output: what the runner hands a loop to spawn.
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A boxed `!Send` future with no output: what the runner hands a local loop to spawn.
+pub type LocalBoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
+
+/// A blocking job for the loop's blocking pool.
+pub type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
+
+/// An event loop that a [`Runner`](crate::Runner) can own: tokio, smol, glommio, or your own.
+///
+/// The runner does everything that is not executor-specific itself: it wraps every task so that
+/// panics are caught, context variables are installed, tasks are tracked and cancelled at close,
+/// and diagnostics are reported. A loop only has to run futures. What an implementation must
+/// guarantee is written under each method; the conformance kit (`runner-conformance`) checks each
+/// sentence, so run it on your loop.
+///
+/// # Lifecycle
+///
+/// The runner makes the loop through its [`LoopFactory`](crate::LoopFactory), calls
+/// [`spawner`](Self::spawner) and [`local_spawner`](Self::local_spawner) once right after, calls
+/// [`block_on`](Self::block_on) for every `run` and once more during close, and finally
+/// [`shutdown`](Self::shutdown). By the time `shutdown` is called every task the runner spawned
+/// has finished or been dropped, so the loop has nothing of the runner's left to wait for.
+pub trait EventLoop: Sized + 'static {
+    /// Makes a loop in the backend's default configuration; what [`Runner::new`](crate::Runner::new)
+    /// uses.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the backend's constructor fails with (file descriptors, threads, io_uring).
+    fn default_loop() -> io::Result<Self>;
+
+    /// Runs `fut` to completion on the calling thread, driving the loop (its tasks, timers and
+    /// I/O) while it waits.
+    ///
+    /// # Contract
+    ///
+    /// - `fut` is polled on the calling thread only, and never after it returned `Ready`.
+    /// - While `block_on` runs, tasks spawned through the [`Spawner`] make progress, whether they
+    ///   were spawned before the call, from inside it, or from other threads.
+    /// - A panic in `fut` or in a task never reaches `block_on`: the runner catches both. The loop
+    ///   must stay usable after `block_on` returns, for the next call.
+    /// - The runner never calls `block_on` re-entrantly; it checks [`is_nested`](Self::is_nested)
+    ///   and its own bookkeeping first.
+    fn block_on<F: Future>(&self, fut: F) -> F::Output;
+
+    /// A handle that spawns `Send` tasks, blocking jobs and timers onto this loop from any thread.
+    ///
+    /// # Contract
+    ///
+    /// - [`Spawner::spawn`] never polls the task inline; it queues it. Queued tasks run when the
+    ///   loop next runs: on a current-thread loop that is inside [`block_on`](Self::block_on), on
+    ///   a multi-thread loop as soon as a worker is free.
+    /// - Every task it accepted is eventually polled to completion or dropped; it drops tasks on a
+    ///   thread of the loop.
+    fn spawner(&self) -> Arc<dyn Spawner>;
+
+    /// A handle that spawns `!Send` tasks onto this loop, when it can run them; `None` otherwise
+    /// (the default).
+    ///
+    /// # Contract
+    ///
+    /// Called on the calling thread at the start of every `block_on` the runner makes, and used
+    /// only on that thread. Local tasks spawned through it must make progress in every later
+    /// `block_on` on the same thread (including the one under way). A loop that is `Send` keeps
+    /// its local executor per thread; the runner itself refuses to run or close on another thread
+    /// while local tasks are alive ([`RunError::WrongThread`](crate::RunError::WrongThread)).
+    fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
+        None
+    }
+
+    /// True when the calling thread is inside a runtime this loop cannot be nested in (for a tokio
+    /// backend: any tokio runtime context). The runner then returns
+    /// [`RunError::NestedRun`](crate::RunError::NestedRun) instead of calling `block_on`.
+    fn is_nested() -> bool {
+        false
+    }
+
+    /// Shuts the loop down, after the runner's close. Must not wait for blocking jobs that are
+    /// still running (the runner has already given them their timeout and reported them), and must
+    /// not panic when called from inside another runtime. The default drops the loop.
+    fn shutdown(self) {
+        drop(self);
+    }
+}
+
+/// Spawns onto an [`EventLoop`] from any thread. See [`EventLoop::spawner`] for the contract.
+pub trait Spawner: Send + Sync + 'static {
+    /// Queues a task on the loop.
+    fn spawn(&self, task: BoxFuture);
+
+    /// Runs `job` on the loop's pool of blocking threads.
+    fn spawn_blocking(&self, job: BlockingJob);
+
+    /// A future that completes at `deadline`, driven by the loop's own timer. It may be polled
+    /// from any task of the loop.
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture;
+}
+
+/// Spawns `!Send` tasks onto a local [`EventLoop`], on the loop's own thread.
+pub trait LocalSpawner: 'static {
+    /// Queues a local task on the loop.
+    fn spawn_local(&self, task: LocalBoxFuture);
+}

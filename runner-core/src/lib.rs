@@ -1,0 +1,103 @@
+//! The contract behind [`runner`](https://docs.rs/runner): the [`EventLoop`] and [`LoopFactory`]
+//! traits, and everything that is the same on every backend, written once against them: the
+//! [`Runner`] state machine, executor-neutral tasks ([`spawn`], [`JoinHandle`]), timers
+//! ([`time`]), context variables ([`ContextVar`]), Ctrl-C handling, debug mode, and diagnostics.
+//!
+//! Applications use the `runner` crate, which re-exports all of this and adds the tokio, smol and
+//! glommio backends. Depend on `runner-core` directly to write a backend of your own.
+//!
+//! # Writing a backend
+//!
+//! Implement [`EventLoop`] (run a future on the calling thread while driving the loop) and
+//! [`Spawner`] (queue `Send` tasks from any thread, run blocking jobs, make timers); optionally
+//! [`LocalSpawner`] for `!Send` tasks. The runner does the rest: it wraps every task (panics,
+//! context, cancellation, tracking, debug timing), so a loop never sees a user future directly.
+//! [`testing::TestLoop`] is a complete implementation in about a hundred lines. Then run the
+//! conformance kit on it: add `runner-conformance` as a dev-dependency and write, in
+//! `tests/conformance.rs`, `runner_conformance::suite!(|| MyLoop::new());`.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod close;
+mod context;
+mod debug;
+mod diagnostic;
+mod error;
+mod event_loop;
+mod factory;
+mod handle;
+mod runner;
+mod shared;
+mod signal;
+pub mod task;
+pub mod testing;
+pub mod time;
+
+pub use builder::{Builder, DEFAULT_BLOCKING_SHUTDOWN_TIMEOUT, DEFAULT_SLOW_POLL_THRESHOLD};
+pub use close::CloseReport;
+pub use context::{Context, ContextVar, Token};
+pub use debug::is_debug;
+pub use diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
+pub use error::{ContextError, JoinError, RunError, SpawnError, TaskPanicked};
+pub use event_loop::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
+pub use factory::LoopFactory;
+pub use handle::LoopHandle;
+pub use runner::{Runner, State};
+pub use signal::{interrupted, Interrupt, Interrupted};
+pub use task::{spawn, spawn_blocking, spawn_local, try_spawn, try_spawn_local, JoinHandle};
+pub use time::yield_now;
+
+mod shutdown {
+    use std::fmt;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use crate::error::MSG_NO_RUNTIME;
+    use crate::shared::{self, Shared};
+
+    /// Resolves when the runner running the caller begins to close: the signal to finish up
+    /// within [`Builder::shutdown_grace`](crate::Builder::shutdown_grace).
+    ///
+    /// # Panics
+    ///
+    /// Outside any run.
+    #[track_caller]
+    pub fn shutdown_requested() -> ShutdownRequested {
+        let shared = shared::with_current(|s| s.cloned())
+            .unwrap_or_else(|| panic!("runner::shutdown_requested: {MSG_NO_RUNTIME}"));
+        ShutdownRequested { shared, key: None }
+    }
+
+    /// The future of [`shutdown_requested`].
+    pub struct ShutdownRequested {
+        shared: Arc<Shared>,
+        key: Option<usize>,
+    }
+
+    impl Future for ShutdownRequested {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let this = &mut *self;
+            this.shared.shutdown.poll(&mut this.key, cx)
+        }
+    }
+
+    impl Drop for ShutdownRequested {
+        fn drop(&mut self) {
+            self.shared.shutdown.forget(self.key.take());
+        }
+    }
+
+    impl fmt::Debug for ShutdownRequested {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ShutdownRequested").finish_non_exhaustive()
+        }
+    }
+}
+
+pub use shutdown::{shutdown_requested, ShutdownRequested};

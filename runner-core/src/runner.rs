@@ -1,0 +1,362 @@
+//! The `Runner`: one object that owns an event loop's whole life.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskCx, Poll};
+use std::time::Instant;
+
+use pin_project_lite::pin_project;
+
+use crate::builder::Builder;
+use crate::close::{self, CloseReport};
+use crate::context::{self, Context};
+use crate::diagnostic::TaskInfo;
+use crate::error::RunError;
+use crate::factory::LoopFactory;
+use crate::handle::LoopHandle;
+use crate::shared::{self, Config, Shared};
+use crate::signal;
+use crate::EventLoop;
+
+/// Where a [`Runner`] is in its life.
+///
+/// ```text
+///  Created --(first run / get_loop / handle)--> Initialized --(close / drop)--> Closed
+///     ^  \__ factory failed: stays Created,        |   \__ run failed or panicked:
+///     |      next call retries                     |       stays Initialized
+///     \__ close on Created: no-op                  \__ close from inside a run: NestedRun,
+///                                                      stays Initialized
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Nothing exists yet: no loop, no context snapshot. `close` does nothing and leaves the
+    /// runner usable.
+    Created,
+    /// The loop exists, the runner's context was snapshotted, and `run` can be called any number
+    /// of times.
+    Initialized,
+    /// The loop was shut down. Every call returns [`RunError::Closed`] without polling anything;
+    /// `close` does nothing.
+    Closed,
+}
+
+pub(crate) struct Live<L> {
+    pub(crate) lp: L,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ctx: Context,
+}
+
+enum Inner<L> {
+    Created,
+    Initialized(Live<L>),
+    Closed,
+}
+
+/// Owns an event loop's whole life: Python's `asyncio.Runner`.
+///
+/// The loop is made lazily, by the runner's [`LoopFactory`], on the first [`run`](Self::run),
+/// [`get_loop`](Self::get_loop) or [`handle`](Self::handle). Every `run` executes on that one
+/// loop, in one shared [`Context`], so a context variable set in one run is seen by the next.
+/// Dropping the runner closes it.
+///
+/// # Examples
+///
+/// ```
+/// # use runner_core as runner;
+/// # type Runner = runner::Runner<runner::testing::TestLoop>;
+/// let mut rt = Runner::new();
+/// assert_eq!(rt.run(async { 1 + 1 }).unwrap(), 2);
+/// assert_eq!(rt.run(async { "again, same loop" }).unwrap(), "again, same loop");
+/// let report = rt.close().unwrap();
+/// assert_eq!(report.cancelled, 0);
+/// ```
+///
+/// # States
+///
+/// See [`State`]: `Created` until first use, then `Initialized`, then `Closed` for good. A failed
+/// factory leaves the runner `Created`; a failed or panicking `run` leaves it `Initialized`.
+///
+/// # Shutdown
+///
+/// [`close`](Self::close) (or drop) runs, in order:
+/// 1. [`shutdown_requested()`](crate::shutdown_requested) resolves in every task;
+/// 2. the loop keeps running until every task spawned through the runner has finished, or
+///    [`Builder::shutdown_grace`] (default 0) runs out;
+/// 3. every remaining task is cancelled and its future dropped on the loop's own thread, so its
+///    destructors run (tasks spawned meanwhile are cancelled too);
+/// 4. panics nobody observed are reported to the exception handler as they happen;
+/// 5. blocking jobs get [`Builder::blocking_shutdown_timeout`] (default 10 s), then the ones still
+///    running are reported and left behind: close never waits forever on them;
+/// 6. the loop is shut down and a [`CloseReport`] returned, in which every task that was alive
+///    when close began ends as finished, cancelled or panicked.
+pub struct Runner<L: EventLoop> {
+    inner: Inner<L>,
+    factory: Box<dyn LoopFactory<L>>,
+    config: Config,
+}
+
+impl<L: EventLoop> Runner<L> {
+    /// A runner on the backend's default loop ([`EventLoop::default_loop`]), with default
+    /// settings. Nothing is created until first use.
+    pub fn new() -> Self {
+        Builder::new().build()
+    }
+
+    /// A [`Builder`] to configure a runner.
+    pub fn builder() -> Builder<L> {
+        Builder::new()
+    }
+
+    pub(crate) fn from_parts(factory: Box<dyn LoopFactory<L>>, config: Config) -> Self {
+        Runner {
+            inner: Inner::Created,
+            factory,
+            config,
+        }
+    }
+
+    /// Where the runner is in its life.
+    pub fn state(&self) -> State {
+        match self.inner {
+            Inner::Created => State::Created,
+            Inner::Initialized(_) => State::Initialized,
+            Inner::Closed => State::Closed,
+        }
+    }
+
+    /// True when debug mode is on: [`Builder::debug`], or else `RUNNER_DEBUG=1` (or `true`) when
+    /// the runner was built.
+    pub fn is_debug(&self) -> bool {
+        self.config.debug
+    }
+
+    fn live(&mut self) -> Result<&mut Live<L>, RunError> {
+        if let Inner::Created = self.inner {
+            let lp = self.factory.make().map_err(RunError::LoopCreation)?;
+            let shared = Arc::new(Shared::new(lp.spawner(), self.config.clone()));
+            self.inner = Inner::Initialized(Live {
+                lp,
+                shared,
+                ctx: Context::copy_current(),
+            });
+        }
+        match &mut self.inner {
+            Inner::Initialized(live) => Ok(live),
+            Inner::Closed => Err(RunError::Closed),
+            Inner::Created => unreachable!("initialized above"),
+        }
+    }
+
+    /// The runner's loop, made now if it does not exist yet.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::Closed`] after close; [`RunError::LoopCreation`] when the factory fails (the
+    /// runner stays `Created`).
+    pub fn get_loop(&mut self) -> Result<&L, RunError> {
+        self.live().map(|live| &live.lp)
+    }
+
+    /// A handle that spawns onto this runner's loop from any thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_loop`](Self::get_loop).
+    pub fn handle(&mut self) -> Result<LoopHandle, RunError> {
+        self.live().map(|live| LoopHandle::new(live.shared.clone()))
+    }
+
+    /// Runs `fut` to completion on the runner's loop and returns its output.
+    ///
+    /// The future runs in the runner's context (shared by every `run`). Tasks it spawns keep
+    /// running after it returns; on a current-thread loop they progress only inside `run` (as in
+    /// Python), on a multi-thread loop also between runs. A panic in `fut` reaches the caller
+    /// with its original payload, and the runner stays usable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use runner_core as runner;
+    /// # type Runner = runner::Runner<runner::testing::TestLoop>;
+    /// let mut rt = Runner::new();
+    /// let out: Result<u8, String> = rt.run(async { Err("spam".to_string()) }).unwrap();
+    /// assert_eq!(out.unwrap_err(), "spam");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`RunError::NestedRun`] when a loop is already running on this thread (inside a run, a
+    ///   task, or a tokio runtime); nothing is polled and the outer run goes on.
+    /// - [`RunError::Closed`] after close; nothing is polled.
+    /// - [`RunError::LoopCreation`] when the factory fails.
+    /// - [`RunError::Interrupted`] when Ctrl-C cancelled the main future.
+    /// - [`RunError::TaskPanicked`] with [`UnhandledPanic::ShutdownRunner`](crate::UnhandledPanic).
+    /// - [`RunError::WrongThread`] when local tasks live on another thread.
+    ///
+    /// # Panics
+    ///
+    /// Resumes the main future's panic, if it panics.
+    #[track_caller]
+    pub fn run<F: IntoFuture>(&mut self, fut: F) -> Result<F::Output, RunError> {
+        self.run_inner(None, fut.into_future(), Location::caller())
+    }
+
+    /// [`run`](Self::run), in `ctx` instead of the runner's context. Sets made by the future stay
+    /// in `ctx`.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run).
+    #[track_caller]
+    pub fn run_with_context<F: IntoFuture>(
+        &mut self,
+        ctx: &mut Context,
+        fut: F,
+    ) -> Result<F::Output, RunError> {
+        self.run_inner(Some(ctx), fut.into_future(), Location::caller())
+    }
+
+    fn run_inner<F: Future>(
+        &mut self,
+        ctx: Option<&mut Context>,
+        fut: F,
+        location: &'static Location<'static>,
+    ) -> Result<F::Output, RunError> {
+        if shared::loop_running() || L::is_nested() {
+            return Err(RunError::NestedRun);
+        }
+        let live = self.live()?;
+        live.shared.check_home()?;
+        if let Some(err) = live.shared.take_main_abort() {
+            return Err(err);
+        }
+        let shared = live.shared.clone();
+        let main = Main {
+            fut,
+            shared: &shared,
+            info: TaskInfo {
+                name: None,
+                location,
+                main: true,
+            },
+        };
+        let outcome = {
+            let _local = shared::EnterLocal::new(live.lp.local_spawner());
+            let mut scope = Some(shared.clone());
+            let _scope = shared::Enter::new(&mut scope);
+            let _ctx = context::Enter::new(ctx.unwrap_or(&mut live.ctx));
+            let _signal = signal::RunGuard::enter(&shared);
+            live.lp.block_on(main)
+        };
+        match outcome {
+            MainOutcome::Done(v) => Ok(v),
+            MainOutcome::Panicked(p) => resume_unwind(p),
+            MainOutcome::Aborted(e) => Err(e),
+        }
+    }
+
+    /// Closes the runner: see [Shutdown](Runner#shutdown). Idempotent: on a `Created` runner it
+    /// does nothing (the runner stays usable), on a `Closed` one it does nothing and returns an
+    /// empty report.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::NestedRun`] when called while a loop is running on this thread (for example
+    /// from inside one of the runner's own tasks): the runner stays `Initialized` and can be
+    /// closed later. [`RunError::WrongThread`] when local tasks live on another thread.
+    pub fn close(&mut self) -> Result<CloseReport, RunError> {
+        let Inner::Initialized(live) = &self.inner else {
+            return Ok(CloseReport::default());
+        };
+        if shared::loop_running() || L::is_nested() {
+            return Err(RunError::NestedRun);
+        }
+        live.shared.check_home()?;
+        let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) else {
+            unreachable!("checked above")
+        };
+        Ok(close::shutdown(live))
+    }
+}
+
+impl<L: EventLoop> Default for Runner<L> {
+    fn default() -> Self {
+        Runner::new()
+    }
+}
+
+impl<L: EventLoop> Drop for Runner<L> {
+    fn drop(&mut self) {
+        let Inner::Initialized(live) = &self.inner else {
+            return;
+        };
+        if shared::loop_running() || L::is_nested() || live.shared.check_home().is_err() {
+            // The loop cannot be driven from here: cancel what can be cancelled and let the
+            // backend drop the rest without blocking.
+            if let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) {
+                close::abandon(live);
+            }
+            return;
+        }
+        if std::thread::panicking() {
+            // Never a double panic: a failure while closing during unwinding is printed instead.
+            if catch_unwind(AssertUnwindSafe(|| self.close())).is_err() {
+                eprintln!("runner: closing the runner panicked while the thread was panicking");
+            }
+        } else {
+            let _ = self.close();
+        }
+    }
+}
+
+impl<L: EventLoop> fmt::Debug for Runner<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner")
+            .field("state", &self.state())
+            .field("debug", &self.config.debug)
+            .finish_non_exhaustive()
+    }
+}
+
+enum MainOutcome<T> {
+    Done(T),
+    Panicked(Box<dyn std::any::Any + Send>),
+    Aborted(RunError),
+}
+
+pin_project! {
+    /// The main future's wrapper: catches its panic (so the loop is never unwound through), ends
+    /// it early when the runner must abort the run, and times its polls in debug mode.
+    struct Main<'a, F> {
+        #[pin]
+        fut: F,
+        shared: &'a Shared,
+        info: TaskInfo,
+    }
+}
+
+impl<F: Future> Future for Main<'_, F> {
+    type Output = MainOutcome<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let fut = this.fut;
+        this.shared.main_waker.register(cx.waker());
+        if let Some(err) = this.shared.take_main_abort() {
+            return Poll::Ready(MainOutcome::Aborted(err));
+        }
+        let start = this.shared.config.debug.then(Instant::now);
+        let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+        if let Some(start) = start {
+            crate::debug::check_poll(this.shared, this.info, start);
+        }
+        match polled {
+            Ok(Poll::Ready(v)) => Poll::Ready(MainOutcome::Done(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(p) => Poll::Ready(MainOutcome::Panicked(p)),
+        }
+    }
+}

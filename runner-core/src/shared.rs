@@ -1,0 +1,364 @@
+//! The state a runner shares with its tasks, handles and the thread-local scope.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context as TaskCx, Poll, Waker};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
+use slab::Slab;
+
+use crate::diagnostic::{Diagnostic, Handler, UnhandledPanic};
+use crate::error::{RunError, SpawnError};
+use crate::event_loop::{LocalSpawner, Spawner};
+use crate::signal::Interrupt;
+use crate::task::TaskRef;
+
+/// Everything the builder decided, fixed at `build()`.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) debug: bool,
+    pub(crate) slow_poll: Duration,
+    pub(crate) handler: Handler,
+    pub(crate) unhandled: UnhandledPanic,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) blocking_timeout: Duration,
+    #[allow(dead_code)] // read by the Ctrl-C handling (signal.rs), which is being written
+    pub(crate) interrupt: Interrupt,
+    #[allow(dead_code)] // likewise
+    pub(crate) interrupt_grace: Option<Duration>,
+}
+
+/// Where close is. Spawns are accepted until `Closed`; from `Cancelling` on they are born
+/// cancelled, so a task spawned while close runs is still counted and dropped on the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    Open,
+    Grace,
+    Cancelling,
+    Closed,
+}
+
+/// Outcomes of the tasks that ended while the runner was closing.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Outcomes {
+    pub(crate) finished: usize,
+    pub(crate) cancelled: usize,
+    pub(crate) panicked: usize,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Finished,
+    Cancelled,
+    Panicked,
+}
+
+pub(crate) struct Registry {
+    pub(crate) tasks: Slab<Arc<dyn TaskRef>>,
+    pub(crate) phase: Phase,
+    pub(crate) outcomes: Outcomes,
+    waiter: Option<Waker>,
+}
+
+/// A one-shot broadcast that any number of futures can wait on.
+pub(crate) struct Signal {
+    fired: AtomicBool,
+    wakers: Mutex<Slab<Waker>>,
+}
+
+impl Signal {
+    pub(crate) fn new() -> Self {
+        Signal {
+            fired: AtomicBool::new(false),
+            wakers: Mutex::new(Slab::new()),
+        }
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.fired.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn fire(&self) {
+        if self.fired.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let wakers: Vec<Waker> = lock(&self.wakers).drain().collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    #[allow(dead_code)] // likewise
+    pub(crate) fn reset(&self) {
+        self.fired.store(false, Ordering::Release);
+    }
+
+    /// Polls for the signal; `key` remembers this waiter's slot between polls.
+    pub(crate) fn poll(&self, key: &mut Option<usize>, cx: &mut TaskCx<'_>) -> Poll<()> {
+        if self.is_fired() {
+            return Poll::Ready(());
+        }
+        let mut wakers = lock(&self.wakers);
+        match key.and_then(|k| wakers.get_mut(k)) {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            Some(w) => w.clone_from(cx.waker()),
+            None => *key = Some(wakers.insert(cx.waker().clone())),
+        }
+        drop(wakers);
+        // `fire` sets the flag before draining: checking again after registering cannot miss it.
+        if self.is_fired() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    pub(crate) fn forget(&self, key: Option<usize>) {
+        if let Some(k) = key {
+            let mut wakers = lock(&self.wakers);
+            if wakers.contains(k) {
+                wakers.remove(k);
+            }
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent
+/// before anything that can panic runs (user code never runs under these locks).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) struct Shared {
+    pub(crate) spawner: Arc<dyn Spawner>,
+    pub(crate) config: Config,
+    registry: Mutex<Registry>,
+    /// Fired when close begins: `shutdown_requested()`.
+    pub(crate) shutdown: Signal,
+    /// Fired by the first SIGINT of a run with an interrupt grace: `interrupted()`.
+    pub(crate) interrupt: Signal,
+    /// Set when the running `run` must return an error and drop its main future.
+    abort_main: Mutex<Option<RunError>>,
+    abort_flag: AtomicBool,
+    pub(crate) main_waker: AtomicWaker,
+    pub(crate) blocking: Mutex<Slab<crate::task::BlockingInfo>>,
+    pub(crate) blocking_done: Condvar,
+    /// The thread of the first `spawn_local`: local tasks pin the runner to it.
+    pub(crate) local_home: OnceLock<ThreadId>,
+}
+
+impl Shared {
+    pub(crate) fn new(spawner: Arc<dyn Spawner>, config: Config) -> Self {
+        Shared {
+            spawner,
+            config,
+            registry: Mutex::new(Registry {
+                tasks: Slab::new(),
+                phase: Phase::Open,
+                outcomes: Outcomes::default(),
+                waiter: None,
+            }),
+            shutdown: Signal::new(),
+            interrupt: Signal::new(),
+            abort_main: Mutex::new(None),
+            abort_flag: AtomicBool::new(false),
+            main_waker: AtomicWaker::new(),
+            blocking: Mutex::new(Slab::new()),
+            blocking_done: Condvar::new(),
+            local_home: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.registry)
+    }
+
+    /// Adds a task. `make` runs under the registry lock with the task's key and whether it is
+    /// born cancelled.
+    pub(crate) fn register<R>(
+        &self,
+        make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
+    ) -> Result<R, SpawnError> {
+        let mut reg = self.registry();
+        if reg.phase == Phase::Closed {
+            return Err(SpawnError::Closed);
+        }
+        let cancelled = reg.phase >= Phase::Cancelling;
+        let entry = reg.tasks.vacant_entry();
+        let (task, out) = make(entry.key(), cancelled);
+        entry.insert(task);
+        Ok(out)
+    }
+
+    /// Removes a finished task and counts its outcome when close is under way.
+    pub(crate) fn deregister(&self, key: usize, outcome: Outcome) {
+        let mut reg = self.registry();
+        // The registry's reference is dropped after the lock is released: it may be the last one,
+        // and dropping the task runs user code (the output's destructor).
+        let removed = reg.tasks.try_remove(key);
+        if removed.is_some() && reg.phase > Phase::Open {
+            match outcome {
+                Outcome::Finished => reg.outcomes.finished += 1,
+                Outcome::Cancelled => reg.outcomes.cancelled += 1,
+                Outcome::Panicked => reg.outcomes.panicked += 1,
+            }
+        }
+        let waker = if reg.tasks.is_empty() {
+            reg.waiter.take()
+        } else {
+            None
+        };
+        drop(reg);
+        drop(removed);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Ready when no tracked task is left; with `seal`, the registry then refuses new tasks, in
+    /// the same critical section, so no spawn can slip in between.
+    pub(crate) fn poll_drained(&self, cx: &mut TaskCx<'_>, seal: bool) -> Poll<()> {
+        let mut reg = self.registry();
+        if reg.tasks.is_empty() {
+            if seal {
+                reg.phase = Phase::Closed;
+            }
+            Poll::Ready(())
+        } else {
+            reg.waiter = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// Makes the running `run` (or the next one) return `err`.
+    pub(crate) fn abort_main(&self, err: RunError) {
+        let mut slot = lock(&self.abort_main);
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+        self.abort_flag.store(true, Ordering::Release);
+        drop(slot);
+        self.main_waker.wake();
+    }
+
+    pub(crate) fn take_main_abort(&self) -> Option<RunError> {
+        if !self.abort_flag.load(Ordering::Acquire) {
+            return None;
+        }
+        self.abort_flag.store(false, Ordering::Release);
+        lock(&self.abort_main).take()
+    }
+
+    /// `Err(WrongThread)` when local tasks live on another thread than the calling one.
+    pub(crate) fn check_home(&self) -> Result<(), RunError> {
+        match self.local_home.get() {
+            Some(home) if *home != std::thread::current().id() => Err(RunError::WrongThread),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn report(&self, d: &Diagnostic) {
+        // A handler that panics must not take the loop (or a drop during unwinding) down.
+        let handler = &self.config.handler;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(d))).is_err() {
+            eprintln!("runner: the exception handler panicked while reporting: {d}");
+        }
+    }
+}
+
+thread_local! {
+    static SCOPE: Cell<Option<Arc<Shared>>> = const { Cell::new(None) };
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static LOCAL: Cell<Option<Rc<dyn LocalSpawner>>> = const { Cell::new(None) };
+}
+
+/// Calls `f` with the runner of the current scope, if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
+    SCOPE.with(|s| {
+        let cur = s.take();
+        struct Restore<'a>(&'a Cell<Option<Arc<Shared>>>, Option<Arc<Shared>>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1.take());
+            }
+        }
+        let restore = Restore(s, cur);
+        f(restore.1.as_ref())
+    })
+}
+
+/// True while a runner's loop is running on this thread: inside `run`, inside close, or inside
+/// the poll of one of a runner's tasks (on any backend's worker thread).
+pub(crate) fn loop_running() -> bool {
+    DEPTH.with(|d| d.get() > 0)
+}
+
+/// Makes `shared` the current runner and marks a loop as running on this thread, until dropped.
+/// `slot` lends its `Arc` to the thread-local and gets it back on drop: no reference counting on
+/// the per-poll path.
+pub(crate) struct Enter<'a> {
+    slot: &'a mut Option<Arc<Shared>>,
+    running: bool,
+}
+
+impl<'a> Enter<'a> {
+    pub(crate) fn new(slot: &'a mut Option<Arc<Shared>>) -> Self {
+        Self::with_running(slot, true)
+    }
+
+    /// `running: false` makes the runner current without marking a loop as running: for blocking
+    /// jobs, which may spawn onto the loop and may also run another runner.
+    pub(crate) fn with_running(slot: &'a mut Option<Arc<Shared>>, running: bool) -> Self {
+        let prev = SCOPE.with(|s| s.replace(slot.take()));
+        *slot = prev;
+        if running {
+            DEPTH.with(|d| d.set(d.get() + 1));
+        }
+        Enter { slot, running }
+    }
+}
+
+impl Drop for Enter<'_> {
+    fn drop(&mut self) {
+        if self.running {
+            DEPTH.with(|d| d.set(d.get() - 1));
+        }
+        let prev = self.slot.take();
+        *self.slot = SCOPE.with(|s| s.replace(prev));
+    }
+}
+
+/// Installs the local spawner of the runner that runs on this thread, until dropped.
+pub(crate) struct EnterLocal {
+    prev: Option<Rc<dyn LocalSpawner>>,
+}
+
+impl EnterLocal {
+    pub(crate) fn new(local: Option<Rc<dyn LocalSpawner>>) -> Self {
+        EnterLocal {
+            prev: LOCAL.with(|l| l.replace(local)),
+        }
+    }
+}
+
+impl Drop for EnterLocal {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        LOCAL.with(|l| l.set(prev));
+    }
+}
+
+/// The local spawner of the runner running on this thread, if it has one.
+pub(crate) fn local_spawner() -> Option<Rc<dyn LocalSpawner>> {
+    LOCAL.with(|l| {
+        let cur = l.take();
+        let out = cur.clone();
+        l.set(cur);
+        out
+    })
+}

@@ -1,0 +1,764 @@
+//! Executor-neutral tasks: [`spawn`], [`spawn_local`], [`spawn_blocking`] and [`JoinHandle`].
+//!
+//! Every task spawned through the runner is wrapped once, here, whatever the backend: the
+//! wrapper catches the task's panics, installs the runner and the task's [`Context`] around each
+//! poll, drops the future when the task is aborted, times polls in debug mode, and registers the
+//! task with its runner so that close can cancel it and account for it.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context as TaskCx, Poll, Waker};
+use std::time::Instant;
+
+use atomic_waker::AtomicWaker;
+use pin_project_lite::pin_project;
+
+use crate::context::{self, Context};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
+use crate::error::{panic_message, JoinError, RunError, SpawnError, TaskPanicked};
+use crate::shared::{self, lock, Outcome, Phase, Shared};
+
+const ABORTED: u8 = 1;
+const COMPLETE: u8 = 2;
+
+/// What the registry keeps of a task: enough to cancel it and describe it.
+pub(crate) trait TaskRef: Send + Sync + 'static {
+    fn header(&self) -> &Header;
+}
+
+pub(crate) struct Header {
+    key: usize,
+    state: AtomicU8,
+    driver: AtomicWaker,
+    pub(crate) info: TaskInfo,
+    pub(crate) spawned_at: Option<Instant>,
+    shared: Weak<Shared>,
+}
+
+impl Header {
+    fn new(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool) -> Self {
+        Header {
+            key,
+            state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
+            driver: AtomicWaker::new(),
+            spawned_at: shared.config.debug.then(Instant::now),
+            info: TaskInfo {
+                name: meta.name,
+                location: meta.location,
+                main: false,
+            },
+            shared: Arc::downgrade(shared),
+        }
+    }
+
+    pub(crate) fn abort(&self) {
+        if self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0 {
+            self.driver.wake();
+        }
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.state.load(Ordering::Acquire) & ABORTED != 0
+    }
+
+    fn is_complete(&self) -> bool {
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+}
+
+impl TaskRef for Header {
+    fn header(&self) -> &Header {
+        self
+    }
+}
+
+struct Slot<T> {
+    output: Option<Result<T, JoinError>>,
+    waker: Option<Waker>,
+    detached: bool,
+    taken: bool,
+}
+
+/// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
+/// tasks, whose output need not be `Send`) and its output slot.
+struct Task<T, H> {
+    header: H,
+    slot: Mutex<Slot<T>>,
+}
+
+impl<T, H: Borrow<Header>> Task<T, H> {
+    fn new(header: H) -> Self {
+        Task {
+            header,
+            slot: Mutex::new(Slot {
+                output: None,
+                waker: None,
+                detached: false,
+                taken: false,
+            }),
+        }
+    }
+
+    fn header(&self) -> &Header {
+        self.header.borrow()
+    }
+
+    /// Hands the output to the join handle, or reports it when nobody will read it.
+    fn complete(&self, result: Result<T, JoinError>, shared: Option<&Shared>) {
+        let header = self.header();
+        header.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        let outcome = match &result {
+            Ok(_) => Outcome::Finished,
+            Err(e) if e.is_panic() => Outcome::Panicked,
+            Err(_) => Outcome::Cancelled,
+        };
+        let closing = shared.is_some_and(|s| s.registry().phase > Phase::Open);
+        let mut slot = lock(&self.slot);
+        let (unread, waker) = if slot.detached {
+            (Some(result), None)
+        } else {
+            match result {
+                Err(e) if e.is_panic() && closing => {
+                    // Close cannot know whether the holder will ever look: report the message
+                    // now and leave the payload to the handle.
+                    let message = panic_message(e.payload_ref()).to_owned();
+                    slot.output = Some(Err(e));
+                    let waker = slot.waker.take();
+                    drop(slot);
+                    if let Some(s) = shared {
+                        s.report(&Diagnostic {
+                            kind: DiagnosticKind::PanicDuringShutdown,
+                            task: header.info.clone(),
+                            payload: None,
+                            message: Some(message),
+                            duration: None,
+                        });
+                    }
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                    return self.finish(shared, outcome);
+                }
+                result => {
+                    slot.output = Some(result);
+                    (None, slot.waker.take())
+                }
+            }
+        };
+        drop(slot);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        if let (Some(Err(e)), Some(s)) = (unread, shared) {
+            if e.is_panic() {
+                report_unobserved(s, &header.info, e, closing);
+            }
+        }
+        self.finish(shared, outcome);
+    }
+
+    fn finish(&self, shared: Option<&Shared>, outcome: Outcome) {
+        if let Some(s) = shared {
+            s.deregister(self.header().key, outcome);
+        }
+    }
+}
+
+impl<T: Send + 'static> TaskRef for Task<T, Header> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
+fn report_unobserved(shared: &Shared, info: &TaskInfo, e: JoinError, closing: bool) {
+    let payload = e.into_panic();
+    let message = panic_message(payload.as_ref()).to_owned();
+    shared.report(&Diagnostic {
+        kind: if closing {
+            DiagnosticKind::PanicDuringShutdown
+        } else {
+            DiagnosticKind::UnobservedPanic
+        },
+        task: info.clone(),
+        payload: Some(payload),
+        message: None,
+        duration: None,
+    });
+    if !closing && shared.config.unhandled == UnhandledPanic::ShutdownRunner {
+        shared.abort_main(RunError::TaskPanicked(TaskPanicked {
+            task: info.to_string(),
+            message,
+        }));
+    }
+}
+
+pin_project! {
+    #[project = StageProj]
+    enum Stage<F> {
+        Running { #[pin] fut: F },
+        Done,
+    }
+}
+
+pin_project! {
+    /// The wrapper every task runs in, whatever the backend.
+    struct Driver<F: Future, H: Borrow<Header>> {
+        #[pin]
+        stage: Stage<F>,
+        task: Arc<Task<F::Output, H>>,
+        scope: Option<Arc<Shared>>,
+        ctx: Context,
+    }
+
+    impl<F: Future, H: Borrow<Header>> PinnedDrop for Driver<F, H> {
+        fn drop(this: Pin<&mut Self>) {
+            // The backend dropped the task before it completed (a loop shutting down): the future
+            // is dropped here, on the loop's thread, and the task ends cancelled.
+            let mut this = this.project();
+            if let StageProj::Running { .. } = this.stage.as_mut().project() {
+                let shared = this.scope.clone();
+                drop_future(this.stage, this.scope, this.ctx);
+                this.task.complete(Err(JoinError::cancelled()), shared.as_deref());
+            }
+        }
+    }
+}
+
+/// Drops the future with the task's runner and context installed (its destructors may use
+/// them), catching a panicking destructor.
+fn drop_future<F>(stage: Pin<&mut Stage<F>>, scope: &mut Option<Arc<Shared>>, ctx: &mut Context) {
+    let _scope = shared::Enter::new(scope);
+    let _ctx = context::Enter::new(ctx);
+    let mut stage = stage;
+    if catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))).is_err() {
+        eprintln!("runner: a task's destructor panicked while it was dropped");
+    }
+}
+
+impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let header = this.task.header();
+        let fut = match this.stage.as_mut().project() {
+            StageProj::Running { fut } => fut,
+            StageProj::Done => return Poll::Ready(()),
+        };
+        if !header.is_aborted() {
+            header.driver.register(cx.waker());
+        }
+        // Checked again after registering: an abort in between has woken the new waker or is
+        // seen here.
+        if header.is_aborted() {
+            let shared = this.scope.clone();
+            drop_future(this.stage, this.scope, this.ctx);
+            this.task
+                .complete(Err(JoinError::cancelled()), shared.as_deref());
+            return Poll::Ready(());
+        }
+        let debug = this.scope.as_ref().filter(|s| s.config.debug).cloned();
+        let result = {
+            let _scope = shared::Enter::new(this.scope);
+            let _ctx = context::Enter::new(this.ctx);
+            let start = debug.as_ref().map(|_| Instant::now());
+            let r = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+            if let (Some(s), Some(start)) = (&debug, start) {
+                crate::debug::check_poll(s, &header.info, start);
+            }
+            r
+        };
+        let result = match result {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(v)) => Ok(v),
+            Err(payload) => Err(JoinError::panic(payload)),
+        };
+        let shared = this.scope.clone();
+        drop_future(this.stage, this.scope, this.ctx);
+        this.task.complete(result, shared.as_deref());
+        Poll::Ready(())
+    }
+}
+
+/// An owned permission to await a task's output.
+///
+/// **Dropping a `JoinHandle` detaches the task**: it keeps running, and if it then panics, the
+/// panic goes to the runner's exception handler (nothing is lost silently). This is the same
+/// rule on every backend. [`abort`](Self::abort) cancels the task: its future is dropped on its
+/// loop's thread, and awaiting the handle then gives a [`JoinError`] that
+/// [`is_cancelled`](JoinError::is_cancelled).
+///
+/// A `JoinHandle` can be awaited from any thread and any executor (it is `Send` when `T` is), for
+/// example with `futures_lite::future::block_on` on a plain thread: Python's
+/// `run_coroutine_threadsafe`.
+///
+/// # Examples
+///
+/// ```
+/// # use runner_core as runner;
+/// # fn main() { let mut rt = runner::Runner::<runner::testing::TestLoop>::new();
+/// rt.run(async {
+///     let handle = runner::spawn(async { 6 * 7 });
+///     assert_eq!(handle.await.unwrap(), 42);
+/// })
+/// .unwrap();
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// Polling the handle again after it returned `Ready` panics.
+///
+/// # Cancel safety
+///
+/// Dropping the `await` of a handle loses nothing: the output stays in the task until the handle
+/// is polled again or dropped.
+pub struct JoinHandle<T> {
+    inner: Inner<T>,
+}
+
+enum Inner<T> {
+    Shared(Arc<Task<T, Header>>),
+    Local(Arc<Task<T, Arc<Header>>>),
+    Blocking(Arc<Task<T, Header>>),
+}
+
+impl<T> JoinHandle<T> {
+    fn header(&self) -> &Header {
+        match &self.inner {
+            Inner::Shared(t) | Inner::Blocking(t) => t.header(),
+            Inner::Local(t) => t.header(),
+        }
+    }
+
+    fn slot(&self) -> &Mutex<Slot<T>> {
+        match &self.inner {
+            Inner::Shared(t) | Inner::Blocking(t) => &t.slot,
+            Inner::Local(t) => &t.slot,
+        }
+    }
+
+    /// Cancels the task. Its future is dropped on its loop's thread the next time the loop runs,
+    /// and the handle then yields a cancelled [`JoinError`]. Does nothing to a task that has
+    /// already finished, nor to a blocking job that has started.
+    pub fn abort(&self) {
+        self.header().abort();
+    }
+
+    /// True once the task has finished, by any path: its output (or error) is ready.
+    pub fn is_finished(&self) -> bool {
+        self.header().is_complete()
+    }
+
+    /// The name given with [`Builder::name`], if any.
+    pub fn name(&self) -> Option<&str> {
+        self.header().info.name()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
+        let mut slot = lock(self.slot());
+        if let Some(out) = slot.output.take() {
+            slot.taken = true;
+            return Poll::Ready(out);
+        }
+        assert!(
+            !slot.taken,
+            "`JoinHandle` polled after it completed: await it once"
+        );
+        match &mut slot.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let mut slot = lock(self.slot());
+        slot.detached = true;
+        slot.waker = None;
+        let unread = match slot.output.take() {
+            Some(Err(e)) if e.is_panic() => Some(e),
+            other => {
+                slot.output = other;
+                None
+            }
+        };
+        drop(slot);
+        if let Some(e) = unread {
+            let header = self.header();
+            if let Some(shared) = header.shared.upgrade() {
+                let closing = shared.registry().phase > Phase::Open;
+                // During close the panic was already reported when it happened.
+                if !closing {
+                    report_unobserved(&shared, &header.info, e, false);
+                }
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("task", &self.header().info)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Name and spawn location of a task.
+pub(crate) struct Meta {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) location: &'static Location<'static>,
+}
+
+/// Spawns a `Send` task onto `shared`'s loop, in `ctx`.
+pub(crate) fn spawn_on<F>(
+    shared: &Arc<Shared>,
+    fut: F,
+    ctx: Context,
+    meta: Meta,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let task = shared.register(|key, cancelled| {
+        let task = Arc::new(Task::new(Header::new(key, meta, shared, cancelled)));
+        (task.clone() as Arc<dyn TaskRef>, task)
+    })?;
+    let driver = Driver {
+        stage: Stage::Running { fut },
+        task: task.clone(),
+        scope: Some(shared.clone()),
+        ctx,
+    };
+    shared.spawner.spawn(Box::pin(driver));
+    Ok(JoinHandle {
+        inner: Inner::Shared(task),
+    })
+}
+
+fn spawn_local_on<F>(
+    shared: &Arc<Shared>,
+    fut: F,
+    meta: Meta,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let local = shared::local_spawner().ok_or(SpawnError::LocalUnsupported)?;
+    let here = std::thread::current().id();
+    if *shared.local_home.get_or_init(|| here) != here {
+        return Err(SpawnError::LocalUnsupported);
+    }
+    let header = shared.register(|key, cancelled| {
+        let header = Arc::new(Header::new(key, meta, shared, cancelled));
+        (header.clone() as Arc<dyn TaskRef>, header)
+    })?;
+    let task = Arc::new(Task::new(header));
+    let driver = Driver {
+        stage: Stage::Running { fut },
+        task: task.clone(),
+        scope: Some(shared.clone()),
+        ctx: Context::copy_current(),
+    };
+    local.spawn_local(Box::pin(driver));
+    Ok(JoinHandle {
+        inner: Inner::Local(task),
+    })
+}
+
+/// What the runner keeps of a running blocking job, to report it if it outlives close.
+pub(crate) struct BlockingInfo {
+    pub(crate) info: TaskInfo,
+    pub(crate) since: Instant,
+}
+
+fn spawn_blocking_on<F, R>(shared: &Arc<Shared>, f: F, meta: Meta) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let header = Header::new(usize::MAX, meta, shared, false);
+    let key = lock(&shared.blocking).insert(BlockingInfo {
+        info: header.info.clone(),
+        since: Instant::now(),
+    });
+    let task = Arc::new(Task::new(header));
+    let job_task = task.clone();
+    let mut ctx = Context::copy_current();
+    let weak = Arc::downgrade(shared);
+    shared.spawner.spawn_blocking(Box::new(move || {
+        let mut scope = weak.upgrade();
+        let result = if job_task.header.is_aborted() {
+            Err(JoinError::cancelled())
+        } else {
+            let _scope = shared::Enter::with_running(&mut scope, false);
+            catch_unwind(AssertUnwindSafe(|| ctx.run(f))).map_err(JoinError::panic)
+        };
+        // Blocking jobs are not in the task registry (`usize::MAX` matches no key there); they
+        // are tracked in their own set, which close waits on with a timeout.
+        job_task.complete(result, scope.as_deref());
+        if let Some(s) = scope {
+            let mut set = lock(&s.blocking);
+            set.try_remove(key);
+            drop(set);
+            s.blocking_done.notify_all();
+        }
+    }));
+    JoinHandle {
+        inner: Inner::Blocking(task),
+    }
+}
+
+/// Configures a task before spawning it: today its name, shown in diagnostics.
+///
+/// # Examples
+///
+/// ```
+/// # use runner_core as runner;
+/// # fn main() { let mut rt = runner::Runner::<runner::testing::TestLoop>::new();
+/// rt.run(async {
+///     let h = runner::task::Builder::new().name("fetch").spawn(async { 1 });
+///     assert_eq!(h.name(), Some("fetch"));
+///     assert_eq!(h.await.unwrap(), 1);
+/// })
+/// .unwrap();
+/// # }
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<Arc<str>>,
+}
+
+impl Builder {
+    /// A builder for an unnamed task.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Names the task.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// [`spawn`] with this configuration.
+    ///
+    /// # Panics
+    ///
+    /// Outside any run; see [`try_spawn`](Self::try_spawn).
+    #[track_caller]
+    pub fn spawn<F>(self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        unwrap_spawn(self.try_spawn(fut))
+    }
+
+    /// [`try_spawn`] with this configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_spawn`].
+    #[track_caller]
+    pub fn try_spawn<F>(self, fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let meta = self.meta(Location::caller());
+        shared::with_current(|s| {
+            let s = s.ok_or(SpawnError::NoRunner)?;
+            spawn_on(s, fut, Context::copy_current(), meta)
+        })
+    }
+
+    /// [`spawn_local`] with this configuration.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn_local`].
+    #[track_caller]
+    pub fn spawn_local<F>(self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        unwrap_spawn(self.try_spawn_local(fut))
+    }
+
+    /// [`try_spawn_local`] with this configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_spawn_local`].
+    #[track_caller]
+    pub fn try_spawn_local<F>(self, fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let meta = self.meta(Location::caller());
+        shared::with_current(|s| spawn_local_on(s.ok_or(SpawnError::NoRunner)?, fut, meta))
+    }
+
+    /// [`spawn_blocking`] with this configuration.
+    ///
+    /// # Panics
+    ///
+    /// Outside any run.
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let meta = self.meta(Location::caller());
+        unwrap_spawn(shared::with_current(|s| {
+            Ok(spawn_blocking_on(s.ok_or(SpawnError::NoRunner)?, f, meta))
+        }))
+    }
+
+    fn meta(self, location: &'static Location<'static>) -> Meta {
+        Meta {
+            name: self.name,
+            location,
+        }
+    }
+}
+
+#[track_caller]
+fn unwrap_spawn<T>(r: Result<T, SpawnError>) -> T {
+    match r {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Spawns a task onto the loop of the runner that is running it, whatever the backend.
+///
+/// Works inside any `run`, inside tasks (on any worker thread), and inside blocking jobs spawned
+/// through the runner. The task gets a copy of the spawner's [`Context`]. Dropping the returned
+/// handle detaches the task; see [`JoinHandle`].
+///
+/// # Examples
+///
+/// ```
+/// # use runner_core as runner;
+/// # fn main() { let mut rt = runner::Runner::<runner::testing::TestLoop>::new();
+/// let sum = rt
+///     .run(async {
+///         let handles: Vec<_> = (0..10u64).map(|i| runner::spawn(async move { i })).collect();
+///         let mut sum = 0;
+///         for h in handles {
+///             sum += h.await.unwrap();
+///         }
+///         sum
+///     })
+///     .unwrap();
+/// assert_eq!(sum, 45);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// Outside any run, or once the runner is closed: the message names `Runner::run`. See
+/// [`try_spawn`] for the non-panicking twin.
+#[track_caller]
+pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Builder::new().spawn(fut)
+}
+
+/// [`spawn`] that returns an error instead of panicking.
+///
+/// # Errors
+///
+/// [`SpawnError::NoRunner`] outside any run; [`SpawnError::Closed`] once the runner is closed.
+#[track_caller]
+pub fn try_spawn<F>(fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Builder::new().try_spawn(fut)
+}
+
+/// Spawns a `!Send` task onto the current runner's loop, on the runner's own thread.
+///
+/// Local loops only (`TokioLoop::current_thread`, `SmolLoop::local`, `GlommioLoop`, and custom
+/// loops that provide [`EventLoop::local_spawner`](crate::EventLoop::local_spawner)). On
+/// multi-thread loops `!Send` tasks have no thread of their own to run on between runs, so this
+/// is an error there rather than a task that silently stalls.
+///
+/// # Panics
+///
+/// Outside any run, on a multi-thread loop, or off the runner's own thread; see
+/// [`try_spawn_local`].
+#[track_caller]
+pub fn spawn_local<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Builder::new().spawn_local(fut)
+}
+
+/// [`spawn_local`] that returns an error instead of panicking.
+///
+/// # Errors
+///
+/// [`SpawnError::NoRunner`], [`SpawnError::Closed`], or [`SpawnError::LocalUnsupported`].
+#[track_caller]
+pub fn try_spawn_local<F>(fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Builder::new().try_spawn_local(fut)
+}
+
+/// Runs a blocking closure on the loop's blocking pool (tokio's, `blocking`'s for smol,
+/// glommio's), in a copy of the caller's [`Context`].
+///
+/// A job cannot be interrupted once started: close gives running jobs
+/// `blocking_shutdown_timeout`, then reports and leaves behind the ones still running.
+///
+/// # Panics
+///
+/// Outside any run.
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Builder::new().spawn_blocking(f)
+}
+
+impl JoinError {
+    pub(crate) fn payload_ref(&self) -> &(dyn std::any::Any + Send) {
+        match self.panic_payload() {
+            Some(p) => p,
+            None => &"cancelled",
+        }
+    }
+}

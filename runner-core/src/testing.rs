@@ -1,0 +1,205 @@
+//! A minimal event loop, std only: the reference implementation of the [`EventLoop`] contract,
+//! and the loop this crate's own examples and tests run on.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::Instant;
+
+use crate::event_loop::{BlockingJob, BoxFuture, Spawner};
+use crate::shared::lock;
+use crate::EventLoop;
+
+/// A single-threaded loop in about a hundred lines: a run queue, a timer heap, and a thread per
+/// blocking job. Tasks progress only inside [`block_on`](EventLoop::block_on). It is correct, not
+/// fast; use a real backend for real work.
+#[derive(Debug)]
+pub struct TestLoop {
+    core: Arc<Core>,
+}
+
+struct Core {
+    queue: Mutex<VecDeque<Arc<Cell>>>,
+    timers: Mutex<BinaryHeap<Reverse<(Instant, u64)>>>,
+    timer_wakers: Mutex<Vec<(u64, Waker)>>,
+    next_timer: Mutex<u64>,
+    runner: Mutex<Option<Thread>>,
+    notified: AtomicBool,
+}
+
+struct Cell {
+    fut: Mutex<Option<BoxFuture>>,
+    queued: AtomicBool,
+    core: Arc<Core>,
+}
+
+impl Wake for Cell {
+    fn wake(self: Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            lock(&self.core.queue).push_back(self.clone());
+            self.core.notify();
+        }
+    }
+}
+
+struct Notify(Arc<Core>);
+
+impl Wake for Notify {
+    fn wake(self: Arc<Self>) {
+        self.0.notify();
+    }
+}
+
+impl Core {
+    fn notify(&self) {
+        self.notified.store(true, Ordering::Release);
+        if let Some(t) = lock(&self.runner).as_ref() {
+            t.unpark();
+        }
+    }
+
+    /// Wakes the timers that are due; returns the next deadline.
+    fn fire_timers(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut heap = lock(&self.timers);
+        while let Some(Reverse((at, id))) = heap.peek().copied() {
+            if at > now {
+                return Some(at);
+            }
+            heap.pop();
+            let mut wakers = lock(&self.timer_wakers);
+            if let Some(i) = wakers.iter().position(|(k, _)| *k == id) {
+                wakers.swap_remove(i).1.wake();
+            }
+        }
+        None
+    }
+}
+
+impl TestLoop {
+    /// A new loop. Never fails; returns `io::Result` to be a [`LoopFactory`](crate::LoopFactory)
+    /// as it is.
+    pub fn new() -> io::Result<Self> {
+        Ok(TestLoop {
+            core: Arc::new(Core {
+                queue: Mutex::new(VecDeque::new()),
+                timers: Mutex::new(BinaryHeap::new()),
+                timer_wakers: Mutex::new(Vec::new()),
+                next_timer: Mutex::new(0),
+                runner: Mutex::new(None),
+                notified: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+impl EventLoop for TestLoop {
+    fn default_loop() -> io::Result<Self> {
+        TestLoop::new()
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let core = &self.core;
+        let prev = lock(&core.runner).replace(thread::current());
+        let waker = Waker::from(Arc::new(Notify(core.clone())));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = pin!(fut);
+        let out = loop {
+            core.notified.store(false, Ordering::Release);
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                break v;
+            }
+            let next = core.fire_timers();
+            let batch: Vec<_> = lock(&core.queue).drain(..).collect();
+            for cell in batch {
+                cell.queued.store(false, Ordering::Release);
+                let task_waker = Waker::from(cell.clone());
+                let mut slot = lock(&cell.fut);
+                if let Some(f) = slot.as_mut() {
+                    if f.as_mut()
+                        .poll(&mut Context::from_waker(&task_waker))
+                        .is_ready()
+                    {
+                        *slot = None;
+                    }
+                }
+            }
+            if !core.notified.load(Ordering::Acquire) && lock(&core.queue).is_empty() {
+                match next {
+                    Some(at) => thread::park_timeout(at.saturating_duration_since(Instant::now())),
+                    None => thread::park(),
+                }
+            }
+        };
+        *lock(&core.runner) = prev;
+        out
+    }
+
+    fn spawner(&self) -> Arc<dyn Spawner> {
+        Arc::new(TestSpawner {
+            core: self.core.clone(),
+        })
+    }
+}
+
+struct TestSpawner {
+    core: Arc<Core>,
+}
+
+impl Spawner for TestSpawner {
+    fn spawn(&self, task: BoxFuture) {
+        Waker::from(Arc::new(Cell {
+            fut: Mutex::new(Some(task)),
+            queued: AtomicBool::new(false),
+            core: self.core.clone(),
+        }))
+        .wake();
+    }
+
+    fn spawn_blocking(&self, job: BlockingJob) {
+        thread::spawn(job);
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture {
+        let core = self.core.clone();
+        let id = {
+            let mut n = lock(&core.next_timer);
+            *n += 1;
+            *n
+        };
+        lock(&core.timers).push(Reverse((deadline, id)));
+        Box::pin(std::future::poll_fn(move |cx| {
+            if Instant::now() >= deadline {
+                return Poll::Ready(());
+            }
+            let mut wakers = lock(&core.timer_wakers);
+            match wakers.iter_mut().find(|(k, _)| *k == id) {
+                Some((_, w)) => w.clone_from(cx.waker()),
+                None => wakers.push((id, cx.waker().clone())),
+            }
+            drop(wakers);
+            core.notify();
+            Poll::Pending
+        }))
+    }
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core").finish_non_exhaustive()
+    }
+}
+
+// The boxed futures are polled behind a mutex only by the loop's thread; the `Pin` is stable
+// because the box never moves its contents.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Pin<Box<dyn Future<Output = ()> + Send>>>();
+};

@@ -1,0 +1,197 @@
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, ThreadId};
+use std::time::Instant;
+
+use atomic_waker::AtomicWaker;
+use glommio::{LocalExecutor, LocalExecutorBuilder, Placement};
+use runner_core::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
+
+/// Registered I/O memory per executor; see the crate docs.
+const IO_MEMORY: usize = 512 << 10;
+
+thread_local! {
+    static EXECUTOR: RefCell<Option<Rc<LocalExecutor>>> = const { RefCell::new(None) };
+    /// Set while one of our loops runs the executor on this thread.
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn thread_executor() -> io::Result<Rc<LocalExecutor>> {
+    EXECUTOR.with(|e| {
+        if let Some(ex) = e.borrow().as_ref() {
+            return Ok(ex.clone());
+        }
+        let ex = LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(IO_MEMORY)
+            .make()
+            .map_err(|err| io::Error::other(format!("glommio executor: {err}")))?;
+        let ex = Rc::new(ex);
+        *e.borrow_mut() = Some(ex.clone());
+        Ok(ex)
+    })
+}
+
+/// A glommio `LocalExecutor` as a runner's loop: thread-per-core, io_uring based, `!Send`.
+///
+/// # Examples
+///
+/// ```
+/// use runner_core::Runner;
+/// use runner_glommio::GlommioLoop;
+///
+/// let mut rt = Runner::<GlommioLoop>::new();
+/// assert_eq!(rt.run(async { 40 + 2 }).unwrap(), 42);
+/// ```
+pub struct GlommioLoop {
+    ex: Rc<LocalExecutor>,
+    inject: Arc<Injector>,
+    _not_send: PhantomData<*const ()>,
+}
+
+struct Injector {
+    home: ThreadId,
+    queue: Mutex<VecDeque<BoxFuture>>,
+    waker: AtomicWaker,
+}
+
+impl GlommioLoop {
+    /// A loop on this thread's glommio executor (made on first use; see the crate docs).
+    ///
+    /// # Errors
+    ///
+    /// When glommio cannot set up io_uring (old kernel, seccomp, or a memlock limit under
+    /// 512 KiB).
+    pub fn new() -> io::Result<Self> {
+        Ok(GlommioLoop {
+            ex: thread_executor()?,
+            inject: Arc::new(Injector {
+                home: thread::current().id(),
+                queue: Mutex::new(VecDeque::new()),
+                waker: AtomicWaker::new(),
+            }),
+            _not_send: PhantomData,
+        })
+    }
+}
+
+impl Injector {
+    fn drain(&self) {
+        loop {
+            let next = self
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            match next {
+                Some(task) => drop(glommio::spawn_local(task).detach()),
+                None => return,
+            }
+        }
+    }
+}
+
+impl EventLoop for GlommioLoop {
+    fn default_loop() -> io::Result<Self> {
+        Self::new()
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        struct Running;
+        impl Drop for Running {
+            fn drop(&mut self) {
+                RUNNING.with(|r| r.set(false));
+            }
+        }
+        RUNNING.with(|r| r.set(true));
+        let _running = Running;
+        let inject = self.inject.clone();
+        self.ex.run(async move {
+            let mut fut = pin!(fut);
+            poll_fn(|cx| {
+                inject.waker.register(cx.waker());
+                inject.drain();
+                fut.as_mut().poll(cx)
+            })
+            .await
+        })
+    }
+
+    fn spawner(&self) -> Arc<dyn Spawner> {
+        Arc::new(GlommioSpawner {
+            inject: self.inject.clone(),
+        })
+    }
+
+    fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
+        Some(Rc::new(GlommioLocalSpawner))
+    }
+
+    fn is_nested() -> bool {
+        RUNNING.with(Cell::get)
+    }
+
+    fn shutdown(self) {
+        // Tasks queued from other threads after the runner sealed itself were refused, so the
+        // queue is empty; drop whatever is left here, on the loop's thread, all the same.
+        let left: Vec<BoxFuture> = self
+            .inject
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        drop(left);
+    }
+}
+
+impl fmt::Debug for GlommioLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GlommioLoop").finish_non_exhaustive()
+    }
+}
+
+struct GlommioSpawner {
+    inject: Arc<Injector>,
+}
+
+impl Spawner for GlommioSpawner {
+    fn spawn(&self, task: BoxFuture) {
+        if thread::current().id() == self.inject.home && RUNNING.with(Cell::get) {
+            drop(glommio::spawn_local(task).detach());
+            return;
+        }
+        self.inject
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(task);
+        // The loop's main task re-drains on every wake-up; a glommio waker may be woken from any
+        // thread, which also unparks an executor sleeping in io_uring.
+        self.inject.waker.wake();
+    }
+
+    fn spawn_blocking(&self, job: BlockingJob) {
+        blocking::unblock(job).detach();
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture {
+        Box::pin(async move {
+            async_io::Timer::at(deadline).await;
+        })
+    }
+}
+
+struct GlommioLocalSpawner;
+
+impl LocalSpawner for GlommioLocalSpawner {
+    fn spawn_local(&self, task: LocalBoxFuture) {
+        drop(glommio::spawn_local(task).detach());
+    }
+}
