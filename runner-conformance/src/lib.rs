@@ -22,6 +22,7 @@ use std::sync::Arc;
 use runner_core::{Builder, EventLoop, Runner};
 
 pub mod cases;
+pub mod model;
 
 /// What a loop can do, where the contract lets loops differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +170,7 @@ macro_rules! __cases {
             lifecycle::panic_in_main_keeps_runner_usable,
             lifecycle::n6_run_accepts_join_handle,
             lifecycle::n7_run_accepts_into_future,
+            lifecycle::r9_ambient_handle_inside_run_and_tasks,
         );
     };
 }

@@ -6,8 +6,8 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::context::Context;
-use crate::error::RunError;
-use crate::shared::Shared;
+use crate::error::{RunError, MSG_NO_RUNTIME};
+use crate::shared::{self, Shared};
 use crate::task::{spawn_on, JoinHandle, Meta};
 
 /// A handle to a runner's loop: spawn onto it from any thread (Python's
@@ -56,6 +56,39 @@ impl LoopHandle {
             location: Location::caller(),
         };
         spawn_on(&self.shared, fut, Context::copy_current(), meta).map_err(RunError::from)
+    }
+
+    /// The handle of the runner running the caller: inside a `run`, in its tasks (on any worker
+    /// thread) and in its blocking jobs. Python's `get_running_loop()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use runner_core as runner;
+    /// # type Runner = runner::Runner<runner::testing::TestLoop>;
+    /// assert!(runner::LoopHandle::try_current().is_none());
+    /// let inside = Runner::new()
+    ///     .run(async { runner::LoopHandle::try_current().is_some() })
+    ///     .unwrap();
+    /// assert!(inside);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside any run; see [`try_current`](Self::try_current).
+    #[track_caller]
+    pub fn current() -> LoopHandle {
+        Self::try_current().unwrap_or_else(|| panic!("LoopHandle::current: {MSG_NO_RUNTIME}"))
+    }
+
+    /// [`current`](Self::current), or `None` outside any run.
+    pub fn try_current() -> Option<LoopHandle> {
+        shared::with_current(|s| s.cloned()).map(LoopHandle::new)
+    }
+
+    /// True when both handles point to the same runner.
+    pub fn same_runner(&self, other: &LoopHandle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// True when debug mode is on for this runner.

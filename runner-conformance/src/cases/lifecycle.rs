@@ -326,3 +326,32 @@ pub fn many_cycles_leak_no_fds<L: EventLoop>(kit: &Kit<L>) {
         kit.name()
     );
 }
+
+/// R9 `test_asyncio_run_set_event_loop`, N17 `test_set_event_loop_called_once`: "the ambient loop
+/// handle is set inside the run and in tasks, and absent outside".
+pub fn r9_ambient_handle_inside_run_and_tasks<L: EventLoop>(kit: &Kit<L>) {
+    use runner_core::LoopHandle;
+    assert!(LoopHandle::try_current().is_none(), "absent before any run");
+    let mut rt = kit.runner();
+    let mine = rt.handle().unwrap();
+    let (in_main, in_task) = rt
+        .run(async {
+            let main = LoopHandle::current();
+            let task = runner_core::spawn(async { LoopHandle::current() })
+                .await
+                .unwrap();
+            (main, task)
+        })
+        .unwrap();
+    assert!(
+        in_main.same_runner(&mine),
+        "inside the run it is this runner's"
+    );
+    assert!(
+        in_task.same_runner(&mine),
+        "inside a task it is this runner's"
+    );
+    assert!(LoopHandle::try_current().is_none(), "absent after the run");
+    let other = kit.runner().handle().unwrap();
+    assert!(!other.same_runner(&mine));
+}
