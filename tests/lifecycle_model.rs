@@ -66,6 +66,7 @@ model_test!(
     test_loop,
     Kit::new("test_loop", runner::testing::TestLoop::new)
 );
+model_test!(custom, Kit::new("custom", minimal_loop::MiniLoop::new));
 #[cfg(feature = "tokio")]
 model_test!(
     tokio_current,

@@ -77,6 +77,8 @@ fn is_closed<T>(r: &Result<T, RunError>) -> bool {
 
 /// Runs `ops` on a runner of `kit`, checking every step against the model. Panics with the step
 /// and the loop's name on the first mismatch.
+// Spawning returns the handle out of the run on purpose.
+#[allow(clippy::async_yields_async)]
 pub fn check_sequence<L: EventLoop>(kit: &Kit<L>, ops: &[Op]) {
     let name = kit.name();
     let mut rt = kit.builder().exception_handler(|_| {}).build();
