@@ -45,13 +45,13 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
     let Live {
         lp,
         shared,
+        mut scope,
         mut ctx,
     } = live;
     shared.registry().phase = Phase::Grace;
     shared.shutdown.fire();
     {
         let _local = shared::EnterLocal::new(lp.local_spawner());
-        let mut scope = Some(shared.clone());
         let _scope = shared::Enter::new(&mut scope);
         let _ctx = context::Enter::new(&mut ctx);
         lp.block_on(drive_close(&shared));

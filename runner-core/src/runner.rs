@@ -46,6 +46,9 @@ pub enum State {
 pub(crate) struct Live<L> {
     pub(crate) lp: L,
     pub(crate) shared: Arc<Shared>,
+    /// A second reference to `shared`, lent to the thread-local scope for the length of each
+    /// `run` (and given back), so a run costs no reference counting.
+    pub(crate) scope: Option<Arc<Shared>>,
     pub(crate) ctx: Context,
 }
 
@@ -139,6 +142,7 @@ impl<L: EventLoop> Runner<L> {
             let shared = Arc::new(Shared::new(lp.spawner(), self.config.clone()));
             self.inner = Inner::Initialized(Live {
                 lp,
+                scope: Some(shared.clone()),
                 shared,
                 ctx: Context::copy_current(),
             });
@@ -233,10 +237,15 @@ impl<L: EventLoop> Runner<L> {
         if let Some(err) = live.shared.take_main_abort() {
             return Err(err);
         }
-        let shared = live.shared.clone();
+        let Live {
+            lp,
+            shared,
+            scope,
+            ctx: runner_ctx,
+        } = live;
         let main = Main {
             fut,
-            shared: &shared,
+            shared,
             info: TaskInfo {
                 name: None,
                 location,
@@ -244,12 +253,11 @@ impl<L: EventLoop> Runner<L> {
             },
         };
         let outcome = {
-            let _local = shared::EnterLocal::new(live.lp.local_spawner());
-            let mut scope = Some(shared.clone());
-            let _scope = shared::Enter::new(&mut scope);
-            let _ctx = context::Enter::new(ctx.unwrap_or(&mut live.ctx));
-            let _signal = signal::RunGuard::enter(&shared);
-            live.lp.block_on(main)
+            let _local = shared::EnterLocal::new(lp.local_spawner());
+            let _signal = signal::RunGuard::enter(shared);
+            let _scope = shared::Enter::new(scope);
+            let _ctx = context::Enter::new(ctx.unwrap_or(runner_ctx));
+            lp.block_on(main)
         };
         match outcome {
             MainOutcome::Done(v) => Ok(v),

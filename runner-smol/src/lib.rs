@@ -25,7 +25,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     /// Each local loop's `LocalExecutor` on this thread (it is `!Send`, the loop is `Send`).
-    static LOCALS: RefCell<Vec<(u64, Rc<LocalExecutor<'static>>)>> = const { RefCell::new(Vec::new()) };
+    /// Kept as the spawner itself so that `local_spawner` (called on every run) does not allocate.
+    static LOCALS: RefCell<Vec<(u64, Rc<SmolLocalSpawner>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An async-executor + async-io loop.
@@ -102,15 +103,15 @@ impl SmolLoop {
         &self.ex
     }
 
-    fn local_executor(&self) -> Rc<LocalExecutor<'static>> {
+    fn local_executor(&self) -> Rc<SmolLocalSpawner> {
         LOCALS.with(|l| {
             let mut l = l.borrow_mut();
-            if let Some((_, ex)) = l.iter().find(|(id, _)| *id == self.id) {
-                return ex.clone();
+            if let Some((_, local)) = l.iter().find(|(id, _)| *id == self.id) {
+                return local.clone();
             }
-            let ex = Rc::new(LocalExecutor::new());
-            l.push((self.id, ex.clone()));
-            ex
+            let local = Rc::new(SmolLocalSpawner(LocalExecutor::new()));
+            l.push((self.id, local.clone()));
+            local
         })
     }
 
@@ -132,7 +133,7 @@ impl EventLoop for SmolLoop {
             async_io::block_on(self.ex.run(fut))
         } else {
             let local = self.local_executor();
-            async_io::block_on(local.run(self.ex.run(fut)))
+            async_io::block_on(local.0.run(self.ex.run(fut)))
         }
     }
 
@@ -146,7 +147,7 @@ impl EventLoop for SmolLoop {
         if self.is_multi_thread() {
             None
         } else {
-            Some(Rc::new(SmolLocalSpawner(self.local_executor())))
+            Some(self.local_executor())
         }
     }
 
@@ -190,7 +191,7 @@ impl Spawner for SmolSpawner {
     }
 }
 
-struct SmolLocalSpawner(Rc<LocalExecutor<'static>>);
+struct SmolLocalSpawner(LocalExecutor<'static>);
 
 impl LocalSpawner for SmolLocalSpawner {
     fn spawn_local(&self, task: LocalBoxFuture) {

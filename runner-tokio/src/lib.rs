@@ -25,7 +25,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// Each current-thread loop's `LocalSet` on this thread (a `LocalSet` is `!Send`, the loop is
     /// `Send`): `!Send` tasks live with the thread that spawned them.
-    static LOCAL_SETS: RefCell<Vec<(u64, Rc<LocalSet>)>> = const { RefCell::new(Vec::new()) };
+    /// The spawner is kept beside its set so that `local_spawner` (called on every run) costs a
+    /// lookup and an `Rc` clone, not an allocation.
+    static LOCAL_SETS: RefCell<Vec<(u64, Rc<TokioLocalSpawner>)>> = const { RefCell::new(Vec::new()) };
     /// Set while one of our blocking jobs runs: tokio allows `block_on` on its blocking threads.
     static IN_BLOCKING: Cell<bool> = const { Cell::new(false) };
 }
@@ -112,15 +114,15 @@ impl TokioLoop {
         self.rt.as_ref().expect("the runtime lives until shutdown")
     }
 
-    fn local_set(&self) -> Rc<LocalSet> {
+    fn local(&self) -> Rc<TokioLocalSpawner> {
         LOCAL_SETS.with(|sets| {
             let mut sets = sets.borrow_mut();
-            if let Some((_, set)) = sets.iter().find(|(id, _)| *id == self.id) {
-                return set.clone();
+            if let Some((_, local)) = sets.iter().find(|(id, _)| *id == self.id) {
+                return local.clone();
             }
-            let set = Rc::new(LocalSet::new());
-            sets.push((self.id, set.clone()));
-            set
+            let local = Rc::new(TokioLocalSpawner(LocalSet::new()));
+            sets.push((self.id, local.clone()));
+            local
         })
     }
 }
@@ -134,7 +136,7 @@ impl EventLoop for TokioLoop {
         if self.multi_thread {
             self.runtime().block_on(fut)
         } else {
-            self.local_set().block_on(self.runtime(), fut)
+            self.local().0.block_on(self.runtime(), fut)
         }
     }
 
@@ -149,7 +151,7 @@ impl EventLoop for TokioLoop {
         if self.multi_thread {
             None
         } else {
-            Some(Rc::new(TokioLocalSpawner(self.local_set())))
+            Some(self.local())
         }
     }
 
@@ -221,7 +223,7 @@ impl Spawner for TokioSpawner {
     }
 }
 
-struct TokioLocalSpawner(Rc<LocalSet>);
+struct TokioLocalSpawner(LocalSet);
 
 impl LocalSpawner for TokioLocalSpawner {
     fn spawn_local(&self, task: LocalBoxFuture) {
