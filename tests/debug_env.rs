@@ -35,7 +35,11 @@ fn child() {
             (runner::is_debug(), task)
         })
         .unwrap();
-    assert_eq!((main, task), (expect, expect), "is_debug in the run and in a task");
+    assert_eq!(
+        (main, task),
+        (expect, expect),
+        "is_debug in the run and in a task"
+    );
     println!("child checked: is_debug == {expect}");
 }
 
@@ -43,9 +47,18 @@ fn child() {
 fn check(env: Option<&str>, explicit: Option<bool>, expect: bool) {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args(["--ignored", "--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(EXPLICIT, explicit.map_or("unset".to_owned(), |b| b.to_string()))
-        .env(EXPECT, expect.to_string());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "child",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(
+        EXPLICIT,
+        explicit.map_or("unset".to_owned(), |b| b.to_string()),
+    )
+    .env(EXPECT, expect.to_string());
     match env {
         Some(v) => cmd.env("RUNNER_DEBUG", v),
         None => cmd.env_remove("RUNNER_DEBUG"),
