@@ -79,7 +79,7 @@ impl<L: EventLoop> Kit<L> {
     }
 
     /// Sets whether `spawn_local` works (a loop with an
-    /// [`EventLoop::local_spawner`](runner_core::EventLoop::local_spawner)).
+    /// [`EventLoop::local_spawner`]).
     pub fn local_tasks(mut self, on: bool) -> Self {
         self.caps.local_tasks = on;
         self

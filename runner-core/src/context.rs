@@ -264,8 +264,9 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
 
     /// Puts the variable back to what it was before the `set` that made `token`.
     ///
-    /// A token can be used once: `reset` takes it by value, so Python's "token has already been
-    /// used once" cannot happen.
+    /// The previous value is the one the token saw at its `set`, whatever was set since (as in
+    /// Python). A token can be used once: `reset` takes it by value, so Python's "token has
+    /// already been used once" cannot happen; a `reset` that fails consumes the token too.
     ///
     /// # Errors
     ///
