@@ -185,6 +185,7 @@ macro_rules! __cases {
             context::thousand_tasks_keep_their_own_values,
             context::task_keeps_its_context_across_worker_threads,
             context::token_rules_in_runs_and_tasks,
+            context::cancelled_task_is_dropped_in_its_own_context,
             debug::r4_is_debug_follows_builder,
             debug::slow_task_poll_is_reported_once_with_its_location,
             debug::quick_polls_are_not_reported,

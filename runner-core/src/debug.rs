@@ -71,3 +71,68 @@ pub(crate) fn check_poll(shared: &Shared, info: &TaskInfo, start: PollStart) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::thread::sleep;
+
+    use super::*;
+    use crate::builder::DEFAULT_SLOW_POLL_THRESHOLD;
+    use crate::diagnostic::UnhandledPanic;
+    use crate::shared::Config;
+    use crate::signal::Interrupt;
+    use crate::testing::TestLoop;
+    use crate::EventLoop;
+
+    fn info(main: bool) -> TaskInfo {
+        TaskInfo {
+            name: None,
+            location: std::panic::Location::caller(),
+            main,
+        }
+    }
+
+    // A loop that polls a new task inside its spawner's poll (glommio does): the 150 ms are the
+    // inner task's, reported once, for it; the outer poll's own 20 ms are under the threshold.
+    #[test]
+    fn nested_polls_are_charged_to_the_inner_one() {
+        let seen: Arc<Mutex<Vec<(bool, Duration)>>> = Arc::default();
+        let sink = seen.clone();
+        let shared = Shared::new(
+            TestLoop::new().unwrap().spawner(),
+            Config {
+                debug: true,
+                slow_poll: DEFAULT_SLOW_POLL_THRESHOLD,
+                handler: Arc::new(move |d| {
+                    let took = d.duration().unwrap();
+                    sink.lock().unwrap().push((d.task().is_main(), took));
+                }),
+                unhandled: UnhandledPanic::Report,
+                shutdown_grace: Duration::ZERO,
+                blocking_timeout: Duration::ZERO,
+                interrupt: Interrupt::Never,
+                interrupt_grace: None,
+            },
+        );
+        let outer = PollStart::now();
+        sleep(Duration::from_millis(20));
+        let inner = PollStart::now();
+        sleep(Duration::from_millis(150));
+        check_poll(&shared, &info(false), inner);
+        check_poll(&shared, &info(true), outer);
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            assert!(!seen[0].0, "the inner task, not the outer");
+            assert!(seen[0].1 >= Duration::from_millis(150));
+        }
+        // A later poll on this thread is charged in full: nothing nested is left over.
+        let next = PollStart::now();
+        sleep(Duration::from_millis(150));
+        check_poll(&shared, &info(true), next);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[1].0 && seen[1].1 >= Duration::from_millis(150));
+    }
+}

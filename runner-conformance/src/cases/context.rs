@@ -353,6 +353,50 @@ pub fn token_rules_in_runs_and_tasks<L: EventLoop>(kit: &Kit<L>) {
     })
 }
 
+/// "Every remaining task is cancelled and dropped on the loop's own thread, so its destructors
+/// run": in the task's own context, like its polls. Through close, and through `abort`.
+pub fn cancelled_task_is_dropped_in_its_own_context<L: EventLoop>(kit: &Kit<L>) {
+    struct ReadsOnDrop(Arc<Mutex<Vec<Option<u64>>>>);
+    impl Drop for ReadsOnDrop {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push(VAL.get());
+        }
+    }
+    isolated(|| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut rt = kit.runner();
+        let s = seen.clone();
+        rt.run(async move {
+            VAL.set(1);
+            for own in [2, 3] {
+                let guard = ReadsOnDrop(s.clone());
+                let started = Arc::new(Gate::default());
+                let st = started.clone();
+                let h = runner_core::spawn(async move {
+                    let _guard = guard;
+                    VAL.set(own);
+                    st.open();
+                    std::future::pending::<()>().await
+                });
+                started.wait().await;
+                if own == 3 {
+                    h.abort();
+                    assert!(h.await.unwrap_err().is_cancelled());
+                }
+            }
+        })
+        .unwrap();
+        assert_eq!(*seen.lock().unwrap(), [Some(3)], "{}: abort", kit.name());
+        rt.close().unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [Some(3), Some(2)],
+            "{}: close",
+            kit.name()
+        );
+    })
+}
+
 /// A one-shot latch for the cases: `wait` resolves once `open` was called, from any thread.
 #[derive(Default)]
 struct Gate {
