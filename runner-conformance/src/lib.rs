@@ -79,6 +79,13 @@ impl<L: EventLoop> Kit<L> {
         self
     }
 
+    /// Sets whether `spawn_local` works (a loop with an
+    /// [`EventLoop::local_spawner`]).
+    pub fn local_tasks(mut self, on: bool) -> Self {
+        self.caps.local_tasks = on;
+        self
+    }
+
     /// Sets whether the runner is `Send`.
     pub fn send(mut self, on: bool) -> Self {
         self.caps.send = on;
@@ -171,6 +178,22 @@ macro_rules! __cases {
             lifecycle::n6_run_accepts_join_handle,
             lifecycle::n7_run_accepts_into_future,
             lifecycle::r9_ambient_handle_inside_run_and_tasks,
+            context::n11_run_keeps_context,
+            context::context_is_snapshotted_at_lazy_init,
+            context::run_with_context_uses_the_given_context,
+            context::spawn_copies_context_without_leak_back,
+            context::handle_spawn_uses_the_calling_threads_context,
+            context::spawn_blocking_runs_in_a_copy_of_the_context,
+            context::thousand_tasks_keep_their_own_values,
+            context::task_keeps_its_context_across_worker_threads,
+            context::token_rules_in_runs_and_tasks,
+            context::cancelled_task_is_dropped_in_its_own_context,
+            debug::r4_is_debug_follows_builder,
+            debug::slow_task_poll_is_reported_once_with_its_location,
+            debug::quick_polls_are_not_reported,
+            debug::slow_main_poll_is_reported_as_main,
+            debug::close_in_debug_lists_pending_tasks,
+            debug::debug_off_reports_nothing,
         );
     };
 }

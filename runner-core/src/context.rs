@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::error::ContextError;
 
 type Value = Arc<dyn Any + Send + Sync>;
+type Map = Arc<Vec<(usize, Value)>>;
 
 static NEXT_VAR: AtomicUsize = AtomicUsize::new(1);
 static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
@@ -41,11 +42,11 @@ thread_local! {
 /// assert_eq!(USER.get(), None);
 /// assert_eq!(ctx.run(|| USER.get()), Some("ada"));
 /// ```
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Context {
     // 0 until a `set` needs an identity for its token; copies start again at 0.
     id: u64,
-    map: Option<Arc<Vec<(usize, Value)>>>,
+    map: Option<Map>,
 }
 
 impl Context {
@@ -58,13 +59,7 @@ impl Context {
 
     /// A copy of the calling thread's current context (Python's `copy_context()`). O(1).
     pub fn copy_current() -> Self {
-        CURRENT.with(|c| {
-            let c = c.borrow();
-            Context {
-                id: 0,
-                map: c.map.clone(),
-            }
-        })
+        CURRENT.with(|c| c.borrow().clone())
     }
 
     /// Runs `f` with this context as the thread's current one, then puts the previous one back,
@@ -98,9 +93,18 @@ impl Context {
         self.id
     }
 
-    fn replace(&mut self, var: usize, value: Option<Value>) -> Option<Value> {
-        let map = Arc::make_mut(self.map.get_or_insert_with(Default::default));
-        match (map.binary_search_by_key(&var, |(k, _)| *k), value) {
+    /// Sets or removes `var`; returns the previous value and, when the map was shared, the old
+    /// map. The caller drops both after releasing its borrow of the thread's context: dropping a
+    /// value runs user code, which may read context variables.
+    fn replace(&mut self, var: usize, value: Option<Value>) -> (Option<Value>, Option<Map>) {
+        let arc = self.map.get_or_insert_with(Default::default);
+        let mut old_map = None;
+        if Arc::get_mut(arc).is_none() {
+            let fresh = Arc::new(Vec::clone(arc));
+            old_map = Some(mem::replace(arc, fresh));
+        }
+        let map = Arc::get_mut(arc).expect("unique after the copy above");
+        let prev = match (map.binary_search_by_key(&var, |(k, _)| *k), value) {
             (Ok(i), Some(v)) => Some(mem::replace(&mut map[i].1, v)),
             (Ok(i), None) => Some(map.remove(i).1),
             (Err(i), Some(v)) => {
@@ -108,6 +112,18 @@ impl Context {
                 None
             }
             (Err(_), None) => None,
+        };
+        (prev, old_map)
+    }
+}
+
+/// A clone is a copy, as Python's `Context.copy()`: a new context holding the same values, O(1).
+/// Sets in one never show in the other, and a [`Token`] made in one is not valid in the other.
+impl Clone for Context {
+    fn clone(&self) -> Self {
+        Context {
+            id: 0,
+            map: self.map.clone(),
         }
     }
 }
@@ -127,19 +143,26 @@ pub(crate) struct Enter<'a> {
 }
 
 impl<'a> Enter<'a> {
+    #[inline]
     pub(crate) fn new(slot: &'a mut Context) -> Self {
-        let ctx = mem::take(slot);
-        *slot = CURRENT.with(|c| c.replace(ctx));
+        swap_current(slot);
         Enter { slot }
     }
 }
 
 impl Drop for Enter<'_> {
+    #[inline]
     fn drop(&mut self) {
         // `slot` holds the previous context while entered; swap it back in.
-        let prev = mem::take(self.slot);
-        *self.slot = CURRENT.with(|c| c.replace(prev));
+        swap_current(self.slot);
     }
+}
+
+/// Swaps `slot` with the thread's current context. A swap in place moves 16 bytes each way and
+/// drops nothing, so it has no drop glue and inlines into the task wrapper's poll.
+#[inline]
+fn swap_current(slot: &mut Context) {
+    CURRENT.with(|c| mem::swap(slot, &mut c.borrow_mut()));
 }
 
 /// A context variable: Python's `contextvars.ContextVar`.
@@ -224,22 +247,26 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// Sets the value in the current context and returns a [`Token`] that can undo it.
     pub fn set(&self, value: T) -> Token<T> {
         let id = self.id();
-        CURRENT.with(|c| {
+        let value: Value = Arc::new(value);
+        let (token, _old_map) = CURRENT.with(|c| {
             let mut ctx = c.borrow_mut();
-            let prev = ctx.replace(id, Some(Arc::new(value)));
-            Token {
+            let (prev, old_map) = ctx.replace(id, Some(value));
+            let token = Token {
                 var: id,
                 context: ctx.identity(),
                 prev,
                 _marker: PhantomData,
-            }
-        })
+            };
+            (token, old_map)
+        });
+        token
     }
 
     /// Puts the variable back to what it was before the `set` that made `token`.
     ///
-    /// A token can be used once: `reset` takes it by value, so Python's "token has already been
-    /// used once" cannot happen.
+    /// The previous value is the one the token saw at its `set`, whatever was set since (as in
+    /// Python). A token can be used once: `reset` takes it by value, so Python's "token has
+    /// already been used once" cannot happen; a `reset` that fails consumes the token too.
     ///
     /// # Errors
     ///
@@ -249,14 +276,28 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
         if token.var != self.id() {
             return Err(ContextError::WrongVar);
         }
-        CURRENT.with(|c| {
+        let Token {
+            var, context, prev, ..
+        } = token;
+        let outcome = CURRENT.with(|c| {
             let mut ctx = c.borrow_mut();
-            if ctx.id != token.context {
-                return Err(ContextError::WrongContext);
+            if ctx.id != context {
+                return Err(prev);
             }
-            ctx.replace(token.var, token.prev);
-            Ok(())
-        })
+            Ok(ctx.replace(var, prev))
+        });
+        // Whatever the outcome, the values it displaced are dropped here, with the thread's
+        // context no longer borrowed.
+        match outcome {
+            Ok(displaced) => {
+                drop(displaced);
+                Ok(())
+            }
+            Err(prev) => {
+                drop(prev);
+                Err(ContextError::WrongContext)
+            }
+        }
     }
 }
 
@@ -342,5 +383,63 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(A.get(), None);
         assert_eq!(ctx.run(|| A.get()), Some(9));
+    }
+
+    #[test]
+    fn clone_is_a_new_context_for_tokens() {
+        let mut ctx = Context::new();
+        let t = ctx.run(|| A.set(1));
+        let mut copy = ctx.clone();
+        assert_eq!(copy.run(|| A.get()), Some(1));
+        assert_eq!(copy.run(|| A.reset(t)), Err(ContextError::WrongContext));
+        assert_eq!(ctx.run(|| A.get()), Some(1));
+    }
+
+    #[test]
+    fn reset_restores_absence_then_default() {
+        let mut ctx = Context::new();
+        ctx.run(|| {
+            let t1 = A.set(1);
+            let t2 = A.set(2);
+            assert_eq!(t2.old_value(), Some(1));
+            A.reset(t2).unwrap();
+            assert_eq!(A.get(), Some(1));
+            A.reset(t1).unwrap();
+            assert_eq!(A.get(), None);
+            let t = B.set(4);
+            assert_eq!(B.get(), Some(4));
+            B.reset(t).unwrap();
+            assert_eq!(B.get(), Some(-1), "back to the default");
+        });
+    }
+
+    // A value whose destructor reads a context variable: dropping it inside `set` or `reset`
+    // while the thread's context is borrowed would panic.
+    #[derive(Clone)]
+    struct ReadsOnDrop;
+    impl Drop for ReadsOnDrop {
+        fn drop(&mut self) {
+            let _ = A.get();
+        }
+    }
+    static R: ContextVar<ReadsOnDrop> = ContextVar::new("r");
+
+    #[test]
+    fn dropping_a_displaced_value_may_read_the_context() {
+        let mut ctx = Context::new();
+        ctx.run(|| {
+            let t = R.set(ReadsOnDrop);
+            let t2 = R.set(ReadsOnDrop);
+            R.reset(t2).unwrap();
+            R.reset(t).unwrap();
+            // A shared map: the copy-on-write path drops the old map outside the borrow too.
+            let _copy = Context::copy_current();
+            let t = R.set(ReadsOnDrop);
+            drop(Context::copy_current());
+            R.reset(t).unwrap();
+        });
+        let mut other = Context::new();
+        let t = other.run(|| R.set(ReadsOnDrop));
+        assert_eq!(R.reset(t), Err(ContextError::WrongContext));
     }
 }

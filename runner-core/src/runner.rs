@@ -6,7 +6,6 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
-use std::time::Instant;
 
 use pin_project_lite::pin_project;
 
@@ -356,7 +355,7 @@ impl<F: Future> Future for Main<'_, F> {
         if let Some(err) = this.shared.take_main_abort() {
             return Poll::Ready(MainOutcome::Aborted(err));
         }
-        let start = this.shared.config.debug.then(Instant::now);
+        let start = this.shared.config.debug.then(crate::debug::PollStart::now);
         let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
         if let Some(start) = start {
             crate::debug::check_poll(this.shared, this.info, start);

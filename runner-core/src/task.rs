@@ -266,7 +266,7 @@ impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
         let result = {
             let _scope = shared::Enter::new(this.scope);
             let _ctx = context::Enter::new(this.ctx);
-            let start = debug.as_ref().map(|_| Instant::now());
+            let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
             let r = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
             if let (Some(s), Some(start)) = (&debug, start) {
                 crate::debug::check_poll(s, &header.info, start);
