@@ -10,7 +10,12 @@ use runner_conformance::{suite, Kit};
 #[cfg(feature = "tokio")]
 suite!(
     tokio_current,
-    Kit::new("tokio_current", runner::tokio::TokioLoop::current_thread)
+    Kit::new("tokio_current", runner::tokio::TokioLoop::current_thread).local_tasks(false)
+);
+#[cfg(feature = "tokio")]
+suite!(
+    tokio_local,
+    Kit::new("tokio_local", runner::tokio::TokioLoop::local)
 );
 #[cfg(feature = "tokio")]
 suite!(

@@ -233,9 +233,6 @@ impl<L: EventLoop> Runner<L> {
         }
         let live = self.live()?;
         live.shared.check_home()?;
-        if let Some(err) = live.shared.take_main_abort() {
-            return Err(err);
-        }
         let Live {
             lp,
             shared,
@@ -351,7 +348,8 @@ impl<F: Future> Future for Main<'_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let fut = this.fut;
-        this.shared.main_waker.register(cx.waker());
+        // Checked before polling: a `ShutdownRunner` panic between runs ends the next run here,
+        // before its future is polled.
         if let Some(err) = this.shared.take_main_abort() {
             return Poll::Ready(MainOutcome::Aborted(err));
         }
@@ -359,6 +357,15 @@ impl<F: Future> Future for Main<'_, F> {
         let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
         if let Some(start) = start {
             crate::debug::check_poll(this.shared, this.info, start);
+        }
+        if let Ok(Poll::Pending) = polled {
+            // Only a pending future can be woken to be aborted: a ready one costs no waker
+            // registration. The flag is checked again after registering, so an abort that raced
+            // with the poll is not missed.
+            this.shared.main_waker.register(cx.waker());
+            if let Some(err) = this.shared.take_main_abort() {
+                return Poll::Ready(MainOutcome::Aborted(err));
+            }
         }
         match polled {
             Ok(Poll::Ready(v)) => Poll::Ready(MainOutcome::Done(v)),

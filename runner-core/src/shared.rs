@@ -271,23 +271,34 @@ impl Shared {
     }
 }
 
+/// The runner running on this thread, and how many loops are running on it (runs, closes, and
+/// task polls nest). One thread-local for both, so entering and leaving costs one access each.
+struct Ambient {
+    scope: Cell<Option<Arc<Shared>>>,
+    depth: Cell<usize>,
+}
+
 thread_local! {
-    static SCOPE: Cell<Option<Arc<Shared>>> = const { Cell::new(None) };
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static AMBIENT: Ambient = const {
+        Ambient {
+            scope: Cell::new(None),
+            depth: Cell::new(0),
+        }
+    };
     static LOCAL: Cell<Option<Rc<dyn LocalSpawner>>> = const { Cell::new(None) };
 }
 
 /// Calls `f` with the runner of the current scope, if any.
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
-    SCOPE.with(|s| {
-        let cur = s.take();
+    AMBIENT.with(|a| {
+        let cur = a.scope.take();
         struct Restore<'a>(&'a Cell<Option<Arc<Shared>>>, Option<Arc<Shared>>);
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
                 self.0.set(self.1.take());
             }
         }
-        let restore = Restore(s, cur);
+        let restore = Restore(&a.scope, cur);
         f(restore.1.as_ref())
     })
 }
@@ -295,7 +306,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
 /// True while a runner's loop is running on this thread: inside `run`, inside close, or inside
 /// the poll of one of a runner's tasks (on any backend's worker thread).
 pub(crate) fn loop_running() -> bool {
-    DEPTH.with(|d| d.get() > 0)
+    AMBIENT.with(|a| a.depth.get() > 0)
 }
 
 /// Makes `shared` the current runner and marks a loop as running on this thread, until dropped.
@@ -314,42 +325,50 @@ impl<'a> Enter<'a> {
     /// `running: false` makes the runner current without marking a loop as running: for blocking
     /// jobs, which may spawn onto the loop and may also run another runner.
     pub(crate) fn with_running(slot: &'a mut Option<Arc<Shared>>, running: bool) -> Self {
-        let prev = SCOPE.with(|s| s.replace(slot.take()));
-        *slot = prev;
-        if running {
-            DEPTH.with(|d| d.set(d.get() + 1));
-        }
+        AMBIENT.with(|a| {
+            *slot = a.scope.replace(slot.take());
+            if running {
+                a.depth.set(a.depth.get() + 1);
+            }
+        });
         Enter { slot, running }
     }
 }
 
 impl Drop for Enter<'_> {
     fn drop(&mut self) {
-        if self.running {
-            DEPTH.with(|d| d.set(d.get() - 1));
-        }
         let prev = self.slot.take();
-        *self.slot = SCOPE.with(|s| s.replace(prev));
+        *self.slot = AMBIENT.with(|a| {
+            if self.running {
+                a.depth.set(a.depth.get() - 1);
+            }
+            a.scope.replace(prev)
+        });
     }
 }
 
-/// Installs the local spawner of the runner that runs on this thread, until dropped.
+/// Installs the local spawner of the runner that runs on this thread, until dropped. A run never
+/// nests in another on one thread, so there is nothing to restore, and a loop without local
+/// tasks costs nothing here.
 pub(crate) struct EnterLocal {
-    prev: Option<Rc<dyn LocalSpawner>>,
+    set: bool,
 }
 
 impl EnterLocal {
     pub(crate) fn new(local: Option<Rc<dyn LocalSpawner>>) -> Self {
-        EnterLocal {
-            prev: LOCAL.with(|l| l.replace(local)),
+        let set = local.is_some();
+        if set {
+            LOCAL.with(|l| l.set(local));
         }
+        EnterLocal { set }
     }
 }
 
 impl Drop for EnterLocal {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        LOCAL.with(|l| l.set(prev));
+        if self.set {
+            LOCAL.with(|l| l.set(None));
+        }
     }
 }
 

@@ -704,7 +704,7 @@ where
 
 /// Spawns a `!Send` task onto the current runner's loop, on the runner's own thread.
 ///
-/// Local loops only (`TokioLoop::current_thread`, `SmolLoop::local`, `GlommioLoop`, and custom
+/// Local loops only (`TokioLoop::local`, `SmolLoop::local`, `GlommioLoop`, and custom
 /// loops that provide [`EventLoop::local_spawner`](crate::EventLoop::local_spawner)). On
 /// multi-thread loops `!Send` tasks have no thread of their own to run on between runs, so this
 /// is an error there rather than a task that silently stalls.

@@ -48,19 +48,47 @@ thread_local! {
 pub struct TokioLoop {
     rt: Option<Runtime>,
     id: u64,
-    multi_thread: bool,
+    flavor: Flavor,
     blocking: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    CurrentThread,
+    Local,
+    MultiThread,
 }
 
 impl TokioLoop {
     /// A current-thread runtime: tasks run on the runner's thread, inside `run` only (Python's
-    /// model). `spawn_local` works on it.
+    /// model). The default loop of the `runner` facade.
+    ///
+    /// `spawn_local` is not available on it, as `tokio::task::spawn_local` is not outside a
+    /// `LocalSet`: running every `run` inside a `LocalSet` costs about a fifth of a bare
+    /// `block_on`, which users who never spawn `!Send` tasks should not pay. Use
+    /// [`local`](Self::local) for that.
     ///
     /// # Errors
     ///
     /// When tokio cannot create its I/O driver.
     pub fn current_thread() -> io::Result<Self> {
-        Self::with(Builder::new_current_thread().enable_all().build()?, false)
+        Self::with(
+            Builder::new_current_thread().enable_all().build()?,
+            Flavor::CurrentThread,
+        )
+    }
+
+    /// A current-thread runtime whose runs execute inside a tokio `LocalSet`, so that
+    /// `runner::spawn_local` works: `!Send` tasks run on the runner's thread, inside runs.
+    ///
+    /// # Errors
+    ///
+    /// When tokio cannot create its I/O driver.
+    pub fn local() -> io::Result<Self> {
+        Self::with(
+            Builder::new_current_thread().enable_all().build()?,
+            Flavor::Local,
+        )
     }
 
     /// A multi-thread runtime with `workers` worker threads (at least 1): tasks also progress
@@ -75,7 +103,7 @@ impl TokioLoop {
             .thread_name("runner-tokio-worker")
             .enable_all()
             .build()?;
-        Self::with(rt, true)
+        Self::with(rt, Flavor::MultiThread)
     }
 
     /// Wraps a runtime you configured yourself.
@@ -84,18 +112,18 @@ impl TokioLoop {
     ///
     /// Never; returns `io::Result` so that `|| TokioLoop::from_runtime(..)` is a loop factory.
     pub fn from_runtime(rt: Runtime) -> io::Result<Self> {
-        let multi = !matches!(
-            rt.handle().runtime_flavor(),
-            tokio::runtime::RuntimeFlavor::CurrentThread
-        );
-        Self::with(rt, multi)
+        let flavor = match rt.handle().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => Flavor::CurrentThread,
+            _ => Flavor::MultiThread,
+        };
+        Self::with(rt, flavor)
     }
 
-    fn with(rt: Runtime, multi_thread: bool) -> io::Result<Self> {
+    fn with(rt: Runtime, flavor: Flavor) -> io::Result<Self> {
         Ok(TokioLoop {
             rt: Some(rt),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            multi_thread,
+            flavor,
             blocking: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -107,14 +135,14 @@ impl TokioLoop {
 
     /// True for a multi-thread runtime.
     pub fn is_multi_thread(&self) -> bool {
-        self.multi_thread
+        self.flavor == Flavor::MultiThread
     }
 
     fn runtime(&self) -> &Runtime {
         self.rt.as_ref().expect("the runtime lives until shutdown")
     }
 
-    fn local(&self) -> Rc<TokioLocalSpawner> {
+    fn local_set(&self) -> Rc<TokioLocalSpawner> {
         LOCAL_SETS.with(|sets| {
             let mut sets = sets.borrow_mut();
             if let Some((_, local)) = sets.iter().find(|(id, _)| *id == self.id) {
@@ -133,10 +161,9 @@ impl EventLoop for TokioLoop {
     }
 
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        if self.multi_thread {
-            self.runtime().block_on(fut)
-        } else {
-            self.local().0.block_on(self.runtime(), fut)
+        match self.flavor {
+            Flavor::Local => self.local_set().0.block_on(self.runtime(), fut),
+            Flavor::CurrentThread | Flavor::MultiThread => self.runtime().block_on(fut),
         }
     }
 
@@ -148,10 +175,9 @@ impl EventLoop for TokioLoop {
     }
 
     fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
-        if self.multi_thread {
-            None
-        } else {
-            Some(self.local())
+        match self.flavor {
+            Flavor::Local => Some(self.local_set()),
+            Flavor::CurrentThread | Flavor::MultiThread => None,
         }
     }
 
@@ -185,7 +211,7 @@ impl Drop for TokioLoop {
 impl fmt::Debug for TokioLoop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokioLoop")
-            .field("multi_thread", &self.multi_thread)
+            .field("flavor", &self.flavor)
             .finish_non_exhaustive()
     }
 }
