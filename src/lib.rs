@@ -52,7 +52,21 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+mod any_loop;
+
+pub use any_loop::{AnyLoop, Backend, RUNNER_BACKEND};
 pub use runner_core::*;
+
+/// MAIN_DOCS
+#[doc(inline)]
+pub use runner_macros::main;
+
+/// TEST_DOCS
+#[doc(inline)]
+pub use runner_macros::test;
 
 /// The tokio backend.
 #[cfg(feature = "tokio")]
