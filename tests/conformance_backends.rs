@@ -37,3 +37,14 @@ suite!(
     test_loop,
     Kit::new("test_loop", runner::testing::TestLoop::new)
 );
+#[cfg(any(
+    feature = "tokio",
+    feature = "smol",
+    all(feature = "glommio", target_os = "linux")
+))]
+suite!(
+    any_loop,
+    Kit::new("any_loop", runner::AnyLoop::from_env)
+        .multi_thread(runner::Backend::from_env().is_ok_and(runner::Backend::is_multi_thread))
+        .send(!cfg!(all(feature = "glommio", target_os = "linux")))
+);
