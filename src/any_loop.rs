@@ -9,7 +9,17 @@ use std::sync::Arc;
 
 use runner_core::{EventLoop, LocalSpawner, Spawner};
 
-/// The environment variable [`AnyLoop::from_env`] reads.
+/// The environment variable [`AnyLoop::from_env`] and [`Backend::from_env`] read.
+///
+/// # Examples
+///
+/// ```
+/// use std::process::Command;
+///
+/// // Choose the backend of a child program that uses `Runner<AnyLoop>`.
+/// let mut cmd = Command::new("my-app");
+/// cmd.env(runner::RUNNER_BACKEND, "smol-multi");
+/// ```
 pub const RUNNER_BACKEND: &str = "RUNNER_BACKEND";
 
 /// A backend flavour, by the name `RUNNER_BACKEND` gives it.

@@ -18,22 +18,15 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ItemFn, Lit, Meta, Token};
 
-/// Runs an `async fn` on a new [`Runner`], then closes it: `asyncio.run(main())` as an attribute.
-///
-/// See the `runner` crate's documentation of this attribute for the options and examples.
-///
-/// [`Runner`]: https://docs.rs/runner/latest/runner/type.Runner.html
+// Documented at the facade's `pub use`, where the doctests can use `runner`; rustdoc appends an
+// item's own docs to its re-export's, so docs here would show twice.
+#[allow(missing_docs)]
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Main, args.into(), item.into()).into()
 }
 
-/// Runs an `async fn` test on a new [`Runner`]; with `all_backends`, once on every backend flavour
-/// compiled in.
-///
-/// See the `runner` crate's documentation of this attribute for the options and examples.
-///
-/// [`Runner`]: https://docs.rs/runner/latest/runner/type.Runner.html
+#[allow(missing_docs)]
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Test, args.into(), item.into()).into()
