@@ -164,7 +164,7 @@ impl Backend {
     ///
     /// ```
     /// let err = runner::Backend::from_name("asyncio").unwrap_err();
-    /// assert!(err.to_string().contains("choose one of"));
+    /// assert!(err.to_string().contains("is not a backend"));
     /// ```
     pub fn from_name(name: &str) -> io::Result<Backend> {
         let choices = || {
@@ -262,6 +262,7 @@ pub(crate) fn default_workers() -> usize {
 /// ```
 /// use runner::{AnyLoop, Runner};
 ///
+/// # #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))] {
 /// // Reads RUNNER_BACKEND at the first run: `tokio`, `tokio-multi`, `smol`, `smol-multi`,
 /// // `glommio`, or unset for the default backend.
 /// let mut rt = Runner::<AnyLoop>::new();
@@ -270,6 +271,7 @@ pub(crate) fn default_workers() -> usize {
 /// assert_eq!(Some(backend), runner::Backend::default_backend());
 /// # }
 /// assert_eq!(rt.run(async { runner::spawn(async { 6 * 7 }).await.unwrap() }).unwrap(), 42);
+/// # }
 /// ```
 ///
 /// A backend that is not compiled in is a [`RunError::LoopCreation`](crate::RunError::LoopCreation)
@@ -342,10 +344,12 @@ impl AnyLoop {
     /// # Examples
     ///
     /// ```
+    /// # #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))] {
     /// let mut rt = runner::Runner::<runner::AnyLoop>::builder()
     ///     .loop_factory(runner::AnyLoop::from_env)
     ///     .build();
     /// assert_eq!(rt.run(async { 1 }).unwrap(), 1);
+    /// # }
     /// ```
     pub fn from_env() -> io::Result<AnyLoop> {
         AnyLoop::new(Backend::from_env()?)

@@ -68,10 +68,12 @@
 //! `RUNNER_BACKEND` at run time, or your own [`EventLoop`] (the `custom_loop` example).
 //!
 //! ```
+//! # #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))] {
 //! let mut rt = runner::Runner::<runner::AnyLoop>::builder()
 //!     .loop_factory(runner::AnyLoop::from_env)
 //!     .build();
 //! assert_eq!(rt.run(async { 1 + 1 }).unwrap(), 2);
+//! # }
 //! ```
 //!
 //! **Tests on every backend**: [`#[runner::test(all_backends)]`](macro@test) runs one async test
