@@ -326,7 +326,7 @@ macro_rules! delegate {
             )))]
             AnyLoop::__None(never) =>
             {
-                #[allow(clippy::clone_on_copy)]
+                #[allow(unreachable_code, clippy::clone_on_copy)]
                 match never.clone() {}
             }
         }
@@ -442,13 +442,22 @@ impl AnyLoop {
             )))]
             AnyLoop::__None(never) =>
             {
-                #[allow(clippy::clone_on_copy)]
+                #[allow(unreachable_code, clippy::clone_on_copy)]
                 match never.clone() {}
             }
         }
     }
 }
 
+// With no backend compiled in, the delegating methods have no variant to hand their arguments to.
+#[cfg_attr(
+    not(any(
+        feature = "tokio",
+        feature = "smol",
+        all(feature = "glommio", target_os = "linux")
+    )),
+    allow(unused_variables)
+)]
 impl EventLoop for AnyLoop {
     fn default_loop() -> io::Result<Self> {
         AnyLoop::from_env()
@@ -484,6 +493,15 @@ impl EventLoop for AnyLoop {
     }
 }
 
+// With no backend compiled in, the delegating methods have no variant to hand their arguments to.
+#[cfg_attr(
+    not(any(
+        feature = "tokio",
+        feature = "smol",
+        all(feature = "glommio", target_os = "linux")
+    )),
+    allow(unused_variables)
+)]
 impl fmt::Debug for AnyLoop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         delegate!(self, l => f.debug_tuple("AnyLoop").field(l).finish())

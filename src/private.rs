@@ -9,7 +9,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use runner_core::{Builder, EventLoop, RunError, Runner};
 
-use crate::any_loop::{default_workers, AnyLoop, Backend as BackendName};
+use crate::any_loop::{AnyLoop, Backend as BackendName};
 
 /// The exit status of a `#[runner::main]` program whose run was interrupted by Ctrl-C: 128 +
 /// SIGINT, what a shell reports for a process killed by SIGINT.
@@ -59,9 +59,9 @@ impl MacroBackend for Tokio {
     fn make(flavor: Flavor, workers: Option<usize>) -> io::Result<Self::Loop> {
         match flavor {
             Flavor::CurrentThread => crate::tokio::TokioLoop::current_thread(),
-            Flavor::MultiThread => {
-                crate::tokio::TokioLoop::multi_thread(workers.unwrap_or_else(default_workers))
-            }
+            Flavor::MultiThread => crate::tokio::TokioLoop::multi_thread(
+                workers.unwrap_or_else(crate::any_loop::default_workers),
+            ),
         }
     }
 }
@@ -72,9 +72,9 @@ impl MacroBackend for Smol {
     fn make(flavor: Flavor, workers: Option<usize>) -> io::Result<Self::Loop> {
         match flavor {
             Flavor::CurrentThread => crate::smol::SmolLoop::local(),
-            Flavor::MultiThread => {
-                crate::smol::SmolLoop::multi_thread(workers.unwrap_or_else(default_workers))
-            }
+            Flavor::MultiThread => crate::smol::SmolLoop::multi_thread(
+                workers.unwrap_or_else(crate::any_loop::default_workers),
+            ),
         }
     }
 }
