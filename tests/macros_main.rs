@@ -98,11 +98,16 @@ mod tokio_flavours {
     }
 
     #[runner::main(backend = "tokio", flavor = "multi_thread", workers = 3)]
-    async fn multi() -> (&'static str, String) {
+    async fn multi() -> (&'static str, String, usize) {
         let thread = runner::spawn(async { std::thread::current().name().map(str::to_owned) })
             .await
             .unwrap();
-        (probe::current_backend(), thread.unwrap_or_default())
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        (
+            probe::current_backend(),
+            thread.unwrap_or_default(),
+            workers,
+        )
     }
 
     #[runner::main(flavor = "multi_thread")]
@@ -113,8 +118,9 @@ mod tokio_flavours {
     #[test]
     fn backend_and_flavor_are_honoured() {
         assert_eq!(current(), "tokio");
-        let (backend, thread) = multi();
+        let (backend, thread, workers) = multi();
         assert_eq!(backend, "tokio-multi");
+        assert_eq!(workers, 3);
         assert_eq!(
             thread, "runner-tokio-worker",
             "spawned tasks run on the workers"
