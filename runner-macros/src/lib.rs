@@ -291,21 +291,22 @@ fn check_fn(kind: Kind, item: &ItemFn, args: &Args) -> syn::Result<()> {
 }
 
 fn runner_expr(args: &Args) -> TokenStream2 {
-    let backend = match args.backend.map(|(b, _)| b) {
-        None => quote!(::runner::__private::DefaultBackend),
-        Some(Backend::Tokio) => quote!(::runner::__private::Tokio),
-        Some(Backend::Smol) => quote!(::runner::__private::Smol),
-        Some(Backend::Glommio) => quote!(::runner::__private::Glommio),
-    };
-    // The backend's span makes a "backend not compiled in" error point at `"smol"`.
+    // Every token gets the backend's span, so that a "backend not compiled in" error points at
+    // `"smol"` in the attribute.
     let span = args.backend.map_or_else(Span::call_site, |(_, s)| s);
+    let backend = match args.backend.map(|(b, _)| b) {
+        None => quote_spanned!(span=> ::runner::__private::DefaultBackend),
+        Some(Backend::Tokio) => quote_spanned!(span=> ::runner::__private::Tokio),
+        Some(Backend::Smol) => quote_spanned!(span=> ::runner::__private::Smol),
+        Some(Backend::Glommio) => quote_spanned!(span=> ::runner::__private::Glommio),
+    };
     let flavor = match args.flavor {
-        Some((true, _)) => quote!(::runner::__private::Flavor::MultiThread),
-        _ => quote!(::runner::__private::Flavor::CurrentThread),
+        Some((true, _)) => quote_spanned!(span=> ::runner::__private::Flavor::MultiThread),
+        _ => quote_spanned!(span=> ::runner::__private::Flavor::CurrentThread),
     };
     let workers = match args.workers {
-        Some((n, _)) => quote!(::core::option::Option::Some(#n)),
-        None => quote!(::core::option::Option::None),
+        Some((n, _)) => quote_spanned!(span=> ::core::option::Option::Some(#n)),
+        None => quote_spanned!(span=> ::core::option::Option::None),
     };
     quote_spanned! {span=>
         ::runner::__private::runner::<#backend>(#flavor, #workers)
