@@ -4,71 +4,313 @@
 //!
 //! # A short tour
 //!
+//! **One call**, `asyncio.run(main())`: [`run`] makes a runner on the [`DefaultLoop`], runs the
+//! future, and closes the runner. [`#[runner::main]`](macro@main) is the same as an attribute.
+//!
 //! ```
-//! # #[cfg(feature = "tokio")] {
+//! assert_eq!(runner::run(async { runner::yield_now().await; 42 }).unwrap(), 42);
+//! ```
+//!
+//! **One runner, many runs.** A [`Runner`] creates its loop lazily, keeps it (and one
+//! [`Context`]) across any number of [`run`](Runner::run)s, and closes it when you call
+//! [`close`](Runner::close) or drop it. Close asks tasks to finish
+//! ([`shutdown_requested`]), gives them [`Builder::shutdown_grace`], cancels the rest on the
+//! loop's own thread so their destructors run, and returns a [`CloseReport`].
+//!
+//! ```
 //! use std::time::Duration;
 //!
-//! // `runner::run` is `asyncio.run`: a new runner on the default loop, one run, close.
-//! assert_eq!(runner::run(async { 42 }).unwrap(), 42);
-//!
-//! // A `Runner` keeps its loop across runs, and closes it when dropped.
 //! let mut rt: runner::Runner = runner::Runner::new();
 //! let task = rt.run(async { runner::spawn(async { "spawned" }) }).unwrap();
 //! assert_eq!(rt.run(task).unwrap().unwrap(), "spawned");
-//! rt.run(runner::time::sleep(Duration::from_millis(1))).unwrap();
+//!
+//! let forever = rt.run(async { runner::spawn(runner::time::sleep(Duration::from_secs(60))) }).unwrap();
 //! let report = rt.close().unwrap();
-//! println!("{report}");
+//! assert_eq!(report.cancelled, 1);
+//! println!("{report}"); // 0 finished, 1 cancelled, 0 panicked, 0 blocking jobs left behind
+//! # drop(forever);
+//! ```
+//!
+//! **Executor-neutral code.** [`spawn`], [`spawn_local`], [`spawn_blocking`], [`JoinHandle`],
+//! [`time::sleep`], [`time::timeout`] and [`yield_now`] work inside any run on any backend, so a
+//! library written against them runs on whichever loop the application picks (the
+//! `library_neutral` example). [`LoopHandle`] spawns onto a runner's loop from other threads.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! async fn fetch_twice() -> u32 {
+//!     let a = runner::spawn(async { 20 });
+//!     let b = runner::spawn_blocking(|| 22);
+//!     runner::time::timeout(Duration::from_secs(5), async { a.await.unwrap() + b.await.unwrap() })
+//!         .await
+//!         .unwrap()
+//! }
+//! assert_eq!(runner::run(fetch_twice()).unwrap(), 42);
+//! ```
+//!
+//! **Context variables**, Python's `contextvars`: a [`ContextVar`] set before a spawn is seen by
+//! the task, on every backend, and the task's own sets stay in its copy.
+//!
+//! ```
+//! static USER: runner::ContextVar<&str> = runner::ContextVar::new("user");
+//!
+//! runner::run(async {
+//!     USER.set("ada");
+//!     let seen = runner::spawn(async { USER.get() }).await.unwrap();
+//!     assert_eq!(seen, Some("ada"));
+//! })
+//! .unwrap();
+//! ```
+//!
+//! **The loop is yours to pick**: [`Runner::<SmolLoop>::new()`](smol::SmolLoop), a factory
+//! ([`Builder::loop_factory`], Python's `loop_factory`), [`AnyLoop`] to pick from
+//! `RUNNER_BACKEND` at run time, or your own [`EventLoop`] (the `custom_loop` example).
+//!
+//! ```
+//! # #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))] {
+//! let mut rt = runner::Runner::<runner::AnyLoop>::builder()
+//!     .loop_factory(runner::AnyLoop::from_env)
+//!     .build();
+//! assert_eq!(rt.run(async { 1 + 1 }).unwrap(), 2);
 //! # }
 //! ```
 //!
-//! - [`Runner`]: lazy loop creation, [`run`](Runner::run) any number of times on one loop and
-//!   one [`Context`], [`close`](Runner::close) that cancels what is left and returns a
-//!   [`CloseReport`].
-//! - Executor-neutral tasks and timers: [`spawn`], [`spawn_local`], [`spawn_blocking`],
-//!   [`JoinHandle`], [`time::sleep`], [`time::timeout`], [`yield_now`]; [`LoopHandle`] to spawn
-//!   from other threads.
-//! - [`ContextVar`]: Python's `contextvars`, inherited by spawned tasks on every backend.
-//! - Ctrl-C scoped to `run` ([`Interrupt`]), debug mode ([`Builder::debug`]), and one exception
-//!   handler for every [`Diagnostic`].
+//! **Tests on every backend**: [`#[runner::test(all_backends)]`](macro@test) runs one async test
+//! body once per backend flavour compiled in and names the backend that failed.
+//!
+//! **What else**: Ctrl-C scoped to `run` ([`Interrupt`], [`interrupted`]), debug mode
+//! ([`Builder::debug`] or `RUNNER_DEBUG=1`: slow polls with the task's spawn location), and one
+//! exception handler ([`Builder::exception_handler`]) for every [`Diagnostic`].
 //!
 //! # Feature flags
 //!
 //! | feature | default | what |
 //! |---|---|---|
 //! | `tokio` | yes | [`tokio::TokioLoop`]: current-thread and multi-thread |
-//! | `smol` | no | [`smol::SmolLoop`]: async-executor + async-io |
+//! | `smol` | no | [`smol::SmolLoop`]: async-executor + async-io, local and multi-thread |
 //! | `glommio` | no | [`glommio::GlommioLoop`]: Linux only |
 //!
 //! The features are additive. [`DefaultLoop`] is the first one enabled of tokio
 //! (`TokioLoop::current_thread()`), then smol (`SmolLoop::local()`), then glommio. With none of
-//! them, `DefaultLoop` is the std-only [`TestLoop`](crate::testing::TestLoop).
+//! them, `DefaultLoop` is the std-only [`TestLoop`](crate::testing::TestLoop). The features also
+//! decide what [`AnyLoop`] can pick and what `#[runner::test(all_backends)]` runs on.
 //!
 //! # Platforms
 //!
 //! tokio and smol: everywhere they run. glommio: Linux 5.8+ with io_uring; the `glommio` module
 //! is empty elsewhere. Ctrl-C interception uses POSIX signals; elsewhere `run` does not intercept
-//! Ctrl-C.
+//! Ctrl-C. The minimum Rust version is 1.85 (tokio's).
+//!
+//! # Coming from asyncio
+//!
+//! | asyncio | runner |
+//! |---|---|
+//! | `asyncio.run(main())` | [`runner::run(main())`](run), or [`#[runner::main]`](macro@main) on `async fn main` |
+//! | `asyncio.Runner(debug=.., loop_factory=..)` | [`Runner::new()`](Runner), [`runner::builder()`](builder)`.debug(..).loop_factory(..).build()` |
+//! | `with asyncio.Runner() as r:` | a `Runner` value: dropping it closes it |
+//! | `Runner.run(coro)` | [`Runner::run`]: any [`IntoFuture`](std::future::IntoFuture), `Result<T, RunError>` |
+//! | `Runner.run(coro, context=ctx)` | [`Runner::run_with_context`] |
+//! | `Runner.get_loop()` | [`Runner::get_loop`] |
+//! | `Runner.close()` | [`Runner::close`], which returns a [`CloseReport`]; idempotent |
+//! | `RuntimeError: cannot be called from a running event loop` | [`RunError::NestedRun`] |
+//! | `KeyboardInterrupt` out of `run` | [`RunError::Interrupted`]; `#[runner::main]` exits with 130 |
+//! | `asyncio.create_task(coro)` | [`spawn`] (`Send`), [`spawn_local`] (`!Send`, local loops) |
+//! | `task.cancel()`, `CancelledError` | [`JoinHandle::abort`], [`JoinError::is_cancelled`] |
+//! | `asyncio.to_thread(f)`, `loop.run_in_executor(None, f)` | [`spawn_blocking`] |
+//! | `asyncio.sleep(d)`, `asyncio.sleep(0)` | [`time::sleep`], [`yield_now`] |
+//! | `asyncio.wait_for(aw, t)`, `asyncio.timeout(t)` | [`time::timeout`] |
+//! | `contextvars.ContextVar`, `.get()`, `.set()`, `.reset(token)` | [`ContextVar`], [`get`](ContextVar::get), [`set`](ContextVar::set), [`reset`](ContextVar::reset) |
+//! | `contextvars.copy_context()`, `ctx.run(f)` | [`Context::copy_current`], [`Context::run`] |
+//! | `asyncio.run_coroutine_threadsafe(coro, loop)` | [`Runner::handle`], then [`LoopHandle::spawn`] from any thread |
+//! | `loop.set_debug(True)`, `PYTHONASYNCIODEBUG=1`, `slow_callback_duration` | [`Builder::debug`], `RUNNER_DEBUG=1`, [`Builder::slow_poll_threshold`] |
+//! | `loop_factory=uvloop.new_event_loop` | [`Builder::loop_factory`], [`AnyLoop`] (`RUNNER_BACKEND`), your own [`EventLoop`] |
+//! | `loop.set_exception_handler(h)` | [`Builder::exception_handler`], which receives a [`Diagnostic`] |
+//! | `loop.shutdown_default_executor(timeout)` | [`Builder::blocking_shutdown_timeout`] |
+//!
+//! # Coming from tokio
+//!
+//! | tokio | runner |
+//! |---|---|
+//! | `#[tokio::main]`, `#[tokio::main(flavor = "multi_thread", worker_threads = 4)]` | [`#[runner::main]`](macro@main), `#[runner::main(flavor = "multi_thread", workers = 4)]` (the default flavor is current-thread) |
+//! | `#[tokio::test]` | [`#[runner::test]`](macro@test), or `#[runner::test(all_backends)]` for every backend |
+//! | `Runtime::new()`, `runtime::Builder` | [`Runner::new()`](Runner), [`runner::builder()`](builder), [`tokio::TokioLoop`] |
+//! | `Runtime::block_on(fut)` | [`Runner::run`]: returns [`RunError::NestedRun`] where tokio panics |
+//! | `tokio::spawn`, `task::spawn_local` (in a `LocalSet`), `task::spawn_blocking` | [`spawn`], [`spawn_local`] (no `LocalSet` needed), [`spawn_blocking`] |
+//! | `Handle::spawn` | [`LoopHandle::spawn`] |
+//! | `tokio::time::{sleep, timeout}`, `task::yield_now` | [`time::sleep`], [`time::timeout`], [`yield_now`] |
+//! | `task_local!` | [`ContextVar`]: inherited by spawned tasks, not scoped to one future |
+//! | `JoinHandle`, `JoinError::{is_cancelled, is_panic, into_panic}` | [`JoinHandle`], [`JoinError`]: the same names |
+//! | dropping a `Runtime`, `Runtime::shutdown_timeout(t)` | [`Runner::close`]: a grace ([`Builder::shutdown_grace`]), cancellation on the loop's thread, [`Builder::blocking_shutdown_timeout`], and a [`CloseReport`] |
+//! | `tokio::signal::ctrl_c()` | [`interrupted`] inside a run; [`Interrupt`] to choose whether `run` intercepts at all |
+//! | `runtime::Builder::unhandled_panic` (unstable) | [`Builder::unhandled_panic`] with [`UnhandledPanic`] |
+//! | `Handle::current()` for tokio APIs | [`TokioLoop::handle`](tokio::TokioLoop::handle) via [`Runner::get_loop`]; tokio's own I/O and timers work inside a run on `TokioLoop` |
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+mod any_loop;
+
+pub use any_loop::{AnyLoop, Backend, RUNNER_BACKEND};
 pub use runner_core::*;
 
-/// The tokio backend.
+/// Runs an `async fn` on a new [`Runner`], then closes it: `asyncio.run(main())` as an attribute,
+/// and the counterpart of `#[tokio::main]`.
+///
+/// The function's body runs as the main future of a runner on the [`DefaultLoop`]
+/// (current-thread) unless the arguments say otherwise; the runner is closed before the function
+/// returns, so leftover tasks are cancelled and their destructors have run. The function may
+/// return anything the body returns: `()`, a value, or a `Result` (for `main`, any `Result` that
+/// [`Termination`](std::process::Termination) accepts). It works on any `async fn`, not only
+/// `main`, which makes an async function callable from sync code.
+///
+/// | argument | values | default |
+/// |---|---|---|
+/// | `backend` | `"tokio"`, `"smol"`, `"glommio"` | the [`DefaultLoop`]'s backend |
+/// | `flavor` | `"current_thread"`, `"multi_thread"` | `"current_thread"` |
+/// | `workers` | an integer ≥ 1, with `flavor = "multi_thread"` | one per CPU |
+///
+/// Naming a backend whose feature is off, or any other argument, is a compile error that names
+/// the valid choices.
+///
+/// # Ctrl-C
+///
+/// When the first Ctrl-C interrupts the run ([`RunError::Interrupted`]), the runner is closed and
+/// the process exits with status 130, as a shell reports a process killed by SIGINT.
+///
+/// # Panics
+///
+/// A panic of the body reaches the caller with its payload, after the runner is closed. Any other
+/// [`RunError`] (the loop could not be created, or the function was called inside a run) panics
+/// with the error's text.
+///
+/// # Examples
+///
+/// ```
+/// #[runner::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let task = runner::spawn(async { 40 + 2 });
+///     assert_eq!(task.await?, 42);
+///     Ok(())
+/// }
+/// ```
+///
+/// On another backend and flavour, and on a function that is not `main`:
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// #[runner::main(backend = "tokio", flavor = "multi_thread", workers = 2)]
+/// async fn answer() -> u32 {
+///     runner::spawn(async { 42 }).await.unwrap()
+/// }
+///
+/// assert_eq!(answer(), 42);
+/// # }
+/// ```
+#[doc(inline)]
+pub use runner_macros::main;
+
+/// Runs an `async fn` test on a new [`Runner`]; with `all_backends`, once on every backend flavour
+/// compiled in.
+///
+/// Adds `#[test]`, so do not write it yourself. The test may return `()` or a `Result`, and may
+/// carry `#[should_panic]` or `#[ignore]`. Without `all_backends` it takes the same `backend`,
+/// `flavor` and `workers` arguments as [`#[runner::main]`](macro@main) and runs on the
+/// [`DefaultLoop`] by default; a run error fails the test with its text.
+///
+/// # `all_backends`
+///
+/// `#[runner::test(all_backends)]` makes the body a fresh future for each backend flavour this
+/// build of `runner` has, in order `tokio`, `tokio-multi`, `smol`, `smol-multi`, `glommio` (the
+/// [`Backend`] names; the multi-thread flavours with 2 workers; [`TestLoop`](testing::TestLoop)
+/// when no backend feature is on), each on a new runner that is closed before the next. Every
+/// flavour runs even after one fails; then the test panics with a message naming each failed
+/// flavour and its panic message or `Err`:
+///
+/// ```text
+/// #[runner::test(all_backends)] failed on 1 of 5 backends (tokio, tokio-multi, smol, smol-multi, glommio):
+///   smol-multi: panicked: assertion failed: ...
+/// ```
+///
+/// This is what a library written against [`spawn`] and [`time`] uses to check itself on every
+/// executor its users may pick: enable the backend features in its dev-dependencies
+/// (`runner = { version = "..", features = ["tokio", "smol", "glommio"] }`). The body must be valid on
+/// multi-thread loops, so it uses [`spawn`] rather than [`spawn_local`].
+///
+/// # Examples
+///
+/// ```
+/// #[runner::test]
+/// async fn spawns() {
+///     assert_eq!(runner::spawn(async { 1 }).await.unwrap(), 1);
+/// }
+///
+/// #[runner::test(all_backends)]
+/// async fn times_out_everywhere() -> Result<(), runner::JoinError> {
+///     use std::time::Duration;
+///     let slow = runner::time::sleep(Duration::from_secs(60));
+///     assert!(runner::time::timeout(Duration::from_millis(1), slow).await.is_err());
+///     runner::spawn(async {}).await
+/// }
+/// # fn main() {}
+/// ```
+#[doc(inline)]
+pub use runner_macros::test;
+
+/// The tokio backend: [`TokioLoop`](tokio::TokioLoop), a current-thread or multi-thread tokio
+/// runtime. tokio's own I/O, timers and `Handle::current()` work inside its runs.
+///
+/// # Examples
+///
+/// ```
+/// use runner::tokio::TokioLoop;
+///
+/// let mut rt = runner::Runner::<TokioLoop>::builder()
+///     .loop_factory(|| TokioLoop::multi_thread(2))
+///     .build();
+/// assert!(rt.get_loop().unwrap().is_multi_thread());
+/// assert_eq!(rt.run(async { runner::spawn(async { 7 }).await.unwrap() }).unwrap(), 7);
+/// ```
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio {
     pub use runner_tokio::TokioLoop;
 }
 
-/// The smol backend.
+/// The smol backend: [`SmolLoop`](smol::SmolLoop), async-executor with async-io's reactor and
+/// timers, local or with worker threads.
+///
+/// # Examples
+///
+/// ```
+/// use runner::smol::SmolLoop;
+///
+/// let mut rt = runner::Runner::<SmolLoop>::new(); // SmolLoop::local()
+/// let local = rt.run(async { runner::spawn_local(async { "not Send is fine" }) }).unwrap();
+/// assert_eq!(rt.run(local).unwrap().unwrap(), "not Send is fine");
+/// ```
 #[cfg(feature = "smol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
 pub mod smol {
     pub use runner_smol::SmolLoop;
 }
 
-/// The glommio backend (Linux only).
+/// The glommio backend (Linux only): [`GlommioLoop`](glommio::GlommioLoop), a thread-per-core
+/// io_uring executor. Its runners are not `Send`.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(target_os = "linux")] {
+/// use runner::glommio::GlommioLoop;
+///
+/// let mut rt = runner::Runner::<GlommioLoop>::new();
+/// assert_eq!(rt.run(async { runner::spawn(async { 3 }).await.unwrap() }).unwrap(), 3);
+/// # }
+/// ```
 #[cfg(feature = "glommio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "glommio")))]
 pub mod glommio {
@@ -79,6 +321,13 @@ pub mod glommio {
 cfg_if::cfg_if! {
     if #[cfg(feature = "tokio")] {
         /// The loop `Runner::new()` and [`run`] use: see the crate docs for the precedence.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mut rt = runner::Runner::<runner::DefaultLoop>::new();
+        /// assert_eq!(rt.run(async { 5 }).unwrap(), 5);
+        /// ```
         pub type DefaultLoop = runner_tokio::TokioLoop;
     } else if #[cfg(feature = "smol")] {
         /// The loop `Runner::new()` and [`run`] use: see the crate docs for the precedence.
@@ -97,10 +346,35 @@ cfg_if::cfg_if! {
 ///
 /// Name the loop in a turbofish (`Runner::<SmolLoop>::new()`) or let the context pin it
 /// (`let rt: Runner = Runner::new();`): Rust does not infer a type alias's default parameter in
-/// an expression. [`builder()`] starts a builder on the default loop with no annotation.
+/// an expression. [`builder()`] starts a builder on the default loop with no annotation. See
+/// [`runner_core::Runner`] for its states, methods and shutdown.
+///
+/// # Examples
+///
+/// ```
+/// use runner::{Runner, State};
+///
+/// let mut rt: Runner = Runner::new();
+/// assert_eq!(rt.state(), State::Created); // no loop yet
+/// assert_eq!(rt.run(async { 1 }).unwrap(), 1);
+/// assert_eq!(rt.state(), State::Initialized);
+/// rt.close().unwrap();
+/// assert!(matches!(rt.run(async { 2 }), Err(runner::RunError::Closed)));
+/// ```
 pub type Runner<L = DefaultLoop> = runner_core::Runner<L>;
 
-/// Configures a [`Runner`]; `Runner::builder()` starts one.
+/// Configures a [`Runner`]; [`builder()`] starts one on the [`DefaultLoop`]. See
+/// [`runner_core::Builder`] for every setting.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let builder: runner::Builder = runner::builder().shutdown_grace(Duration::from_millis(100));
+/// let mut rt = builder.build();
+/// rt.run(async {}).unwrap();
+/// ```
 pub type Builder<L = DefaultLoop> = runner_core::Builder<L>;
 
 /// A [`Builder`] for a runner on the [`DefaultLoop`]; the same as `Runner::<DefaultLoop>::builder()`.

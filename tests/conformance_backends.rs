@@ -43,3 +43,15 @@ suite!(
     // TestLoop has no local spawner: `spawn_local` is an error on it.
     Kit::new("test_loop", runner::testing::TestLoop::new).local_tasks(false)
 );
+#[cfg(any(
+    feature = "tokio",
+    feature = "smol",
+    all(feature = "glommio", target_os = "linux")
+))]
+suite!(
+    any_loop,
+    Kit::new("any_loop", runner::AnyLoop::from_env)
+        .multi_thread(runner::Backend::from_env().is_ok_and(runner::Backend::is_multi_thread))
+        .local_tasks(runner::Backend::from_env().is_ok_and(runner::Backend::has_local_tasks))
+        .send(!cfg!(all(feature = "glommio", target_os = "linux")))
+);

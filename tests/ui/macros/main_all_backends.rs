@@ -1,0 +1,2 @@
+#[runner::main(all_backends)]
+async fn main() {}

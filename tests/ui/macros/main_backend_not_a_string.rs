@@ -1,0 +1,2 @@
+#[runner::main(backend = smol)]
+async fn main() {}

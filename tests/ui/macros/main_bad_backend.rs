@@ -1,0 +1,2 @@
+#[runner::main(backend = "asyncio")]
+async fn main() {}

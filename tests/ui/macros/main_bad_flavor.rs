@@ -1,0 +1,2 @@
+#[runner::main(flavor = "multi")]
+async fn main() {}

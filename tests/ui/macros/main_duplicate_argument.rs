@@ -1,0 +1,2 @@
+#[runner::main(backend = "tokio", backend = "tokio")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[runner::main(backend = "glommio", flavor = "multi_thread")]
+async fn main() {}

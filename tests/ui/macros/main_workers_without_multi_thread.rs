@@ -1,0 +1,2 @@
+#[runner::main(workers = 4)]
+async fn main() {}

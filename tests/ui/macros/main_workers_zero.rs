@@ -1,0 +1,2 @@
+#[runner::main(flavor = "multi_thread", workers = 0)]
+async fn main() {}

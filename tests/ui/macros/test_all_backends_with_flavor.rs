@@ -1,0 +1,4 @@
+#[runner::test(all_backends, flavor = "multi_thread")]
+async fn t() {}
+
+fn main() {}

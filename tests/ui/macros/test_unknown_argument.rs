@@ -1,0 +1,4 @@
+#[runner::test(backends = "all")]
+async fn t() {}
+
+fn main() {}
