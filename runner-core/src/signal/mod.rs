@@ -23,9 +23,13 @@
 //!   its handler **once for the life of the process**, plus a watcher thread (`runner-sigint`)
 //!   blocked on a pipe. If it is anything else (a user's handler, `SIG_IGN`), the runner never
 //!   installs anything and no run ever intercepts; that answer is also kept for good.
-//! - Each run only flips atomics: a process-wide count of intercepting runs, and the runner's own
+//! - Each run only touches atomics, with no system call and one read-modify-write: a
+//!   process-wide "a run intercepts" flag (plain stores: only the main thread writes it; runs on
+//!   other threads, possible with `Always`, keep a counter instead), and the runner's own
 //!   "running, generation n, k Ctrl-Cs seen" word. Main-thread detection is cached per thread.
-//! - The handler is async-signal-safe. It reads the count. At zero (no run intercepts), it puts
+//!   Measured with callgrind on tokio's current-thread loop, a `run` of a ready future with
+//!   `Auto` on the main thread executes 27 instructions more than with `Never`.
+//! - The handler is async-signal-safe. It reads the flag. When no run intercepts, it puts
 //!   `SIG_DFL` back and re-raises SIGINT, both async-signal-safe: the signal is delivered again
 //!   as soon as the handler returns, now with the default action, and the process dies by SIGINT
 //!   as if the runner had never been there. Otherwise it bumps a counter and writes one byte to
@@ -122,14 +126,18 @@ impl<'a> RunGuard<'a> {
     /// process's SIGINT disposition allow it.
     #[inline]
     pub(crate) fn enter(shared: &'a Arc<Shared>) -> Self {
-        let wanted = match shared.config.interrupt {
-            Interrupt::Never => false,
-            Interrupt::Auto => imp::on_main_thread(),
-            Interrupt::Always => true,
+        let active = match shared.config.interrupt {
+            Interrupt::Never => None,
+            Interrupt::Auto => {
+                if imp::on_main_thread() {
+                    imp::enter(shared, true)
+                } else {
+                    None
+                }
+            }
+            Interrupt::Always => imp::enter(shared, imp::on_main_thread()),
         };
-        RunGuard {
-            _active: if wanted { imp::enter(shared) } else { None },
-        }
+        RunGuard { _active: active }
     }
 }
 

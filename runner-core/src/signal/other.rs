@@ -23,6 +23,6 @@ pub(crate) fn on_main_thread() -> bool {
     false
 }
 
-pub(crate) fn enter(_shared: &Arc<Shared>) -> Option<Active<'_>> {
+pub(crate) fn enter(_shared: &Arc<Shared>, _main: bool) -> Option<Active<'_>> {
     None
 }

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::io;
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread;
 use std::time::Instant;
@@ -23,8 +23,12 @@ static HOOK: AtomicU8 = AtomicU8::new(UNCHECKED);
 /// Serialises the one-time check and installation.
 static INSTALL: Mutex<()> = Mutex::new(());
 
-/// Runs intercepting Ctrl-C right now: the handler's only question.
-static INTERCEPTING: AtomicUsize = AtomicUsize::new(0);
+/// Whether a run intercepts Ctrl-C right now, with the next one: the handler's only question.
+/// Only the main thread writes this one (runs on one thread never overlap: a nested run is
+/// refused before it starts), so it takes plain stores, not read-modify-writes.
+static MAIN_INTERCEPTING: AtomicBool = AtomicBool::new(false);
+/// Intercepting runs on other threads (`Interrupt::Always`), which may overlap.
+static OTHERS_INTERCEPTING: AtomicUsize = AtomicUsize::new(0);
 /// Signals the watcher has not dispatched yet (the pipe's bytes only wake it up).
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// The pipe's write end, written by the handler.
@@ -74,6 +78,9 @@ impl Drop for RunnerSignal {
 /// A run that intercepts; dropping it ends the interception.
 pub(crate) struct Active<'a> {
     shared: &'a Shared,
+    /// The runner's word with no run in progress: the generation of this run.
+    idle: usize,
+    main: bool,
 }
 
 thread_local! {
@@ -84,15 +91,15 @@ thread_local! {
 /// True on the process's main thread (asked once per thread).
 #[inline]
 pub(crate) fn on_main_thread() -> bool {
-    MAIN.with(|m| match m.get() {
+    match MAIN.get() {
         1 => true,
         2 => false,
         _ => {
             let main = is_main_thread();
-            m.set(if main { 1 } else { 2 });
+            MAIN.set(if main { 1 } else { 2 });
             main
         }
-    })
+    }
 }
 
 #[cold]
@@ -137,9 +144,10 @@ fn cfg_main_thread() -> bool {
     thread::current().name() == Some("main")
 }
 
-/// Starts intercepting for one run of `shared`; `None` when SIGINT is not ours to handle.
+/// Starts intercepting for one run of `shared` on this thread (`main`: the process's main
+/// thread); `None` when SIGINT is not ours to handle.
 #[inline]
-pub(crate) fn enter(shared: &Arc<Shared>) -> Option<Active<'_>> {
+pub(crate) fn enter(shared: &Arc<Shared>, main: bool) -> Option<Active<'_>> {
     let ours = match HOOK.load(Ordering::Acquire) {
         OURS => true,
         UNCHECKED => install(),
@@ -154,11 +162,14 @@ pub(crate) fn enter(shared: &Arc<Shared>) -> Option<Active<'_>> {
     }
     // Only this run's thread changes the word while no run is in progress (the watcher only
     // touches a running word), so a load and a store suffice.
-    let gen = (sig.state.load(Ordering::Relaxed) >> GEN_SHIFT).wrapping_add(1);
-    sig.state
-        .store((gen << GEN_SHIFT) | RUNNING, Ordering::Release);
-    INTERCEPTING.fetch_add(1, Ordering::SeqCst);
-    Some(Active { shared })
+    let idle = (sig.state.load(Ordering::Relaxed) & !(RUNNING | HITS)).wrapping_add(1 << GEN_SHIFT);
+    sig.state.store(idle | RUNNING, Ordering::Release);
+    if main {
+        MAIN_INTERCEPTING.store(true, Ordering::Release);
+    } else {
+        OTHERS_INTERCEPTING.fetch_add(1, Ordering::AcqRel);
+    }
+    Some(Active { shared, idle, main })
 }
 
 #[cold]
@@ -173,12 +184,16 @@ fn register(shared: &Arc<Shared>) {
 impl Drop for Active<'_> {
     #[inline]
     fn drop(&mut self) {
-        INTERCEPTING.fetch_sub(1, Ordering::SeqCst);
-        let old = self
-            .shared
-            .sigint
-            .state
-            .fetch_and(!(RUNNING | HITS), Ordering::AcqRel);
+        if self.main {
+            MAIN_INTERCEPTING.store(false, Ordering::Release);
+        } else {
+            OTHERS_INTERCEPTING.fetch_sub(1, Ordering::AcqRel);
+        }
+        // The one read-modify-write of a run: it tells, atomically, whether the watcher counted
+        // a Ctrl-C for this run before the run stopped intercepting.
+        // A swap, not a `fetch_and` (a compare-exchange loop on x86): while the run was in
+        // progress only the hit bits could change.
+        let old = self.shared.sigint.state.swap(self.idle, Ordering::AcqRel);
         if old & HITS != 0 {
             after_interrupted_run(self.shared);
         }
@@ -318,7 +333,11 @@ extern "C" fn on_sigint(_: libc::c_int) {
     let _errno = ErrnoGuard::save();
     // SAFETY: no preconditions; async-signal-safe.
     let forked = unsafe { libc::getpid() } != OWNER.load(Ordering::Relaxed);
-    if forked || INTERCEPTING.load(Ordering::SeqCst) == 0 {
+    // A flag read a moment stale means the signal came just before a run began (it dies as by
+    // default) or just after it ended (the watcher finds no run and does the same): never lost.
+    let intercepting = MAIN_INTERCEPTING.load(Ordering::Acquire)
+        || OTHERS_INTERCEPTING.load(Ordering::Acquire) > 0;
+    if forked || !intercepting {
         // No run intercepts: behave as if we were not there. When another handler was installed
         // over ours and chains to it (signal-hook does), that handler is in charge: do nothing.
         if installed_is_ours() {
