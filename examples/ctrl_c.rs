@@ -23,6 +23,8 @@
 //!   waits until that handler has seen Ctrl-C and returns normally; exit code 0.
 //! - `user-handler-late`: the same, installed after a first run (so after the runner's own) and
 //!   chaining to the previous handler, as signal-hook (and `tokio::signal`) do.
+//! - `run-loop`: short runs back to back; a Ctrl-C lands in a run (`Interrupted`, exit code 130)
+//!   or between two (the process is killed by SIGINT), and is never lost.
 //! - `thread`: after a run on the main thread, a run with `Interrupt::Auto` on another thread
 //!   does not intercept: Ctrl-C kills the process by SIGINT.
 //! - `thread-always`: the same with `Interrupt::Always`: `Interrupted`, exit code 130.
@@ -167,6 +169,18 @@ where
             }));
             println!("READY2");
             std::thread::sleep(Duration::from_secs(60));
+            println!("still alive");
+            2
+        }
+        "run-loop" => {
+            let mut rt = builder().build();
+            println!("READY");
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                if let Err(e) = rt.run(runner::yield_now()) {
+                    return report::<&str>(Err(e));
+                }
+            }
             println!("still alive");
             2
         }

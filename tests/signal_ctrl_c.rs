@@ -295,6 +295,24 @@ fn ctrl_c_after_interrupted_kills(backend: &str) {
     assert_killed_by_sigint(status, &lines);
 }
 
+/// Short runs back to back: a Ctrl-C lands in a run (`Interrupted`) or between two (killed by
+/// SIGINT, as by default), and is never swallowed. A few children, to land in both places.
+fn ctrl_c_between_runs_is_never_lost(backend: &str) {
+    let (mut interrupted, mut killed) = (0, 0);
+    for _ in 0..5 {
+        let (status, lines) = one_ctrl_c(backend, "run-loop");
+        assert!(!has(&lines, "still alive"), "{lines:?}");
+        if status.code() == Some(130) && has(&lines, "run: interrupted") {
+            interrupted += 1;
+        } else if status.signal() == Some(libc::SIGINT) {
+            killed += 1;
+        } else {
+            panic!("neither interrupted nor killed by SIGINT: {status:?}, lines {lines:?}");
+        }
+    }
+    eprintln!("{backend}: {interrupted} interrupted in a run, {killed} killed between runs");
+}
+
 /// (f) N16: a handler the program installed first is left alone: it sees the Ctrl-C, the run is
 /// not interrupted and returns normally.
 fn user_handler_first_is_left_alone(backend: &str) {
@@ -378,6 +396,10 @@ macro_rules! backend {
             #[test]
             fn ctrl_c_after_interrupted_kills() {
                 super::ctrl_c_after_interrupted_kills($backend);
+            }
+            #[test]
+            fn ctrl_c_between_runs_is_never_lost() {
+                super::ctrl_c_between_runs_is_never_lost($backend);
             }
             #[test]
             fn user_handler_first_is_left_alone() {
