@@ -248,8 +248,13 @@ impl<L: EventLoop> Runner<L> {
             let mut scope = Some(shared.clone());
             let _scope = shared::Enter::new(&mut scope);
             let _ctx = context::Enter::new(ctx.unwrap_or(&mut live.ctx));
-            let _signal = signal::RunGuard::enter(&shared);
-            live.lp.block_on(main)
+            let signal = signal::RunGuard::enter(&shared);
+            let mut outcome = live.lp.block_on(main);
+            if matches!(outcome, MainOutcome::Done(_)) && signal.finish() {
+                // A Ctrl-C counted for this run arrived after the future's last poll.
+                outcome = MainOutcome::Aborted(RunError::Interrupted);
+            }
+            outcome
         };
         match outcome {
             MainOutcome::Done(v) => Ok(v),

@@ -37,8 +37,13 @@
 //! - The watcher thread, a normal thread, does the rest: it finds the runs in progress, cancels
 //!   them through the runner's own wake path ([`RunError::Interrupted`](crate::RunError)), or fires
 //!   [`interrupted()`] and keeps the grace deadline in its `poll` timeout. A loop parked in its
-//!   reactor is woken like by any cross-thread wake. If the run ended between the signal and the
-//!   watcher (a window of microseconds), the signal is not lost: the process dies as by default.
+//!   reactor is woken like by any cross-thread wake.
+//! - A Ctrl-C is never lost, whatever the timing. If the run ended between the signal and the
+//!   watcher (a window of microseconds), the process dies as by default. If the watcher counted
+//!   it for the run but the main future's last poll had already finished, the run returns
+//!   `Interrupted` all the same and its value is dropped (Python loses the result the same way);
+//!   if that last poll panicked, the panic goes on and the `Interrupted` ends the runner's next
+//!   run instead.
 //!
 //! # Edges
 //!
@@ -118,7 +123,7 @@ pub enum Interrupt {
 /// Lives for the duration of one `run`: the run intercepts Ctrl-C while it exists (when it
 /// should at all; see the module docs).
 pub(crate) struct RunGuard<'a> {
-    _active: Option<imp::Active<'a>>,
+    active: Option<imp::Active<'a>>,
 }
 
 impl<'a> RunGuard<'a> {
@@ -137,7 +142,14 @@ impl<'a> RunGuard<'a> {
             }
             Interrupt::Always => imp::enter(shared, imp::on_main_thread()),
         };
-        RunGuard { _active: active }
+        RunGuard { active }
+    }
+
+    /// Ends the interception after the main future finished with a value. True when a Ctrl-C
+    /// counted for this run came too late for the future to see it: the run is interrupted all
+    /// the same (the value is dropped, as Python loses the result), so that Ctrl-C is not lost.
+    pub(crate) fn finish(mut self) -> bool {
+        self.active.take().is_some_and(imp::finish)
     }
 }
 

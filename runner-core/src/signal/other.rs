@@ -26,3 +26,7 @@ pub(crate) fn on_main_thread() -> bool {
 pub(crate) fn enter(_shared: &Arc<Shared>, _main: bool) -> Option<Active<'_>> {
     None
 }
+
+pub(crate) fn finish(_active: Active<'_>) -> bool {
+    false
+}

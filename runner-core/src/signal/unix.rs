@@ -181,39 +181,64 @@ fn register(shared: &Arc<Shared>) {
     }
 }
 
-impl Drop for Active<'_> {
+impl Active<'_> {
+    /// Stops intercepting; true when the watcher counted a Ctrl-C for this run.
     #[inline]
-    fn drop(&mut self) {
+    fn exit(&mut self) -> bool {
         if self.main {
             MAIN_INTERCEPTING.store(false, Ordering::Release);
         } else {
             OTHERS_INTERCEPTING.fetch_sub(1, Ordering::AcqRel);
         }
         // The one read-modify-write of a run: it tells, atomically, whether the watcher counted
-        // a Ctrl-C for this run before the run stopped intercepting.
-        // A swap, not a `fetch_and` (a compare-exchange loop on x86): while the run was in
-        // progress only the hit bits could change.
+        // a Ctrl-C for this run before the run stopped intercepting. A swap, not a `fetch_and`
+        // (a compare-exchange loop on x86): while the run was in progress only the hit bits
+        // could change.
         let old = self.shared.sigint.state.swap(self.idle, Ordering::AcqRel);
-        if old & HITS != 0 {
-            after_interrupted_run(self.shared);
-        }
+        old & HITS != 0 && after_interrupted_run(self.shared)
     }
 }
 
-/// Leaves nothing of an interrupted run to the next one.
+impl Drop for Active<'_> {
+    /// The run ended by an error or a panic: an `Interrupted` the main future did not see (it
+    /// panicked first) stays pending and ends the runner's next run, rather than being lost.
+    #[inline]
+    fn drop(&mut self) {
+        self.exit();
+    }
+}
+
+/// The run's main future finished with a value: true when a Ctrl-C counted for the run came
+/// too late for the future to see it, so the run must return `Interrupted` all the same (Python
+/// loses the result the same way). Takes that pending `Interrupted`.
+#[inline]
+pub(crate) fn finish(mut active: Active<'_>) -> bool {
+    let shared = active.shared;
+    let hit = active.exit();
+    std::mem::forget(active);
+    if !hit {
+        return false;
+    }
+    match shared.take_main_abort() {
+        Some(RunError::Interrupted) => true,
+        // Another error came first (abort_main keeps the first): it ends the next run.
+        Some(other) => {
+            shared.abort_main(other);
+            false
+        }
+        None => false,
+    }
+}
+
+/// After a run the watcher counted a Ctrl-C for; returns true.
 #[cold]
-fn after_interrupted_run(shared: &Shared) {
+fn after_interrupted_run(shared: &Shared) -> bool {
     // The watcher holds this lock from its look at the word to its last effect on the run: once
     // we have it, every abort or fire it decided on has happened.
     drop(lock(&shared.sigint.dispatch));
+    // `interrupted()` is per run: re-armed for the next one.
     shared.interrupt.reset();
-    // The main future may have finished before it saw the abort: a stale `Interrupted` must not
-    // end the next run. Any other pending error stays for the next run, as before.
-    if let Some(err) = shared.take_main_abort() {
-        if !matches!(err, RunError::Interrupted) {
-            shared.abort_main(err);
-        }
-    }
+    true
 }
 
 /// Checks SIGINT's disposition once per process and installs our handler if it is the default.
