@@ -250,10 +250,15 @@ impl<L: EventLoop> Runner<L> {
         };
         let outcome = {
             let _local = shared::EnterLocal::new(lp.local_spawner());
-            let _signal = signal::RunGuard::enter(shared);
             let _scope = shared::Enter::new(scope);
             let _ctx = context::Enter::new(ctx.unwrap_or(runner_ctx));
-            lp.block_on(main)
+            let signal = signal::RunGuard::enter(shared);
+            let mut outcome = lp.block_on(main);
+            if matches!(outcome, MainOutcome::Done(_)) && signal.finish() {
+                // A Ctrl-C counted for this run arrived after the future's last poll.
+                outcome = MainOutcome::Aborted(RunError::Interrupted);
+            }
+            outcome
         };
         match outcome {
             MainOutcome::Done(v) => Ok(v),

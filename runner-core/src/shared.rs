@@ -26,9 +26,7 @@ pub(crate) struct Config {
     pub(crate) unhandled: UnhandledPanic,
     pub(crate) shutdown_grace: Duration,
     pub(crate) blocking_timeout: Duration,
-    #[allow(dead_code)] // read by the Ctrl-C handling (signal.rs), which is being written
     pub(crate) interrupt: Interrupt,
-    #[allow(dead_code)] // likewise
     pub(crate) interrupt_grace: Option<Duration>,
 }
 
@@ -93,7 +91,6 @@ impl Signal {
         }
     }
 
-    #[allow(dead_code)] // likewise
     pub(crate) fn reset(&self) {
         self.fired.store(false, Ordering::Release);
     }
@@ -142,6 +139,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: Signal,
     /// Fired by the first SIGINT of a run with an interrupt grace: `interrupted()`.
     pub(crate) interrupt: Signal,
+    /// This runner's Ctrl-C state (the signal module's).
+    pub(crate) sigint: crate::signal::RunnerSignal,
     /// Set when the running `run` must return an error and drop its main future.
     abort_main: Mutex<Option<RunError>>,
     abort_flag: AtomicBool,
@@ -165,6 +164,7 @@ impl Shared {
             }),
             shutdown: Signal::new(),
             interrupt: Signal::new(),
+            sigint: crate::signal::RunnerSignal::new(),
             abort_main: Mutex::new(None),
             abort_flag: AtomicBool::new(false),
             main_waker: AtomicWaker::new(),

@@ -1,0 +1,561 @@
+//! The Unix implementation: one SIGINT handler per process, a watcher thread, atomics per run.
+//! The design and its edges are in the parent module's docs.
+
+use std::cell::Cell;
+use std::io;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread;
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::error::RunError;
+use crate::shared::{lock, Shared};
+
+/// Whether our handler is SIGINT's disposition, as far as the runner knows.
+const UNCHECKED: u8 = 0;
+const OURS: u8 = 1;
+const NOT_OURS: u8 = 2;
+static HOOK: AtomicU8 = AtomicU8::new(UNCHECKED);
+/// Serialises the one-time check and installation.
+static INSTALL: Mutex<()> = Mutex::new(());
+
+/// Whether a run intercepts Ctrl-C right now, with the next one: the handler's only question.
+/// Only the main thread writes this one (runs on one thread never overlap: a nested run is
+/// refused before it starts), so it takes plain stores, not read-modify-writes.
+static MAIN_INTERCEPTING: AtomicBool = AtomicBool::new(false);
+/// Intercepting runs on other threads (`Interrupt::Always`), which may overlap.
+static OTHERS_INTERCEPTING: AtomicUsize = AtomicUsize::new(0);
+/// Signals the watcher has not dispatched yet (the pipe's bytes only wake it up).
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+/// The pipe's write end, written by the handler.
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The process that installed the handler: a forked child inherits the handler, not the watcher.
+static OWNER: AtomicI32 = AtomicI32::new(0);
+/// Every runner that ever intercepted and is still alive; an entry leaves when its `Shared` drops.
+static RUNNERS: Mutex<Slab<Weak<Shared>>> = Mutex::new(Slab::new());
+
+// A runner's word: bit 0 "a run intercepts", bits 1-2 how many Ctrl-Cs that run got (0, 1, 2+),
+// the rest a generation number that tells one run from the next (for the grace deadline).
+const RUNNING: usize = 1;
+const HITS: usize = 0b110;
+const HIT_SHIFT: u32 = 1;
+const GEN_SHIFT: u32 = 3;
+
+/// A runner's part of the Ctrl-C state; lives in its `Shared`.
+pub(crate) struct RunnerSignal {
+    state: AtomicUsize,
+    /// Held by the watcher from its decision about a run to the end of its effects, so the run's
+    /// exit knows when they are all visible.
+    dispatch: Mutex<()>,
+    /// The runner's slot in `RUNNERS`, taken on its first intercepting run.
+    key: OnceLock<usize>,
+}
+
+impl RunnerSignal {
+    pub(crate) fn new() -> Self {
+        RunnerSignal {
+            state: AtomicUsize::new(0),
+            dispatch: Mutex::new(()),
+            key: OnceLock::new(),
+        }
+    }
+}
+
+impl Drop for RunnerSignal {
+    fn drop(&mut self) {
+        if let Some(&key) = self.key.get() {
+            // Never called under the `RUNNERS` lock: the watcher drops the runners it upgraded
+            // after releasing it.
+            lock(&RUNNERS).try_remove(key);
+        }
+    }
+}
+
+/// A run that intercepts; dropping it ends the interception.
+pub(crate) struct Active<'a> {
+    shared: &'a Shared,
+    /// The runner's word with no run in progress: the generation of this run.
+    idle: usize,
+    main: bool,
+}
+
+thread_local! {
+    /// 0: not asked yet, 1: this is the process's main thread, 2: it is not.
+    static MAIN: Cell<u8> = const { Cell::new(0) };
+}
+
+/// True on the process's main thread (asked once per thread).
+#[inline]
+pub(crate) fn on_main_thread() -> bool {
+    match MAIN.get() {
+        1 => true,
+        2 => false,
+        _ => {
+            let main = is_main_thread();
+            MAIN.set(if main { 1 } else { 2 });
+            main
+        }
+    }
+}
+
+#[cold]
+fn is_main_thread() -> bool {
+    cfg_main_thread()
+}
+
+#[cfg(target_os = "linux")]
+fn cfg_main_thread() -> bool {
+    // SAFETY: both calls have no preconditions; `syscall(SYS_gettid)` rather than `gettid()`,
+    // which needs glibc 2.30.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t == libc::getpid() }
+}
+
+#[cfg(target_os = "android")]
+fn cfg_main_thread() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
+#[cfg(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "openbsd"
+))]
+fn cfg_main_thread() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::pthread_main_np() == 1 }
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "openbsd"
+)))]
+fn cfg_main_thread() -> bool {
+    // No portable question: std names the thread that runs `main` "main".
+    thread::current().name() == Some("main")
+}
+
+/// Starts intercepting for one run of `shared` on this thread (`main`: the process's main
+/// thread); `None` when SIGINT is not ours to handle.
+#[inline]
+pub(crate) fn enter(shared: &Arc<Shared>, main: bool) -> Option<Active<'_>> {
+    let ours = match HOOK.load(Ordering::Acquire) {
+        OURS => true,
+        UNCHECKED => install(),
+        _ => false,
+    };
+    if !ours {
+        return None;
+    }
+    let sig = &shared.sigint;
+    if sig.key.get().is_none() {
+        register(shared);
+    }
+    // Only this run's thread changes the word while no run is in progress (the watcher only
+    // touches a running word), so a load and a store suffice.
+    let idle = (sig.state.load(Ordering::Relaxed) & !(RUNNING | HITS)).wrapping_add(1 << GEN_SHIFT);
+    sig.state.store(idle | RUNNING, Ordering::Release);
+    if main {
+        MAIN_INTERCEPTING.store(true, Ordering::Release);
+    } else {
+        OTHERS_INTERCEPTING.fetch_add(1, Ordering::AcqRel);
+    }
+    Some(Active { shared, idle, main })
+}
+
+#[cold]
+fn register(shared: &Arc<Shared>) {
+    let mut runners = lock(&RUNNERS);
+    if shared.sigint.key.get().is_none() {
+        let key = runners.insert(Arc::downgrade(shared));
+        let _ = shared.sigint.key.set(key);
+    }
+}
+
+impl Active<'_> {
+    /// Stops intercepting; true when the watcher counted a Ctrl-C for this run.
+    #[inline]
+    fn exit(&mut self) -> bool {
+        if self.main {
+            MAIN_INTERCEPTING.store(false, Ordering::Release);
+        } else {
+            OTHERS_INTERCEPTING.fetch_sub(1, Ordering::AcqRel);
+        }
+        // The one read-modify-write of a run: it tells, atomically, whether the watcher counted
+        // a Ctrl-C for this run before the run stopped intercepting. A swap, not a `fetch_and`
+        // (a compare-exchange loop on x86): while the run was in progress only the hit bits
+        // could change.
+        let old = self.shared.sigint.state.swap(self.idle, Ordering::AcqRel);
+        old & HITS != 0 && after_interrupted_run(self.shared)
+    }
+}
+
+impl Drop for Active<'_> {
+    /// The run ended by an error or a panic: an `Interrupted` the main future did not see (it
+    /// panicked first) stays pending and ends the runner's next run, rather than being lost.
+    #[inline]
+    fn drop(&mut self) {
+        self.exit();
+    }
+}
+
+/// The run's main future finished with a value: true when a Ctrl-C counted for the run came
+/// too late for the future to see it, so the run must return `Interrupted` all the same (Python
+/// loses the result the same way). Takes that pending `Interrupted`.
+#[inline]
+pub(crate) fn finish(mut active: Active<'_>) -> bool {
+    let shared = active.shared;
+    let hit = active.exit();
+    std::mem::forget(active);
+    if !hit {
+        return false;
+    }
+    match shared.take_main_abort() {
+        Some(RunError::Interrupted) => true,
+        // Another error came first (abort_main keeps the first): it ends the next run.
+        Some(other) => {
+            shared.abort_main(other);
+            false
+        }
+        None => false,
+    }
+}
+
+/// After a run the watcher counted a Ctrl-C for; returns true.
+#[cold]
+fn after_interrupted_run(shared: &Shared) -> bool {
+    // The watcher holds this lock from its look at the word to its last effect on the run: once
+    // we have it, every abort or fire it decided on has happened.
+    drop(lock(&shared.sigint.dispatch));
+    // `interrupted()` is per run: re-armed for the next one.
+    shared.interrupt.reset();
+    true
+}
+
+/// Checks SIGINT's disposition once per process and installs our handler if it is the default.
+#[cold]
+fn install() -> bool {
+    let _g = lock(&INSTALL);
+    match HOOK.load(Ordering::Acquire) {
+        OURS => return true,
+        NOT_OURS => return false,
+        _ => {}
+    }
+    // An error (no thread, no pipe) means: do not intercept, as on a platform without signals.
+    let ours = try_install().unwrap_or(false);
+    HOOK.store(if ours { OURS } else { NOT_OURS }, Ordering::Release);
+    ours
+}
+
+fn try_install() -> io::Result<bool> {
+    if current_handler()? != libc::SIG_DFL {
+        return Ok(false);
+    }
+    let (read_fd, write_fd) = pipe()?;
+    // SAFETY: no preconditions.
+    OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+    WAKE_FD.store(write_fd, Ordering::Release);
+    let spawned = thread::Builder::new()
+        .name("runner-sigint".into())
+        .spawn(move || watch(read_fd));
+    if let Err(err) = spawned {
+        WAKE_FD.store(-1, Ordering::Release);
+        // SAFETY: both fds are ours and used by nothing else.
+        unsafe {
+            libc::close(read_fd);
+            libc::close(write_fd);
+        }
+        return Err(err);
+    }
+    set_handler(on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
+    Ok(true)
+}
+
+fn current_handler() -> io::Result<libc::sighandler_t> {
+    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only queries; `old` is valid for writes.
+    if unsafe { libc::sigaction(libc::SIGINT, ptr::null(), old.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zeroed is a valid `sigaction`, and the kernel filled it in.
+    Ok(unsafe { old.assume_init() }.sa_sigaction)
+}
+
+fn set_handler(handler: libc::sighandler_t) -> io::Result<()> {
+    // SAFETY: an all-zero `sigaction` is valid; every field we rely on is set below.
+    let mut sa: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+    sa.sa_sigaction = handler;
+    // SA_RESTART: code interrupted by a Ctrl-C we handle must not see EINTR it would not have seen
+    // without us. SA_ONSTACK: work on threads that run on an alternate signal stack.
+    sa.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
+    // SAFETY: `sa` is a valid action, the handler is async-signal-safe (see `on_sigint`).
+    let rc = unsafe {
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGINT, &sa, ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn pipe() -> io::Result<(libc::c_int, libc::c_int)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for fd in fds {
+        // Close-on-exec: a child process must not hold the pipe. Non-blocking: the handler must
+        // never block on a full pipe (a full pipe already means a pending wake-up), and the
+        // watcher drains it until empty.
+        // SAFETY: `fd` was just returned by `pipe`.
+        let ok = unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0
+                && libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) == 0
+        };
+        if !ok {
+            let err = io::Error::last_os_error();
+            // SAFETY: both fds are ours.
+            unsafe {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+            return Err(err);
+        }
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// Whether SIGINT's disposition is still our handler. Async-signal-safe (`sigaction` is on the
+/// POSIX list).
+fn installed_is_ours() -> bool {
+    matches!(current_handler(), Ok(h) if h == on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t)
+}
+
+/// The default action, now: `SIG_DFL` back, then SIGINT again. In the handler, the re-raised
+/// signal is blocked until the handler returns and is then delivered with the default action;
+/// on the watcher thread it is delivered at once. Either way the process dies by SIGINT.
+fn die_by_default() {
+    let _ = set_handler(libc::SIG_DFL);
+    // SAFETY: no preconditions; async-signal-safe.
+    unsafe {
+        libc::raise(libc::SIGINT);
+    }
+}
+
+/// The handler. Async-signal-safe: atomics, `getpid`, `sigaction`, `raise`, `write`, errno.
+extern "C" fn on_sigint(_: libc::c_int) {
+    let _errno = ErrnoGuard::save();
+    // SAFETY: no preconditions; async-signal-safe.
+    let forked = unsafe { libc::getpid() } != OWNER.load(Ordering::Relaxed);
+    // A flag read a moment stale means the signal came just before a run began (it dies as by
+    // default) or just after it ended (the watcher finds no run and does the same): never lost.
+    let intercepting = MAIN_INTERCEPTING.load(Ordering::Acquire)
+        || OTHERS_INTERCEPTING.load(Ordering::Acquire) > 0;
+    if forked || !intercepting {
+        // No run intercepts: behave as if we were not there. When another handler was installed
+        // over ours and chains to it (signal-hook does), that handler is in charge: do nothing.
+        if installed_is_ours() {
+            die_by_default();
+        }
+        return;
+    }
+    if !installed_is_ours() {
+        return;
+    }
+    PENDING.fetch_add(1, Ordering::SeqCst);
+    let byte = 1u8;
+    // SAFETY: `WAKE_FD` is the pipe's write end, never closed once published; the pipe is
+    // non-blocking, and a failed write (full pipe) still leaves a wake-up pending.
+    unsafe {
+        libc::write(
+            WAKE_FD.load(Ordering::Acquire),
+            ptr::addr_of!(byte).cast(),
+            1,
+        );
+    }
+}
+
+/// Restores `errno` on drop: the handler must not change what the interrupted code sees.
+struct ErrnoGuard(Option<(*mut libc::c_int, libc::c_int)>);
+
+impl ErrnoGuard {
+    fn save() -> Self {
+        let loc = errno_location();
+        // SAFETY: `errno_location` returns this thread's errno, valid for the thread's life.
+        ErrnoGuard(loc.map(|p| (p, unsafe { *p })))
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        if let Some((p, v)) = self.0 {
+            // SAFETY: as in `save`, on the same thread.
+            unsafe { *p = v };
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn errno_location() -> Option<*mut libc::c_int> {
+    // SAFETY: no preconditions.
+    Some(unsafe { libc::__errno_location() })
+}
+
+#[cfg(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "dragonfly"
+))]
+fn errno_location() -> Option<*mut libc::c_int> {
+    // SAFETY: no preconditions.
+    Some(unsafe { libc::__error() })
+}
+
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+fn errno_location() -> Option<*mut libc::c_int> {
+    // SAFETY: no preconditions.
+    Some(unsafe { libc::__errno() })
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "openbsd",
+    target_os = "netbsd"
+)))]
+fn errno_location() -> Option<*mut libc::c_int> {
+    // Unknown errno location: the only call that can set it is a `write` to a full pipe.
+    None
+}
+
+/// A grace in progress: the run of generation `gen` is aborted at `at` unless it returned.
+struct Grace {
+    runner: Weak<Shared>,
+    gen: usize,
+    at: Instant,
+}
+
+/// The watcher thread: waits for the handler's bytes and for grace deadlines.
+fn watch(read_fd: libc::c_int) {
+    let mut graces: Vec<Grace> = Vec::new();
+    loop {
+        let timeout = match graces.iter().map(|g| g.at).min() {
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                // Round up: waking before the deadline would only loop once more.
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                ms.min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd: read_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid `pollfd`. EINTR (a signal on this thread) just loops.
+        unsafe { libc::poll(&mut pfd, 1, timeout) };
+        drain(read_fd);
+        for _ in 0..PENDING.swap(0, Ordering::SeqCst) {
+            if !dispatch(&mut graces) {
+                // Every run that was intercepting when the signal came has returned since: the
+                // Ctrl-C came "after the run", and is not lost.
+                if installed_is_ours() {
+                    die_by_default();
+                }
+            }
+        }
+        let now = Instant::now();
+        graces.retain(|g| {
+            if g.at <= now {
+                expire(g);
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+fn drain(read_fd: libc::c_int) {
+    let mut buf = [0u8; 64];
+    loop {
+        // SAFETY: `buf` is valid for 64 bytes; the fd is non-blocking.
+        let n = unsafe { libc::read(read_fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < buf.len() as isize {
+            // Empty (EAGAIN), EINTR, or a short read: the pipe is drained, or the next `poll`
+            // returns at once.
+            return;
+        }
+    }
+}
+
+/// One Ctrl-C: every intercepting run counts it. False when no run was intercepting.
+fn dispatch(graces: &mut Vec<Grace>) -> bool {
+    // Upgraded under the lock, used and dropped after it: dropping the last reference to a
+    // runner takes the lock again.
+    let runners: Vec<Arc<Shared>> = lock(&RUNNERS)
+        .iter()
+        .filter_map(|(_, w)| w.upgrade())
+        .collect();
+    let mut claimed = false;
+    for shared in &runners {
+        let sig = &shared.sigint;
+        let _g = lock(&sig.dispatch);
+        let cur = sig.state.load(Ordering::Acquire);
+        if cur & RUNNING == 0 {
+            continue;
+        }
+        let hits = ((cur & HITS) >> HIT_SHIFT) + 1;
+        let next = (cur & !HITS) | (hits.min(2) << HIT_SHIFT);
+        if sig
+            .state
+            .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // The run returned meanwhile (only its own exit changes a running word).
+            continue;
+        }
+        claimed = true;
+        match shared.config.interrupt_grace {
+            Some(grace) if hits == 1 => {
+                shared.interrupt.fire();
+                graces.push(Grace {
+                    runner: Arc::downgrade(shared),
+                    gen: cur >> GEN_SHIFT,
+                    at: Instant::now() + grace,
+                });
+            }
+            _ => shared.abort_main(RunError::Interrupted),
+        }
+    }
+    claimed
+}
+
+/// The end of a grace: aborts the run if it is the one that got the Ctrl-C and still running.
+fn expire(g: &Grace) {
+    let Some(shared) = g.runner.upgrade() else {
+        return;
+    };
+    let sig = &shared.sigint;
+    let guard = lock(&sig.dispatch);
+    let cur = sig.state.load(Ordering::Acquire);
+    if cur & RUNNING != 0 && cur >> GEN_SHIFT == g.gen {
+        shared.abort_main(RunError::Interrupted);
+    }
+    drop(guard);
+}
