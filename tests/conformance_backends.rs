@@ -35,5 +35,5 @@ suite!(
 suite!(custom, Kit::new("custom", minimal_loop::MiniLoop::new));
 suite!(
     test_loop,
-    Kit::new("test_loop", runner::testing::TestLoop::new)
+    Kit::new("test_loop", runner::testing::TestLoop::new).local_tasks(false)
 );

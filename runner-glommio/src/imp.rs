@@ -82,17 +82,13 @@ impl GlommioLoop {
 }
 
 impl Injector {
+    /// Spawns what was queued so far. Takes the whole queue at once rather than popping until it
+    /// is empty: threads that keep injecting must not keep the loop inside this call (close
+    /// would never get polled). What arrives later wakes the loop's main task again.
     fn drain(&self) {
-        loop {
-            let next = self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front();
-            match next {
-                Some(task) => drop(glommio::spawn_local(task).detach()),
-                None => return,
-            }
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in batch {
+            drop(glommio::spawn_local(task).detach());
         }
     }
 }
