@@ -365,8 +365,9 @@ impl<T> JoinHandle<T> {
     }
 
     /// Cancels the task. Its future is dropped on its loop's thread the next time the loop runs,
-    /// and the handle then yields a cancelled [`JoinError`]. Does nothing to a task that has
-    /// already finished, nor to a blocking job that has started.
+    /// and the handle then yields a cancelled [`JoinError`] (or, if the future's destructor
+    /// panicked, that panic, as with tokio). Does nothing to a task that has already finished,
+    /// nor to a blocking job that has started.
     pub fn abort(&self) {
         self.header().abort();
     }
@@ -735,7 +736,9 @@ where
 ///
 /// # Errors
 ///
-/// [`SpawnError::NoRunner`] outside any run; [`SpawnError::Closed`] once the runner is closed.
+/// [`SpawnError::NoRunner`] outside any run; [`SpawnError::Closed`] once the runner is closed,
+/// or, from a thread that is not running the loop (a blocking job), once its close has started
+/// cancelling tasks.
 #[track_caller]
 pub fn try_spawn<F>(fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
 where
