@@ -185,6 +185,7 @@ macro_rules! __cases {
             tasks::unobserved_panics_reported_exactly_once,
             tasks::unread_panic_reported_when_handle_dropped,
             tasks::spawn_from_inside_a_task,
+            tasks::spawn_never_polls_inline,
             tasks::loop_handle_40_000_from_4_threads,
             tasks::loop_handle_spawn_before_first_run_is_queued,
             tasks::join_handle_awaited_on_plain_thread,
@@ -205,6 +206,7 @@ macro_rules! __cases {
             close::handle_spawns_racing_close_are_refused_or_counted,
             close::drop_while_panicking_never_double_panics,
             close::drop_inside_another_run_does_not_block,
+            close::close_cancels_tasks_queued_before_any_run,
         );
     };
 }

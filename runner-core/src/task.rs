@@ -418,12 +418,12 @@ impl<T> Drop for JoinHandle<T> {
         };
         drop(slot);
         if let Some(e) = unread {
+            // Not reported yet, so the panic happened before close began: an unobserved panic,
+            // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
+            // closing has no run left to end; the abort it records is never read.)
             let header = self.header();
             let shared = header.shared.upgrade();
-            let closing = shared
-                .as_ref()
-                .is_some_and(|s| s.registry().phase > Phase::Open);
-            report_unobserved(shared.as_deref(), &header.info, e, closing);
+            report_unobserved(shared.as_deref(), &header.info, e, false);
         }
     }
 }

@@ -524,3 +524,40 @@ pub fn drop_inside_another_run_does_not_block<L: EventLoop>(kit: &Kit<L>) {
     outer.run(sleep(Duration::from_millis(20))).unwrap();
     assert_eq!(polls.load(Ordering::SeqCst), after, "{}", kit.name());
 }
+
+/// Tasks queued through a `LoopHandle` before the loop ever ran (glommio's injection queue, a
+/// current-thread loop's queue) are cancelled and counted by a close that comes first; none is
+/// polled.
+pub fn close_cancels_tasks_queued_before_any_run<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    let handle = rt.handle().unwrap();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let polled = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let (guard, p, h) = (DropCount(dropped.clone()), polled.clone(), handle.clone());
+            thread::spawn(move || {
+                h.spawn(async move {
+                    let _guard = guard;
+                    // Multi-thread loops may start it: then it waits here.
+                    p.store(true, Ordering::SeqCst);
+                    pending::<()>().await
+                })
+                .unwrap()
+            })
+            .join()
+            .unwrap()
+        })
+        .collect();
+    let report = rt.close().unwrap();
+    assert_eq!(report.cancelled, 3, "{}: {report}", kit.name());
+    assert_eq!(dropped.load(Ordering::SeqCst), 3);
+    if !kit.capabilities().multi_thread {
+        assert!(!polled.load(Ordering::SeqCst), "{}", kit.name());
+    }
+    for h in handles {
+        assert!(futures_lite::future::block_on(h)
+            .unwrap_err()
+            .is_cancelled());
+    }
+}

@@ -630,3 +630,46 @@ pub fn loop_handle_spawn_after_close_is_closed<L: EventLoop>(kit: &Kit<L>) {
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
     assert!(!polled.load(Ordering::SeqCst));
 }
+
+/// "`Spawner::spawn` never polls the task inline; it queues it" (the `EventLoop` contract), for
+/// `spawn` and `spawn_local`, from the main future and from a task: a spawner holding a lock or
+/// a `RefCell` borrow the new task needs must not deadlock or panic. (glommio's own
+/// `spawn_local` runs the new task at once.) On multi-thread loops a worker may start it at any
+/// moment, so only local loops can assert that it has not run yet.
+pub fn spawn_never_polls_inline<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    let caps = kit.capabilities();
+    let name = kit.name();
+    rt.run(async move {
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let h = runner_core::spawn(async move { r.store(true, Ordering::SeqCst) });
+        assert!(
+            caps.multi_thread || !ran.load(Ordering::SeqCst),
+            "{name}: spawn ran inline"
+        );
+        h.await.unwrap();
+        let from_task = runner_core::spawn(async move {
+            let ran = Arc::new(AtomicBool::new(false));
+            let r = ran.clone();
+            let h = runner_core::spawn(async move { r.store(true, Ordering::SeqCst) });
+            let inline = ran.load(Ordering::SeqCst);
+            h.await.unwrap();
+            inline
+        });
+        assert!(
+            caps.multi_thread || !from_task.await.unwrap(),
+            "{name}: spawn ran inline"
+        );
+        if caps.local_tasks {
+            let cell = std::rc::Rc::new(std::cell::RefCell::new(0));
+            let c = cell.clone();
+            let borrow = cell.borrow_mut();
+            let h = runner_core::spawn_local(async move { *c.borrow_mut() += 1 });
+            drop(borrow);
+            h.await.unwrap();
+            assert_eq!(*cell.borrow(), 1);
+        }
+    })
+    .unwrap();
+}
