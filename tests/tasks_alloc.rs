@@ -3,8 +3,8 @@
 //! Counts the heap allocations made on the spawning thread by `runner::spawn` and by the raw
 //! backend's spawn of the same future, on each backend. Today `runner::spawn` makes two beyond
 //! the backend's: the task cell (an `Arc` shared by the join handle, the registry and the driver)
-//! and the `Box` that the `Spawner` trait takes the driver future in. The test pins that figure,
-//! so a regression (a third allocation) fails and an improvement is noticed.
+//! and the `Box` that the `Spawner` trait takes the driver future in. The test prints the figures
+//! and fails on a regression (a third allocation).
 //!
 //! Its own binary: the counting allocator must not slow down or count the other tests.
 
@@ -57,7 +57,7 @@ fn check(name: &str, ours: f64, raw: f64) {
     eprintln!("{name}: runner::spawn {ours:.2} allocations, raw backend spawn {raw:.2}");
     let extra = ours - raw;
     assert!(
-        (1.5..2.5).contains(&extra),
+        extra < 2.5,
         "{name}: runner::spawn makes {extra:.2} allocations beyond the backend's"
     );
 }

@@ -203,6 +203,7 @@ macro_rules! __cases {
             close::blocking_job_left_behind_is_reported,
             close::blocking_spawn_after_close_never_hangs,
             close::shutdown_runner_policy_ends_the_run,
+            close::shutdown_runner_policy_between_runs,
             close::handle_spawns_racing_close_are_refused_or_counted,
             close::drop_while_panicking_never_double_panics,
             close::drop_inside_another_run_does_not_block,

@@ -561,3 +561,36 @@ pub fn close_cancels_tasks_queued_before_any_run<L: EventLoop>(kit: &Kit<L>) {
             .is_cancelled());
     }
 }
+
+/// `UnhandledPanic::ShutdownRunner`: "when no run is in progress, the next `run` returns it
+/// without polling its future". Here the panic is left unread in a handle that is dropped
+/// between runs.
+// Returning the handle out of the run is the point: it is dropped between runs.
+#[allow(clippy::async_yields_async)]
+pub fn shutdown_runner_policy_between_runs<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit
+        .builder()
+        .unhandled_panic(UnhandledPanic::ShutdownRunner)
+        .exception_handler(|_| {})
+        .build();
+    let h = rt
+        .run(async {
+            let h = runner_core::spawn(async { panic!("late") });
+            assert!(eventually(|| h.is_finished()).await);
+            h
+        })
+        .unwrap();
+    drop(h);
+    let polled = Arc::new(AtomicBool::new(false));
+    let p = polled.clone();
+    let err = rt
+        .run(async move { p.store(true, Ordering::SeqCst) })
+        .unwrap_err();
+    assert!(
+        matches!(err, RunError::TaskPanicked(_)),
+        "{}: {err:?}",
+        kit.name()
+    );
+    assert!(!polled.load(Ordering::SeqCst));
+    assert_eq!(rt.run(async { 2 }).unwrap(), 2, "only once");
+}
