@@ -79,8 +79,8 @@ impl<L: EventLoop> Kit<L> {
         self
     }
 
-    /// Sets whether `spawn_local` works (a loop with an
-    /// [`EventLoop::local_spawner`]).
+    /// Sets whether `spawn_local` works (a loop whose `local_spawner` is `None` has no local
+    /// tasks even when it is current-thread).
     pub fn local_tasks(mut self, on: bool) -> Self {
         self.caps.local_tasks = on;
         self
@@ -194,6 +194,38 @@ macro_rules! __cases {
             debug::slow_main_poll_is_reported_as_main,
             debug::close_in_debug_lists_pending_tasks,
             debug::debug_off_reports_nothing,
+            tasks::spawn_and_join_value,
+            tasks::spawn_join_10_000,
+            tasks::abort_drops_future_on_loop_thread,
+            tasks::abort_racing_completion_ends_once,
+            tasks::panicking_task_gives_join_error,
+            tasks::detached_panic_reaches_handler,
+            tasks::unobserved_panics_reported_exactly_once,
+            tasks::unread_panic_reported_when_handle_dropped,
+            tasks::spawn_from_inside_a_task,
+            tasks::spawn_never_polls_inline,
+            tasks::loop_handle_40_000_from_4_threads,
+            tasks::loop_handle_spawn_before_first_run_is_queued,
+            tasks::join_handle_awaited_on_plain_thread,
+            tasks::sleep_and_timeout,
+            tasks::spawn_blocking_returns_value_in_context_copy,
+            tasks::errors_outside_a_run,
+            tasks::spawn_local_follows_capabilities,
+            tasks::loop_handle_spawn_after_close_is_closed,
+            close::r6_close_cancels_hanging_tasks,
+            close::r7_panic_during_grace_reaches_handler,
+            close::r8_close_drops_stream_after_cancelled_task,
+            close::close_cancels_10_000_pending_tasks,
+            close::grace_finishes_watchers_and_cancels_the_rest,
+            close::tasks_spawned_during_close_are_cancelled_and_counted,
+            close::blocking_job_left_behind_is_reported,
+            close::blocking_spawn_after_close_never_hangs,
+            close::shutdown_runner_policy_ends_the_run,
+            close::shutdown_runner_policy_between_runs,
+            close::handle_spawns_racing_close_are_refused_or_counted,
+            close::drop_while_panicking_never_double_panics,
+            close::drop_inside_another_run_does_not_block,
+            close::close_cancels_tasks_queued_before_any_run,
         );
     };
 }

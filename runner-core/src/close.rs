@@ -23,8 +23,8 @@ pub struct CloseReport {
     pub finished: usize,
     /// Tasks that close cancelled (their futures were dropped on the loop's thread).
     pub cancelled: usize,
-    /// Tasks that panicked while the runner was closing (each was reported to the exception
-    /// handler).
+    /// Tasks that panicked while the runner was closing, including a cancelled task whose
+    /// destructor panicked (each was reported to the exception handler).
     pub panicked: usize,
     /// Blocking jobs still running when `blocking_shutdown_timeout` ran out; each was reported and
     /// left behind.

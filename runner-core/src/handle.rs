@@ -43,8 +43,11 @@ impl LoopHandle {
     ///
     /// # Errors
     ///
-    /// [`RunError::Closed`] once the runner is closed (or so far into closing that the task could
-    /// not be accounted for); the future is dropped unpolled.
+    /// [`RunError::Closed`] once the runner is closed, or once its close has started cancelling
+    /// tasks (from then on, spawns from outside the loop are refused, so that threads that keep
+    /// spawning cannot keep close from finishing); the future is dropped unpolled. A spawn that
+    /// returns `Ok` is always accounted for: its task ends finished, cancelled or panicked in the
+    /// [`CloseReport`](crate::CloseReport).
     #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> Result<JoinHandle<F::Output>, RunError>
     where

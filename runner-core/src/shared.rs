@@ -180,15 +180,20 @@ impl Shared {
 
     /// Adds a task. `make` runs under the registry lock with the task's key and whether it is
     /// born cancelled.
+    ///
+    /// Once close is cancelling, only spawns made on a thread that is running a loop (a task's
+    /// poll or destructor, the close itself) are accepted, born cancelled; a spawn from anywhere
+    /// else (a `LoopHandle` on another thread, a blocking job) is refused. Otherwise threads that
+    /// keep spawning could keep the registry from ever draining, and close from ever returning.
     pub(crate) fn register<R>(
         &self,
         make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
     ) -> Result<R, SpawnError> {
         let mut reg = self.registry();
-        if reg.phase == Phase::Closed {
+        let cancelled = reg.phase >= Phase::Cancelling;
+        if reg.phase == Phase::Closed || (cancelled && !loop_running()) {
             return Err(SpawnError::Closed);
         }
-        let cancelled = reg.phase >= Phase::Cancelling;
         let entry = reg.tasks.vacant_entry();
         let (task, out) = make(entry.key(), cancelled);
         entry.insert(task);

@@ -82,6 +82,9 @@ struct Slot<T> {
     waker: Option<Waker>,
     detached: bool,
     taken: bool,
+    /// The panic in `output` was already reported (it happened during close): dropping the
+    /// handle unread must not report it a second time.
+    reported: bool,
 }
 
 /// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
@@ -100,6 +103,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
                 waker: None,
                 detached: false,
                 taken: false,
+                reported: false,
             }),
         }
     }
@@ -109,9 +113,11 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     }
 
     /// Hands the output to the join handle, or reports it when nobody will read it.
+    ///
+    /// A panic is reported exactly once: here when the handle is already gone or close is under
+    /// way, otherwise by the handle's `Drop` if it is dropped unread.
     fn complete(&self, result: Result<T, JoinError>, shared: Option<&Shared>) {
         let header = self.header();
-        header.state.fetch_or(COMPLETE, Ordering::AcqRel);
         let outcome = match &result {
             Ok(_) => Outcome::Finished,
             Err(e) if e.is_panic() => Outcome::Panicked,
@@ -119,44 +125,43 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         };
         let closing = shared.is_some_and(|s| s.registry().phase > Phase::Open);
         let mut slot = lock(&self.slot);
-        let (unread, waker) = if slot.detached {
-            (Some(result), None)
+        let waker = slot.waker.take();
+        let mut unread = None;
+        let mut during_close = None;
+        if slot.detached {
+            unread = Some(result);
         } else {
-            match result {
-                Err(e) if e.is_panic() && closing => {
-                    // Close cannot know whether the holder will ever look: report the message
-                    // now and leave the payload to the handle.
-                    let message = panic_message(e.payload_ref()).to_owned();
-                    slot.output = Some(Err(e));
-                    let waker = slot.waker.take();
-                    drop(slot);
-                    if let Some(s) = shared {
-                        s.report(&Diagnostic {
-                            kind: DiagnosticKind::PanicDuringShutdown,
-                            task: header.info.clone(),
-                            payload: None,
-                            message: Some(message),
-                            duration: None,
-                        });
+            if closing {
+                if let Err(e) = &result {
+                    if e.is_panic() {
+                        // Close cannot know whether the holder will ever look: report the
+                        // message now and leave the payload to the handle.
+                        during_close = Some(panic_message(e.payload_ref()).to_owned());
+                        slot.reported = true;
                     }
-                    if let Some(w) = waker {
-                        w.wake();
-                    }
-                    return self.finish(shared, outcome);
-                }
-                result => {
-                    slot.output = Some(result);
-                    (None, slot.waker.take())
                 }
             }
-        };
+            slot.output = Some(result);
+        }
+        // Set under the slot lock, after the output is stored: `is_finished()` then means the
+        // output is there to take.
+        header.state.fetch_or(COMPLETE, Ordering::AcqRel);
         drop(slot);
         if let Some(w) = waker {
             w.wake();
         }
-        if let (Some(Err(e)), Some(s)) = (unread, shared) {
+        if let (Some(message), Some(s)) = (during_close, shared) {
+            s.report(&Diagnostic {
+                kind: DiagnosticKind::PanicDuringShutdown,
+                task: header.info.clone(),
+                payload: None,
+                message: Some(message),
+                duration: None,
+            });
+        }
+        if let Some(Err(e)) = unread {
             if e.is_panic() {
-                report_unobserved(s, &header.info, e, closing);
+                report_unobserved(shared, &header.info, e, closing);
             }
         }
         self.finish(shared, outcome);
@@ -175,10 +180,12 @@ impl<T: Send + 'static> TaskRef for Task<T, Header> {
     }
 }
 
-fn report_unobserved(shared: &Shared, info: &TaskInfo, e: JoinError, closing: bool) {
+/// Reports a panic nobody will read. Without a runner (the handle outlived it), the default
+/// handler still prints it: nothing is lost silently.
+fn report_unobserved(shared: Option<&Shared>, info: &TaskInfo, e: JoinError, closing: bool) {
     let payload = e.into_panic();
     let message = panic_message(payload.as_ref()).to_owned();
-    shared.report(&Diagnostic {
+    let d = Diagnostic {
         kind: if closing {
             DiagnosticKind::PanicDuringShutdown
         } else {
@@ -188,7 +195,12 @@ fn report_unobserved(shared: &Shared, info: &TaskInfo, e: JoinError, closing: bo
         payload: Some(payload),
         message: None,
         duration: None,
-    });
+    };
+    let Some(shared) = shared else {
+        crate::diagnostic::default_handler(&d);
+        return;
+    };
+    shared.report(&d);
     if !closing && shared.config.unhandled == UnhandledPanic::ShutdownRunner {
         shared.abort_main(RunError::TaskPanicked(TaskPanicked {
             task: info.to_string(),
@@ -222,22 +234,26 @@ pin_project! {
             let mut this = this.project();
             if let StageProj::Running { .. } = this.stage.as_mut().project() {
                 let shared = this.scope.clone();
-                drop_future(this.stage, this.scope, this.ctx);
-                this.task.complete(Err(JoinError::cancelled()), shared.as_deref());
+                let result = drop_future(this.stage, this.scope, this.ctx)
+                    .and(Err(JoinError::cancelled()));
+                this.task.complete(result, shared.as_deref());
             }
         }
     }
 }
 
 /// Drops the future with the task's runner and context installed (its destructors may use
-/// them), catching a panicking destructor.
-fn drop_future<F>(stage: Pin<&mut Stage<F>>, scope: &mut Option<Arc<Shared>>, ctx: &mut Context) {
+/// them). A destructor that panics makes the task's result that panic, as tokio does: the
+/// cleanup of a cancelled task failed, and someone must hear of it.
+fn drop_future<F>(
+    stage: Pin<&mut Stage<F>>,
+    scope: &mut Option<Arc<Shared>>,
+    ctx: &mut Context,
+) -> Result<(), JoinError> {
     let _scope = shared::Enter::new(scope);
     let _ctx = context::Enter::new(ctx);
     let mut stage = stage;
-    if catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))).is_err() {
-        eprintln!("runner: a task's destructor panicked while it was dropped");
-    }
+    catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))).map_err(JoinError::panic)
 }
 
 impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
@@ -257,9 +273,9 @@ impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
         // seen here.
         if header.is_aborted() {
             let shared = this.scope.clone();
-            drop_future(this.stage, this.scope, this.ctx);
-            this.task
-                .complete(Err(JoinError::cancelled()), shared.as_deref());
+            let result =
+                drop_future(this.stage, this.scope, this.ctx).and(Err(JoinError::cancelled()));
+            this.task.complete(result, shared.as_deref());
             return Poll::Ready(());
         }
         let debug = this.scope.as_ref().filter(|s| s.config.debug).cloned();
@@ -279,7 +295,12 @@ impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
             Err(payload) => Err(JoinError::panic(payload)),
         };
         let shared = this.scope.clone();
-        drop_future(this.stage, this.scope, this.ctx);
+        let dropped = drop_future(this.stage, this.scope, this.ctx);
+        // A panicking destructor overrides a value (dropped with it), not an earlier panic.
+        let result = match (result, dropped) {
+            (Ok(_), Err(e)) => Err(e),
+            (result, _) => result,
+        };
         this.task.complete(result, shared.as_deref());
         Poll::Ready(())
     }
@@ -344,8 +365,9 @@ impl<T> JoinHandle<T> {
     }
 
     /// Cancels the task. Its future is dropped on its loop's thread the next time the loop runs,
-    /// and the handle then yields a cancelled [`JoinError`]. Does nothing to a task that has
-    /// already finished, nor to a blocking job that has started.
+    /// and the handle then yields a cancelled [`JoinError`] (or, if the future's destructor
+    /// panicked, that panic, as with tokio). Does nothing to a task that has already finished,
+    /// nor to a blocking job that has started.
     pub fn abort(&self) {
         self.header().abort();
     }
@@ -388,7 +410,7 @@ impl<T> Drop for JoinHandle<T> {
         slot.detached = true;
         slot.waker = None;
         let unread = match slot.output.take() {
-            Some(Err(e)) if e.is_panic() => Some(e),
+            Some(Err(e)) if e.is_panic() && !slot.reported => Some(e),
             other => {
                 slot.output = other;
                 None
@@ -396,14 +418,12 @@ impl<T> Drop for JoinHandle<T> {
         };
         drop(slot);
         if let Some(e) = unread {
+            // Not reported yet, so the panic happened before close began: an unobserved panic,
+            // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
+            // closing has no run left to end; the abort it records is never read.)
             let header = self.header();
-            if let Some(shared) = header.shared.upgrade() {
-                let closing = shared.registry().phase > Phase::Open;
-                // During close the panic was already reported when it happened.
-                if !closing {
-                    report_unobserved(&shared, &header.info, e, false);
-                }
-            }
+            let shared = header.shared.upgrade();
+            report_unobserved(shared.as_deref(), &header.info, e, false);
         }
     }
 }
@@ -498,29 +518,53 @@ where
         since: Instant::now(),
     });
     let task = Arc::new(Task::new(header));
-    let job_task = task.clone();
+    let job = BlockingJobGuard {
+        task: Some(task.clone()),
+        shared: Arc::downgrade(shared),
+        key,
+    };
     let mut ctx = Context::copy_current();
-    let weak = Arc::downgrade(shared);
     shared.spawner.spawn_blocking(Box::new(move || {
-        let mut scope = weak.upgrade();
-        let result = if job_task.header.is_aborted() {
+        // Moves the whole guard in, so its `Drop` runs when the closure ends or is dropped.
+        let mut job = job;
+        let Some(task) = job.task.take() else { return };
+        let mut scope = job.shared.upgrade();
+        let result = if task.header.is_aborted() {
             Err(JoinError::cancelled())
         } else {
             let _scope = shared::Enter::with_running(&mut scope, false);
             catch_unwind(AssertUnwindSafe(|| ctx.run(f))).map_err(JoinError::panic)
         };
-        // Blocking jobs are not in the task registry (`usize::MAX` matches no key there); they
-        // are tracked in their own set, which close waits on with a timeout.
-        job_task.complete(result, scope.as_deref());
-        if let Some(s) = scope {
-            let mut set = lock(&s.blocking);
-            set.try_remove(key);
-            drop(set);
-            s.blocking_done.notify_all();
-        }
+        task.complete(result, scope.as_deref());
     }));
     JoinHandle {
         inner: Inner::Blocking(task),
+    }
+}
+
+/// Owned by a blocking job's closure. Blocking jobs are not in the task registry (`usize::MAX`
+/// matches no key there) but in their own set, which close waits on with a timeout; the guard
+/// takes the job out of that set however the closure ends: run, panicked, or dropped unrun by a
+/// pool that is shutting down, in which case the handle gets a cancelled error instead of
+/// waiting forever.
+struct BlockingJobGuard<R: Send + 'static> {
+    task: Option<Arc<Task<R, Header>>>,
+    shared: Weak<Shared>,
+    key: usize,
+}
+
+impl<R: Send + 'static> Drop for BlockingJobGuard<R> {
+    fn drop(&mut self) {
+        let shared = self.shared.upgrade();
+        if let Some(task) = self.task.take() {
+            task.complete(Err(JoinError::cancelled()), shared.as_deref());
+        }
+        if let Some(s) = shared {
+            let mut set = lock(&s.blocking);
+            set.try_remove(self.key);
+            drop(set);
+            s.blocking_done.notify_all();
+        }
     }
 }
 
@@ -692,7 +736,9 @@ where
 ///
 /// # Errors
 ///
-/// [`SpawnError::NoRunner`] outside any run; [`SpawnError::Closed`] once the runner is closed.
+/// [`SpawnError::NoRunner`] outside any run; [`SpawnError::Closed`] once the runner is closed,
+/// or, from a thread that is not running the loop (a blocking job), once its close has started
+/// cancelling tasks.
 #[track_caller]
 pub fn try_spawn<F>(fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
 where

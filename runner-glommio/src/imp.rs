@@ -11,7 +11,7 @@ use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
-use glommio::{LocalExecutor, LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutor, LocalExecutorBuilder, Placement, TaskQueueHandle};
 use runner_core::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
 
 /// Registered I/O memory per executor; see the crate docs.
@@ -82,18 +82,25 @@ impl GlommioLoop {
 }
 
 impl Injector {
+    /// Spawns what was queued so far. Takes the whole queue at once rather than popping until it
+    /// is empty: threads that keep injecting must not keep the loop inside this call (close
+    /// would never get polled). What arrives later wakes the loop's main task again.
     fn drain(&self) {
-        loop {
-            let next = self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front();
-            match next {
-                Some(task) => drop(glommio::spawn_local(task).detach()),
-                None => return,
-            }
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in batch {
+            schedule_local(task);
         }
+    }
+}
+
+/// Queues `task` on this thread's executor. `glommio::spawn_local` polls a new task inline,
+/// before returning, which the `EventLoop` contract forbids (a spawner that holds a lock or a
+/// `RefCell` borrow the new task needs would deadlock or panic); spawning into a task queue
+/// schedules it instead. The default queue always exists; were it missing, the task would be
+/// dropped here, which ends it as cancelled rather than losing it.
+fn schedule_local(task: impl Future<Output = ()> + 'static) {
+    if let Ok(task) = glommio::spawn_local_into(task, TaskQueueHandle::default()) {
+        drop(task.detach());
     }
 }
 
@@ -164,7 +171,7 @@ struct GlommioSpawner {
 impl Spawner for GlommioSpawner {
     fn spawn(&self, task: BoxFuture) {
         if thread::current().id() == self.inject.home && RUNNING.with(Cell::get) {
-            drop(glommio::spawn_local(task).detach());
+            schedule_local(task);
             return;
         }
         self.inject
@@ -192,6 +199,6 @@ struct GlommioLocalSpawner;
 
 impl LocalSpawner for GlommioLocalSpawner {
     fn spawn_local(&self, task: LocalBoxFuture) {
-        drop(glommio::spawn_local(task).detach());
+        schedule_local(task);
     }
 }

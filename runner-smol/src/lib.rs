@@ -23,6 +23,9 @@ use runner_core::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawne
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// At most this many tasks are run by `shutdown` (see there).
+const TICKS_AT_SHUTDOWN: usize = 100_000;
+
 thread_local! {
     /// Each local loop's `LocalExecutor` on this thread (it is `!Send`, the loop is `Send`).
     /// Kept as the spawner itself so that `local_spawner` (called on every run) does not allocate.
@@ -152,8 +155,19 @@ impl EventLoop for SmolLoop {
     }
 
     fn shutdown(mut self) {
+        // Dropping the local executor drops its tasks, here on the loop's thread.
         LOCALS.with(|l| l.borrow_mut().retain(|(id, _)| *id != self.id));
         self.join();
+        // After a normal close nothing is left. After a runner was dropped where it could not
+        // drive its loop, its tasks were aborted and woken: polling them once here, on the
+        // loop's thread, drops their futures. Without it they would stay queued in an executor
+        // that they themselves keep alive. Bounded, because a task that is not the runner's
+        // (spawned through `executor()`) may wake itself forever.
+        for _ in 0..TICKS_AT_SHUTDOWN {
+            if !self.ex.try_tick() {
+                break;
+            }
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The cases, one module per area of the contract.
 
+pub mod close;
 pub mod context;
 pub mod debug;
 pub mod lifecycle;
+pub mod tasks;
