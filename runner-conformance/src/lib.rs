@@ -178,6 +178,7 @@ macro_rules! __cases {
             lifecycle::n6_run_accepts_join_handle,
             lifecycle::n7_run_accepts_into_future,
             lifecycle::r9_ambient_handle_inside_run_and_tasks,
+            lifecycle::concurrent_runners_on_threads,
             context::n11_run_keeps_context,
             context::context_is_snapshotted_at_lazy_init,
             context::run_with_context_uses_the_given_context,

@@ -355,3 +355,35 @@ pub fn r9_ambient_handle_inside_run_and_tasks<L: EventLoop>(kit: &Kit<L>) {
     let other = kit.runner().handle().unwrap();
     assert!(!other.same_runner(&mine));
 }
+
+/// The backport's extra tests (asyncio-runner-reference §6.4): a runner inside a worker thread
+/// has no SIGINT path and returns its result, and runners on different threads run concurrently:
+/// a run on a worker thread waits for something only the main thread's run does, and both
+/// finish. (A deadline turns a missing concurrency into a failure instead of a hang.)
+pub fn concurrent_runners_on_threads<L: EventLoop>(kit: &Kit<L>) {
+    use std::time::Duration;
+    let flag = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let kit = kit.clone();
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            let mut rt = kit.runner();
+            rt.run(runner_core::time::timeout(Duration::from_secs(30), async move {
+                while !flag.load(Ordering::SeqCst) {
+                    runner_core::time::sleep(Duration::from_millis(1)).await;
+                }
+                "worker saw the main thread's run"
+            }))
+            .unwrap()
+        })
+    };
+    let mut rt = kit.runner();
+    let f = flag.clone();
+    rt.run(async move {
+        runner_core::yield_now().await;
+        f.store(true, Ordering::SeqCst);
+    })
+    .unwrap();
+    let out = worker.join().expect("the worker's runner does not panic");
+    assert_eq!(out, Ok("worker saw the main thread's run"), "{}", kit.name());
+}
