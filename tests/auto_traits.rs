@@ -42,8 +42,7 @@ fn errors_are_error_send_sync_static() {
     error::<RunError>();
     error::<SpawnError>();
     error::<ContextError>();
-    send::<JoinError>();
-    stat::<JoinError>();
+    error::<JoinError>();
     let e: Box<dyn std::error::Error + Send> = Box::new(cancelled_join_error());
     assert_eq!(e.to_string(), "task was cancelled");
 }

@@ -4,6 +4,7 @@ use std::any::Any;
 use std::error::Error;
 use std::fmt;
 use std::io;
+use std::sync::Mutex;
 
 pub(crate) const MSG_CLOSED: &str = "runner is closed";
 pub(crate) const MSG_NESTED: &str =
@@ -97,7 +98,13 @@ pub struct JoinError {
 
 enum JoinRepr {
     Cancelled,
-    Panic(Box<dyn Any + Send + 'static>),
+    /// The payload sits behind a `Mutex` only to make `JoinError` `Sync` without `unsafe` (it is
+    /// never locked while shared: `into_panic` takes `self`); the message is read once, when the
+    /// error is made, so Display needs no lock.
+    Panic {
+        payload: Mutex<Box<dyn Any + Send + 'static>>,
+        message: String,
+    },
 }
 
 impl JoinError {
@@ -109,7 +116,10 @@ impl JoinError {
 
     pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
         JoinError {
-            repr: JoinRepr::Panic(payload),
+            repr: JoinRepr::Panic {
+                message: panic_message(payload.as_ref()).to_owned(),
+                payload: Mutex::new(payload),
+            },
         }
     }
 
@@ -120,13 +130,14 @@ impl JoinError {
 
     /// True when the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, JoinRepr::Panic(_))
+        matches!(self.repr, JoinRepr::Panic { .. })
     }
 
-    pub(crate) fn panic_payload(&self) -> Option<&(dyn Any + Send + 'static)> {
+    /// The panic message when the payload was a string; `"cancelled"` for a cancelled task.
+    pub(crate) fn message(&self) -> &str {
         match &self.repr {
-            JoinRepr::Panic(p) => Some(p.as_ref()),
-            JoinRepr::Cancelled => None,
+            JoinRepr::Panic { message, .. } => message,
+            JoinRepr::Cancelled => "cancelled",
         }
     }
 
@@ -145,7 +156,9 @@ impl JoinError {
     /// The panic payload, or the error back when the task was cancelled.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            JoinRepr::Panic(p) => Ok(p),
+            JoinRepr::Panic { payload, .. } => {
+                Ok(payload.into_inner().unwrap_or_else(|p| p.into_inner()))
+            }
             repr @ JoinRepr::Cancelled => Err(JoinError { repr }),
         }
     }
@@ -155,7 +168,7 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             JoinRepr::Cancelled => f.write_str("task was cancelled"),
-            JoinRepr::Panic(p) => write!(f, "task panicked: {}", panic_message(p.as_ref())),
+            JoinRepr::Panic { message, .. } => write!(f, "task panicked: {message}"),
         }
     }
 }
@@ -164,7 +177,7 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             JoinRepr::Cancelled => f.write_str("JoinError::Cancelled"),
-            JoinRepr::Panic(p) => write!(f, "JoinError::Panic({:?})", panic_message(p.as_ref())),
+            JoinRepr::Panic { message, .. } => write!(f, "JoinError::Panic({message:?})"),
         }
     }
 }

@@ -136,7 +136,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
                     if e.is_panic() {
                         // Close cannot know whether the holder will ever look: report the
                         // message now and leave the payload to the handle.
-                        during_close = Some(panic_message(e.payload_ref()).to_owned());
+                        during_close = Some(e.message().to_owned());
                         slot.reported = true;
                     }
                 }
@@ -798,13 +798,4 @@ where
     R: Send + 'static,
 {
     Builder::new().spawn_blocking(f)
-}
-
-impl JoinError {
-    pub(crate) fn payload_ref(&self) -> &(dyn std::any::Any + Send) {
-        match self.panic_payload() {
-            Some(p) => p,
-            None => &"cancelled",
-        }
-    }
 }

@@ -368,12 +368,15 @@ pub fn concurrent_runners_on_threads<L: EventLoop>(kit: &Kit<L>) {
         let flag = flag.clone();
         std::thread::spawn(move || {
             let mut rt = kit.runner();
-            rt.run(runner_core::time::timeout(Duration::from_secs(30), async move {
-                while !flag.load(Ordering::SeqCst) {
-                    runner_core::time::sleep(Duration::from_millis(1)).await;
-                }
-                "worker saw the main thread's run"
-            }))
+            rt.run(runner_core::time::timeout(
+                Duration::from_secs(30),
+                async move {
+                    while !flag.load(Ordering::SeqCst) {
+                        runner_core::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    "worker saw the main thread's run"
+                },
+            ))
             .unwrap()
         })
     };
@@ -385,5 +388,10 @@ pub fn concurrent_runners_on_threads<L: EventLoop>(kit: &Kit<L>) {
     })
     .unwrap();
     let out = worker.join().expect("the worker's runner does not panic");
-    assert_eq!(out, Ok("worker saw the main thread's run"), "{}", kit.name());
+    assert_eq!(
+        out,
+        Ok("worker saw the main thread's run"),
+        "{}",
+        kit.name()
+    );
 }
