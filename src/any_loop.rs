@@ -105,19 +105,6 @@ impl Backend {
         matches!(self, Backend::TokioMulti | Backend::SmolMulti)
     }
 
-    /// True when `spawn_local` works on it: `smol` and `glommio`. (`tokio` is
-    /// `TokioLoop::current_thread`, which runs no `LocalSet`; see `TokioLoop::local`.)
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(runner::Backend::Smol.has_local_tasks());
-    /// assert!(!runner::Backend::Tokio.has_local_tasks());
-    /// ```
-    pub const fn has_local_tasks(self) -> bool {
-        matches!(self, Backend::Smol | Backend::Glommio)
-    }
-
     /// True when this build can run it: its feature is on (and, for glommio, the target is
     /// Linux).
     ///
@@ -486,6 +473,10 @@ impl EventLoop for AnyLoop {
 
     fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
         delegate!(self, l => l.local_spawner())
+    }
+
+    fn is_multi_thread(&self) -> bool {
+        delegate!(self, l => EventLoop::is_multi_thread(l))
     }
 
     fn is_nested() -> bool {

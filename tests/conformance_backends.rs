@@ -10,12 +10,7 @@ use runner_conformance::{suite, Kit};
 #[cfg(feature = "tokio")]
 suite!(
     tokio_current,
-    Kit::new("tokio_current", runner::tokio::TokioLoop::current_thread).local_tasks(false)
-);
-#[cfg(feature = "tokio")]
-suite!(
-    tokio_local,
-    Kit::new("tokio_local", runner::tokio::TokioLoop::local)
+    Kit::new("tokio_current", runner::tokio::TokioLoop::current_thread)
 );
 #[cfg(feature = "tokio")]
 suite!(
@@ -40,8 +35,7 @@ suite!(
 suite!(custom, Kit::new("custom", minimal_loop::MiniLoop::new));
 suite!(
     test_loop,
-    // TestLoop has no local spawner: `spawn_local` is an error on it.
-    Kit::new("test_loop", runner::testing::TestLoop::new).local_tasks(false)
+    Kit::new("test_loop", runner::testing::TestLoop::new)
 );
 #[cfg(any(
     feature = "tokio",
@@ -52,6 +46,5 @@ suite!(
     any_loop,
     Kit::new("any_loop", runner::AnyLoop::from_env)
         .multi_thread(runner::Backend::from_env().is_ok_and(runner::Backend::is_multi_thread))
-        .local_tasks(runner::Backend::from_env().is_ok_and(runner::Backend::has_local_tasks))
         .send(!cfg!(all(feature = "glommio", target_os = "linux")))
 );

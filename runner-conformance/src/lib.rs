@@ -71,11 +71,10 @@ impl<L: EventLoop> Kit<L> {
         self
     }
 
-    /// Sets whether tasks progress between runs on worker threads (and, then, `spawn_local` is
-    /// unsupported).
+    /// Sets whether tasks progress between runs on worker threads (where `spawn_local` is then
+    /// refused: only the runner's own thread runs local tasks).
     pub fn multi_thread(mut self, on: bool) -> Self {
         self.caps.multi_thread = on;
-        self.caps.local_tasks = !on;
         self
     }
 
@@ -212,6 +211,7 @@ macro_rules! __cases {
             tasks::spawn_blocking_returns_value_in_context_copy,
             tasks::errors_outside_a_run,
             tasks::spawn_local_follows_capabilities,
+            tasks::spawn_local_off_the_runner_thread,
             tasks::loop_handle_spawn_after_close_is_closed,
             close::r6_close_cancels_hanging_tasks,
             close::r7_panic_during_grace_reaches_handler,

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::context;
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
+use crate::local::{self, WithLocal};
 use crate::runner::Live;
 use crate::shared::{self, lock, Phase, Shared};
 use crate::task::TaskRef;
@@ -51,10 +52,16 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
     shared.registry().phase = Phase::Grace;
     shared.shutdown.fire();
     {
-        let _local = shared::EnterLocal::new(lp.local_spawner());
+        let _local = shared::EnterLocal::new(&shared, lp.local_spawner());
         let _scope = shared::Enter::new(&mut scope);
         let _ctx = context::Enter::new(&mut ctx);
-        lp.block_on(drive_close(&shared));
+        let close = pin!(drive_close(&shared));
+        lp.block_on(WithLocal {
+            shared: &shared,
+            fut: close,
+        });
+        // Every local task has ended by now; drop the runner's executor on this thread.
+        local::forget(&shared);
     }
     let outcomes = shared.registry().outcomes;
     let blocking_left_behind = wait_blocking(&shared);

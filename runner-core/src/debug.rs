@@ -114,6 +114,7 @@ mod tests {
                 interrupt: Interrupt::Never,
                 interrupt_grace: None,
             },
+            false,
         );
         let outer = PollStart::now();
         sleep(Duration::from_millis(20));

@@ -13,7 +13,7 @@ pub(crate) const MSG_INTERRUPTED: &str = "run was interrupted by ctrl-c (SIGINT)
 pub(crate) const MSG_NO_RUNTIME: &str =
     "there is no runner on this thread: call this from inside `Runner::run` (or a task it spawned), or spawn through a `LoopHandle`";
 pub(crate) const MSG_NO_LOCAL: &str =
-    "this loop cannot run `!Send` tasks: `spawn_local` needs a local loop (`TokioLoop::local`, `SmolLoop::local`, `GlommioLoop`) and must be called on the runner's own thread";
+    "`!Send` tasks run on the runner's own thread: call `spawn_local` from the future passed to `Runner::run` or from another local task, not from a task on a worker thread";
 
 /// Why a [`Runner`](crate::Runner) call failed.
 ///

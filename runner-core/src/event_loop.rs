@@ -79,6 +79,14 @@ pub trait EventLoop: Sized + 'static {
         None
     }
 
+    /// True when the loop runs tasks on worker threads of its own, so that they also progress
+    /// between runs. Read once, when the runner makes the loop; shown by
+    /// [`LoopHandle::is_multi_thread`](crate::LoopHandle::is_multi_thread). The default is
+    /// `false`.
+    fn is_multi_thread(&self) -> bool {
+        false
+    }
+
     /// True when the calling thread is inside a runtime this loop cannot be nested in (for a tokio
     /// backend: any tokio runtime context). The runner then returns
     /// [`RunError::NestedRun`](crate::RunError::NestedRun) instead of calling `block_on`.

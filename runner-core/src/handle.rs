@@ -94,6 +94,12 @@ impl LoopHandle {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
+    /// True when the runner's loop runs tasks on worker threads of its own (so they also progress
+    /// between runs, and `spawn_local` is refused on those threads).
+    pub fn is_multi_thread(&self) -> bool {
+        self.shared.multi_thread
+    }
+
     /// True when debug mode is on for this runner.
     pub fn is_debug(&self) -> bool {
         self.shared.config.debug

@@ -29,6 +29,7 @@ mod error;
 mod event_loop;
 mod factory;
 mod handle;
+mod local;
 mod runner;
 mod shared;
 #[allow(unsafe_code)]

@@ -138,7 +138,11 @@ impl<L: EventLoop> Runner<L> {
     fn live(&mut self) -> Result<&mut Live<L>, RunError> {
         if let Inner::Created = self.inner {
             let lp = self.factory.make().map_err(RunError::LoopCreation)?;
-            let shared = Arc::new(Shared::new(lp.spawner(), self.config.clone()));
+            let shared = Arc::new(Shared::new(
+                lp.spawner(),
+                self.config.clone(),
+                lp.is_multi_thread(),
+            ));
             self.inner = Inner::Initialized(Live {
                 lp,
                 scope: Some(shared.clone()),
@@ -249,7 +253,7 @@ impl<L: EventLoop> Runner<L> {
             },
         };
         let outcome = {
-            let _local = shared::EnterLocal::new(lp.local_spawner());
+            let _local = shared::EnterLocal::new(shared, lp.local_spawner());
             let _scope = shared::Enter::new(scope);
             let _ctx = context::Enter::new(ctx.unwrap_or(runner_ctx));
             let signal = signal::RunGuard::enter(shared);
@@ -358,12 +362,14 @@ impl<F: Future> Future for Main<'_, F> {
         if let Some(err) = this.shared.take_main_abort() {
             return Poll::Ready(MainOutcome::Aborted(err));
         }
+        crate::local::drive(this.shared, cx);
         let start = this.shared.config.debug.then(crate::debug::PollStart::now);
         let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
         if let Some(start) = start {
             crate::debug::check_poll(this.shared, this.info, start);
         }
         if let Ok(Poll::Pending) = polled {
+            crate::local::drive(this.shared, cx);
             // Only a pending future can be woken to be aborted: a ready one costs no waker
             // registration. The flag is checked again after registering, so an abort that raced
             // with the poll is not missed.

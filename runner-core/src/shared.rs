@@ -134,6 +134,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Shared {
     pub(crate) spawner: Arc<dyn Spawner>,
     pub(crate) config: Config,
+    /// `EventLoop::is_multi_thread` of the loop, read when it was made.
+    pub(crate) multi_thread: bool,
     registry: Mutex<Registry>,
     /// Fired when close begins: `shutdown_requested()`.
     pub(crate) shutdown: Signal,
@@ -149,13 +151,17 @@ pub(crate) struct Shared {
     pub(crate) blocking_done: Condvar,
     /// The thread of the first `spawn_local`: local tasks pin the runner to it.
     pub(crate) local_home: OnceLock<ThreadId>,
+    /// Set once the runner's own local executor exists (see `local.rs`): until then, driving
+    /// local tasks costs one relaxed load.
+    pub(crate) has_local: AtomicBool,
 }
 
 impl Shared {
-    pub(crate) fn new(spawner: Arc<dyn Spawner>, config: Config) -> Self {
+    pub(crate) fn new(spawner: Arc<dyn Spawner>, config: Config, multi_thread: bool) -> Self {
         Shared {
             spawner,
             config,
+            multi_thread,
             registry: Mutex::new(Registry {
                 tasks: Slab::new(),
                 phase: Phase::Open,
@@ -171,6 +177,7 @@ impl Shared {
             blocking: Mutex::new(Slab::new()),
             blocking_done: Condvar::new(),
             local_home: OnceLock::new(),
+            has_local: AtomicBool::new(false),
         }
     }
 
@@ -281,6 +288,11 @@ impl Shared {
 struct Ambient {
     scope: Cell<Option<Arc<Shared>>>,
     depth: Cell<usize>,
+    /// The runner whose `run` (or close) this thread is inside, as its address; 0 when none.
+    /// Only that runner's main future drives local tasks here.
+    owner: Cell<usize>,
+    /// The loop's native local spawner, when it has one.
+    local: Cell<Option<Rc<dyn LocalSpawner>>>,
 }
 
 thread_local! {
@@ -288,9 +300,10 @@ thread_local! {
         Ambient {
             scope: Cell::new(None),
             depth: Cell::new(0),
+            owner: Cell::new(0),
+            local: Cell::new(None),
         }
     };
-    static LOCAL: Cell<Option<Rc<dyn LocalSpawner>>> = const { Cell::new(None) };
 }
 
 /// Calls `f` with the runner of the current scope, if any.
@@ -352,37 +365,45 @@ impl Drop for Enter<'_> {
     }
 }
 
-/// Installs the local spawner of the runner that runs on this thread, until dropped. A run never
-/// nests in another on one thread, so there is nothing to restore, and a loop without local
-/// tasks costs nothing here.
-pub(crate) struct EnterLocal {
-    set: bool,
-}
+/// Marks this thread as running `shared`'s `run` (or close), with the loop's native local
+/// spawner if it has one, until dropped. A run never nests in another on one thread, so there is
+/// nothing to restore.
+pub(crate) struct EnterLocal(());
 
 impl EnterLocal {
-    pub(crate) fn new(local: Option<Rc<dyn LocalSpawner>>) -> Self {
-        let set = local.is_some();
-        if set {
-            LOCAL.with(|l| l.set(local));
-        }
-        EnterLocal { set }
+    pub(crate) fn new(shared: &Shared, native: Option<Rc<dyn LocalSpawner>>) -> Self {
+        AMBIENT.with(|a| {
+            a.owner.set(shared as *const Shared as usize);
+            if native.is_some() {
+                a.local.set(native);
+            }
+        });
+        EnterLocal(())
     }
 }
 
 impl Drop for EnterLocal {
     fn drop(&mut self) {
-        if self.set {
-            LOCAL.with(|l| l.set(None));
-        }
+        let native = AMBIENT.with(|a| {
+            a.owner.set(0);
+            a.local.take()
+        });
+        drop(native);
     }
 }
 
-/// The local spawner of the runner running on this thread, if it has one.
-pub(crate) fn local_spawner() -> Option<Rc<dyn LocalSpawner>> {
-    LOCAL.with(|l| {
-        let cur = l.take();
-        let out = cur.clone();
-        l.set(cur);
-        out
-    })
+/// Where `shared`'s local tasks can be spawned from here: the loop's native local spawner, or the
+/// runner's own local executor, when this thread is running `shared`'s `run`; `None` elsewhere
+/// (a worker thread of a multi-thread loop, another runner's run).
+pub(crate) fn local_spawner(shared: &Shared) -> Option<Rc<dyn LocalSpawner>> {
+    let (owner, native) = AMBIENT.with(|a| {
+        let native = a.local.take();
+        let out = native.clone();
+        a.local.set(native);
+        (a.owner.get(), out)
+    });
+    if owner != shared as *const Shared as usize {
+        return None;
+    }
+    Some(native.unwrap_or_else(|| crate::local::executor(shared)))
 }

@@ -479,7 +479,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let local = shared::local_spawner().ok_or(SpawnError::LocalUnsupported)?;
+    let local = shared::local_spawner(shared).ok_or(SpawnError::LocalUnsupported)?;
     let here = std::thread::current().id();
     if *shared.local_home.get_or_init(|| here) != here {
         return Err(SpawnError::LocalUnsupported);
@@ -750,15 +750,16 @@ where
 
 /// Spawns a `!Send` task onto the current runner's loop, on the runner's own thread.
 ///
-/// Local loops only (`TokioLoop::local`, `SmolLoop::local`, `GlommioLoop`, and custom
-/// loops that provide [`EventLoop::local_spawner`](crate::EventLoop::local_spawner)). On
-/// multi-thread loops `!Send` tasks have no thread of their own to run on between runs, so this
-/// is an error there rather than a task that silently stalls.
+/// Works on every loop: the runner runs local tasks itself (or hands them to the loop's native
+/// local spawner, as glommio's), polling them on the runner's thread while a `run` (or close) is
+/// under way, like the main future. So they progress during runs only, on multi-thread loops too,
+/// and a runner with local tasks must then run and close on that thread
+/// ([`RunError::WrongThread`](crate::RunError::WrongThread) otherwise).
 ///
 /// # Panics
 ///
-/// Outside any run, on a multi-thread loop, or off the runner's own thread; see
-/// [`try_spawn_local`].
+/// Outside any run, or from a task running on a worker thread of a multi-thread loop (which is
+/// not the runner's thread); see [`try_spawn_local`].
 #[track_caller]
 pub fn spawn_local<F>(fut: F) -> JoinHandle<F::Output>
 where

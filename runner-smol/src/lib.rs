@@ -8,29 +8,18 @@
 
 #![forbid(unsafe_code)]
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use async_executor::{Executor, LocalExecutor};
-use runner_core::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+use async_executor::Executor;
+use runner_core::{BlockingJob, BoxFuture, EventLoop, Spawner};
 
 /// At most this many tasks are run by `shutdown` (see there).
 const TICKS_AT_SHUTDOWN: usize = 100_000;
-
-thread_local! {
-    /// Each local loop's `LocalExecutor` on this thread (it is `!Send`, the loop is `Send`).
-    /// Kept as the spawner itself so that `local_spawner` (called on every run) does not allocate.
-    static LOCALS: RefCell<Vec<(u64, Rc<SmolLocalSpawner>)>> = const { RefCell::new(Vec::new()) };
-}
 
 /// An async-executor + async-io loop.
 ///
@@ -45,14 +34,12 @@ thread_local! {
 /// ```
 pub struct SmolLoop {
     ex: Arc<Executor<'static>>,
-    id: u64,
     threads: Vec<JoinHandle<()>>,
     stop: Option<async_channel::Sender<()>>,
 }
 
 impl SmolLoop {
-    /// A loop whose tasks run on the runner's thread, inside `run` only. `spawn_local` works on
-    /// it.
+    /// A loop whose tasks run on the runner's thread, inside `run` only.
     ///
     /// # Errors
     ///
@@ -60,7 +47,6 @@ impl SmolLoop {
     pub fn local() -> io::Result<Self> {
         Ok(SmolLoop {
             ex: Arc::new(Executor::new()),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             threads: Vec::new(),
             stop: None,
         })
@@ -106,18 +92,6 @@ impl SmolLoop {
         &self.ex
     }
 
-    fn local_executor(&self) -> Rc<SmolLocalSpawner> {
-        LOCALS.with(|l| {
-            let mut l = l.borrow_mut();
-            if let Some((_, local)) = l.iter().find(|(id, _)| *id == self.id) {
-                return local.clone();
-            }
-            let local = Rc::new(SmolLocalSpawner(LocalExecutor::new()));
-            l.push((self.id, local.clone()));
-            local
-        })
-    }
-
     fn join(&mut self) {
         self.stop = None;
         for t in self.threads.drain(..) {
@@ -131,13 +105,14 @@ impl EventLoop for SmolLoop {
         Self::local()
     }
 
+    fn is_multi_thread(&self) -> bool {
+        self.stop.is_some()
+    }
+
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        if self.is_multi_thread() {
-            async_io::block_on(self.ex.run(fut))
-        } else {
-            let local = self.local_executor();
-            async_io::block_on(local.0.run(self.ex.run(fut)))
-        }
+        // `!Send` tasks are run by the runner itself (runner-core's local executor), so no
+        // `LocalExecutor` is nested around every run.
+        async_io::block_on(self.ex.run(fut))
     }
 
     fn spawner(&self) -> Arc<dyn Spawner> {
@@ -146,17 +121,7 @@ impl EventLoop for SmolLoop {
         })
     }
 
-    fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
-        if self.is_multi_thread() {
-            None
-        } else {
-            Some(self.local_executor())
-        }
-    }
-
     fn shutdown(mut self) {
-        // Dropping the local executor drops its tasks, here on the loop's thread.
-        LOCALS.with(|l| l.borrow_mut().retain(|(id, _)| *id != self.id));
         self.join();
         // After a normal close nothing is left. After a runner was dropped where it could not
         // drive its loop, its tasks were aborted and woken: polling them once here, on the
@@ -202,13 +167,5 @@ impl Spawner for SmolSpawner {
         Box::pin(async move {
             async_io::Timer::at(deadline).await;
         })
-    }
-}
-
-struct SmolLocalSpawner(LocalExecutor<'static>);
-
-impl LocalSpawner for SmolLocalSpawner {
-    fn spawn_local(&self, task: LocalBoxFuture) {
-        self.0.spawn(task).detach();
     }
 }

@@ -7,27 +7,18 @@
 
 #![forbid(unsafe_code)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use runner_core::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
+use runner_core::{BlockingJob, BoxFuture, EventLoop, Spawner};
 use tokio::runtime::{Builder, Handle, Runtime};
-use tokio::task::LocalSet;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// Each current-thread loop's `LocalSet` on this thread (a `LocalSet` is `!Send`, the loop is
-    /// `Send`): `!Send` tasks live with the thread that spawned them.
-    /// The spawner is kept beside its set so that `local_spawner` (called on every run) costs a
-    /// lookup and an `Rc` clone, not an allocation.
-    static LOCAL_SETS: RefCell<Vec<(u64, Rc<TokioLocalSpawner>)>> = const { RefCell::new(Vec::new()) };
     /// Set while one of our blocking jobs runs: tokio allows `block_on` on its blocking threads.
     static IN_BLOCKING: Cell<bool> = const { Cell::new(false) };
 }
@@ -47,7 +38,6 @@ thread_local! {
 /// ```
 pub struct TokioLoop {
     rt: Option<Runtime>,
-    id: u64,
     flavor: Flavor,
     blocking: Arc<AtomicUsize>,
 }
@@ -55,18 +45,13 @@ pub struct TokioLoop {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavor {
     CurrentThread,
-    Local,
     MultiThread,
 }
 
 impl TokioLoop {
     /// A current-thread runtime: tasks run on the runner's thread, inside `run` only (Python's
-    /// model). The default loop of the `runner` facade.
-    ///
-    /// `spawn_local` is not available on it, as `tokio::task::spawn_local` is not outside a
-    /// `LocalSet`: running every `run` inside a `LocalSet` costs about a fifth of a bare
-    /// `block_on`, which users who never spawn `!Send` tasks should not pay. Use
-    /// [`local`](Self::local) for that.
+    /// model). The default loop of the `runner` facade. `spawn_local` works on it (the runner
+    /// runs `!Send` tasks itself, so runs need no tokio `LocalSet`).
     ///
     /// # Errors
     ///
@@ -75,19 +60,6 @@ impl TokioLoop {
         Self::with(
             Builder::new_current_thread().enable_all().build()?,
             Flavor::CurrentThread,
-        )
-    }
-
-    /// A current-thread runtime whose runs execute inside a tokio `LocalSet`, so that
-    /// `runner::spawn_local` works: `!Send` tasks run on the runner's thread, inside runs.
-    ///
-    /// # Errors
-    ///
-    /// When tokio cannot create its I/O driver.
-    pub fn local() -> io::Result<Self> {
-        Self::with(
-            Builder::new_current_thread().enable_all().build()?,
-            Flavor::Local,
         )
     }
 
@@ -122,7 +94,6 @@ impl TokioLoop {
     fn with(rt: Runtime, flavor: Flavor) -> io::Result<Self> {
         Ok(TokioLoop {
             rt: Some(rt),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             flavor,
             blocking: Arc::new(AtomicUsize::new(0)),
         })
@@ -141,18 +112,6 @@ impl TokioLoop {
     fn runtime(&self) -> &Runtime {
         self.rt.as_ref().expect("the runtime lives until shutdown")
     }
-
-    fn local_set(&self) -> Rc<TokioLocalSpawner> {
-        LOCAL_SETS.with(|sets| {
-            let mut sets = sets.borrow_mut();
-            if let Some((_, local)) = sets.iter().find(|(id, _)| *id == self.id) {
-                return local.clone();
-            }
-            let local = Rc::new(TokioLocalSpawner(LocalSet::new()));
-            sets.push((self.id, local.clone()));
-            local
-        })
-    }
 }
 
 impl EventLoop for TokioLoop {
@@ -161,10 +120,7 @@ impl EventLoop for TokioLoop {
     }
 
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        match self.flavor {
-            Flavor::Local => self.local_set().0.block_on(self.runtime(), fut),
-            Flavor::CurrentThread | Flavor::MultiThread => self.runtime().block_on(fut),
-        }
+        self.runtime().block_on(fut)
     }
 
     fn spawner(&self) -> Arc<dyn Spawner> {
@@ -174,11 +130,8 @@ impl EventLoop for TokioLoop {
         })
     }
 
-    fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
-        match self.flavor {
-            Flavor::Local => Some(self.local_set()),
-            Flavor::CurrentThread | Flavor::MultiThread => None,
-        }
+    fn is_multi_thread(&self) -> bool {
+        self.flavor == Flavor::MultiThread
     }
 
     fn is_nested() -> bool {
@@ -186,7 +139,6 @@ impl EventLoop for TokioLoop {
     }
 
     fn shutdown(mut self) {
-        LOCAL_SETS.with(|sets| sets.borrow_mut().retain(|(id, _)| *id != self.id));
         let rt = self.rt.take().expect("shut down once");
         if Handle::try_current().is_ok() || self.blocking.load(Ordering::Acquire) > 0 {
             // Dropping a runtime inside another one panics, and a plain drop would wait for the
@@ -246,13 +198,5 @@ impl Spawner for TokioSpawner {
     fn sleep_until(&self, deadline: Instant) -> BoxFuture {
         let _enter = self.handle.enter();
         Box::pin(tokio::time::sleep_until(deadline.into()))
-    }
-}
-
-struct TokioLocalSpawner(LocalSet);
-
-impl LocalSpawner for TokioLocalSpawner {
-    fn spawn_local(&self, task: LocalBoxFuture) {
-        drop(self.0.spawn_local(task));
     }
 }

@@ -673,3 +673,29 @@ pub fn spawn_never_polls_inline<L: EventLoop>(kit: &Kit<L>) {
     })
     .unwrap();
 }
+
+/// "`spawn_local` ... returns a clear error where the loop cannot run `!Send` tasks": local tasks
+/// run on the runner's own thread, so `try_spawn_local` works from a task polled there and is
+/// `LocalUnsupported` from a task on a worker thread of a multi-thread loop.
+pub fn spawn_local_off_the_runner_thread<L: EventLoop>(kit: &Kit<L>) {
+    let mut rt = kit.runner();
+    let runner_thread = std::thread::current().id();
+    let (on_runner_thread, spawned) = rt
+        .run(async move {
+            runner_core::spawn(async move {
+                let here = std::thread::current().id() == runner_thread;
+                let r = runner_core::try_spawn_local(async { 1 }).map(drop);
+                (here, r)
+            })
+            .await
+            .unwrap()
+        })
+        .unwrap();
+    if on_runner_thread {
+        assert_eq!(spawned, Ok(()), "{}", kit.name());
+    } else {
+        assert!(kit.capabilities().multi_thread, "{}", kit.name());
+        assert_eq!(spawned, Err(SpawnError::LocalUnsupported), "{}", kit.name());
+    }
+    rt.close().unwrap();
+}
