@@ -115,7 +115,7 @@
 //! | `Runner.close()` | [`Runner::close`], which returns a [`CloseReport`]; idempotent |
 //! | `RuntimeError: cannot be called from a running event loop` | [`RunError::NestedRun`] |
 //! | `KeyboardInterrupt` out of `run` | [`RunError::Interrupted`]; `#[runner::main]` exits with 130 |
-//! | `asyncio.create_task(coro)` | [`spawn`] (`Send`), [`spawn_local`] (`!Send`, local loops) |
+//! | `asyncio.create_task(coro)` | [`spawn`] (`Send`), [`spawn_local`] (`!Send`, on the runner's thread) |
 //! | `task.cancel()`, `CancelledError` | [`JoinHandle::abort`], [`JoinError::is_cancelled`] |
 //! | `asyncio.to_thread(f)`, `loop.run_in_executor(None, f)` | [`spawn_blocking`] |
 //! | `asyncio.sleep(d)`, `asyncio.sleep(0)` | [`time::sleep`], [`yield_now`] |
