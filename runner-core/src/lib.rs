@@ -56,11 +56,9 @@ mod shutdown {
     use std::fmt;
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::Arc;
     use std::task::{Context, Poll};
 
-    use crate::error::MSG_NO_RUNTIME;
-    use crate::shared::{self, Shared};
+    use crate::shared::SignalWait;
 
     /// Resolves when the runner running the caller begins to close: the signal to finish up
     /// within [`Builder::shutdown_grace`](crate::Builder::shutdown_grace).
@@ -70,29 +68,19 @@ mod shutdown {
     /// Outside any run.
     #[track_caller]
     pub fn shutdown_requested() -> ShutdownRequested {
-        let shared = shared::with_current(|s| s.cloned())
-            .unwrap_or_else(|| panic!("runner::shutdown_requested: {MSG_NO_RUNTIME}"));
-        ShutdownRequested { shared, key: None }
+        ShutdownRequested(SignalWait::current("runner::shutdown_requested", |s| {
+            &s.shutdown
+        }))
     }
 
-    /// The future of [`shutdown_requested`].
-    pub struct ShutdownRequested {
-        shared: Arc<Shared>,
-        key: Option<usize>,
-    }
+    /// The future of [`shutdown_requested`]. Dropping it stops waiting; nothing else happens.
+    pub struct ShutdownRequested(SignalWait);
 
     impl Future for ShutdownRequested {
         type Output = ();
 
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            let this = &mut *self;
-            this.shared.shutdown.poll(&mut this.key, cx)
-        }
-    }
-
-    impl Drop for ShutdownRequested {
-        fn drop(&mut self) {
-            self.shared.shutdown.forget(self.key.take());
+            Pin::new(&mut self.0).poll(cx)
         }
     }
 

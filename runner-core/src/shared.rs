@@ -125,6 +125,47 @@ impl Signal {
     }
 }
 
+/// Waits for one of the current runner's one-shot signals: what `shutdown_requested()` and
+/// `interrupted()` return, wrapped.
+pub(crate) struct SignalWait {
+    shared: Arc<Shared>,
+    key: Option<usize>,
+    signal: fn(&Shared) -> &Signal,
+}
+
+impl SignalWait {
+    /// Waits on `signal` of the runner running the caller.
+    ///
+    /// # Panics
+    ///
+    /// Outside any run, with a message naming `what`.
+    #[track_caller]
+    pub(crate) fn current(what: &str, signal: fn(&Shared) -> &Signal) -> Self {
+        let shared = with_current(|s| s.cloned())
+            .unwrap_or_else(|| panic!("{what}: {}", crate::error::MSG_NO_RUNTIME));
+        SignalWait {
+            shared,
+            key: None,
+            signal,
+        }
+    }
+}
+
+impl std::future::Future for SignalWait {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
+        let this = &mut *self;
+        (this.signal)(&this.shared).poll(&mut this.key, cx)
+    }
+}
+
+impl Drop for SignalWait {
+    fn drop(&mut self) {
+        (self.signal)(&self.shared).forget(self.key.take());
+    }
+}
+
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent
 /// before anything that can panic runs (user code never runs under these locks).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

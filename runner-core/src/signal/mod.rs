@@ -78,8 +78,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
-use crate::error::MSG_NO_RUNTIME;
-use crate::shared::{self, Shared};
+use crate::shared::{Shared, SignalWait};
 
 #[cfg(unix)]
 #[path = "unix.rs"]
@@ -186,31 +185,19 @@ impl<'a> RunGuard<'a> {
 /// Outside any run.
 #[track_caller]
 pub fn interrupted() -> Interrupted {
-    let shared = shared::with_current(|s| s.cloned())
-        .unwrap_or_else(|| panic!("runner::interrupted: {MSG_NO_RUNTIME}"));
-    Interrupted { shared, key: None }
+    Interrupted(SignalWait::current("runner::interrupted", |s| &s.interrupt))
 }
 
 /// The future of [`interrupted`].
 ///
 /// Dropping it stops waiting; nothing else happens.
-pub struct Interrupted {
-    shared: Arc<Shared>,
-    key: Option<usize>,
-}
+pub struct Interrupted(SignalWait);
 
 impl Future for Interrupted {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
-        let this = &mut *self;
-        this.shared.interrupt.poll(&mut this.key, cx)
-    }
-}
-
-impl Drop for Interrupted {
-    fn drop(&mut self) {
-        self.shared.interrupt.forget(self.key.take());
+        Pin::new(&mut self.0).poll(cx)
     }
 }
 
