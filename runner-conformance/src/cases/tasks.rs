@@ -121,8 +121,11 @@ pub fn abort_drops_future_on_loop_thread<L: EventLoop>(kit: &Kit<L>) {
     let runner_thread = thread::current().id();
     let (aborter, finished_before, finished_after, cancelled) = rt
         .run(async move {
+            // Made here and moved in, so that it is dropped with the future even if the abort
+            // comes before the task's first poll (on a multi-thread loop it may).
+            let probe = DropProbe(p);
             let mut h = runner_core::spawn(async move {
-                let _probe = DropProbe(p);
+                let _probe = probe;
                 pending::<()>().await
             });
             runner_core::yield_now().await;
