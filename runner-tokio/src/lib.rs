@@ -38,14 +38,7 @@ thread_local! {
 /// ```
 pub struct TokioLoop {
     rt: Option<Runtime>,
-    flavor: Flavor,
     blocking: Arc<AtomicUsize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
-    CurrentThread,
-    MultiThread,
 }
 
 impl TokioLoop {
@@ -57,10 +50,7 @@ impl TokioLoop {
     ///
     /// When tokio cannot create its I/O driver.
     pub fn current_thread() -> io::Result<Self> {
-        Self::with(
-            Builder::new_current_thread().enable_all().build()?,
-            Flavor::CurrentThread,
-        )
+        Self::from_runtime(Builder::new_current_thread().enable_all().build()?)
     }
 
     /// A multi-thread runtime with `workers` worker threads (at least 1): tasks also progress
@@ -75,7 +65,7 @@ impl TokioLoop {
             .thread_name("runner-tokio-worker")
             .enable_all()
             .build()?;
-        Self::with(rt, Flavor::MultiThread)
+        Self::from_runtime(rt)
     }
 
     /// Wraps a runtime you configured yourself.
@@ -84,17 +74,8 @@ impl TokioLoop {
     ///
     /// Never; returns `io::Result` so that `|| TokioLoop::from_runtime(..)` is a loop factory.
     pub fn from_runtime(rt: Runtime) -> io::Result<Self> {
-        let flavor = match rt.handle().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::CurrentThread => Flavor::CurrentThread,
-            _ => Flavor::MultiThread,
-        };
-        Self::with(rt, flavor)
-    }
-
-    fn with(rt: Runtime, flavor: Flavor) -> io::Result<Self> {
         Ok(TokioLoop {
             rt: Some(rt),
-            flavor,
             blocking: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -106,7 +87,7 @@ impl TokioLoop {
 
     /// True for a multi-thread runtime.
     pub fn is_multi_thread(&self) -> bool {
-        self.flavor == Flavor::MultiThread
+        self.handle().runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread
     }
 
     fn runtime(&self) -> &Runtime {
@@ -131,7 +112,7 @@ impl EventLoop for TokioLoop {
     }
 
     fn is_multi_thread(&self) -> bool {
-        self.flavor == Flavor::MultiThread
+        TokioLoop::is_multi_thread(self)
     }
 
     fn is_nested() -> bool {
@@ -163,7 +144,7 @@ impl Drop for TokioLoop {
 impl fmt::Debug for TokioLoop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokioLoop")
-            .field("flavor", &self.flavor)
+            .field("multi_thread", &TokioLoop::is_multi_thread(self))
             .finish_non_exhaustive()
     }
 }
