@@ -29,6 +29,12 @@
 //!   does not intercept: Ctrl-C kills the process by SIGINT.
 //! - `thread-always`: the same with `Interrupt::Always`: `Interrupted`, exit code 130.
 //!
+//! - `bench-runs <n>`, `bench-runs-never <n>`: `n` runs of a ready future (with
+//!   `Interrupt::Auto`, or `Interrupt::Never`) and nothing else: what the signal module costs per
+//!   run, measured with callgrind (the difference between two counts of runs, divided).
+//!
+//! `<backend>` may also be `test`: core's reference loop (`runner::testing::TestLoop`).
+//!
 //! The example prints `READY` when it waits for a Ctrl-C (and `READY2` before a second one), so a
 //! test driving it knows when to send the signal.
 
@@ -216,6 +222,27 @@ where
             });
             worker.join().unwrap_or(1)
         }
+        "bench-runs" | "bench-runs-never" => {
+            let n: u64 = std::env::args()
+                .nth(3)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(10_000);
+            let interrupt = if name == "bench-runs" {
+                Interrupt::Auto
+            } else {
+                Interrupt::Never
+            };
+            let mut rt = builder().interrupt(interrupt).build();
+            // Lazy init (the loop, the handler's one-time check) stays outside the count.
+            rt.run(async {}).unwrap_or_default();
+            for _ in 0..n {
+                if let Err(e) = rt.run(async {}) {
+                    return report::<&str>(Err(e));
+                }
+            }
+            println!("{n} runs");
+            0
+        }
         other => {
             eprintln!("unknown scenario {other:?}");
             2
@@ -297,6 +324,7 @@ fn main() {
         std::process::exit(2);
     };
     let code = match backend.as_str() {
+        "test" => scenario(runner::testing::TestLoop::new, name),
         #[cfg(feature = "tokio")]
         "tokio" => scenario(runner::tokio::TokioLoop::current_thread, name),
         #[cfg(feature = "tokio")]
