@@ -29,6 +29,9 @@
 //!   does not intercept: Ctrl-C kills the process by SIGINT.
 //! - `thread-always`: the same with `Interrupt::Always`: `Interrupted`, exit code 130.
 //!
+//! - `fork-exec`: a thread spawns this example (its `fds` mode) in a loop while the first run
+//!   makes the loop and the Ctrl-C handler's descriptors; every child lists the descriptors it
+//!   inherited. Prints `leaked: none` (exit code 0) or the leaked descriptors (exit code 1).
 //! - `bench-runs <n>`, `bench-runs-never <n>`: `n` runs of a ready future (with
 //!   `Interrupt::Auto`, or `Interrupt::Never`) and nothing else: what the signal module costs per
 //!   run, measured with callgrind (the difference between two counts of runs, divided).
@@ -222,6 +225,7 @@ where
             });
             worker.join().unwrap_or(1)
         }
+        "fork-exec" => fork_exec::scenario(builder().build()),
         "bench-runs" | "bench-runs-never" => {
             let n: u64 = std::env::args()
                 .nth(3)
@@ -305,6 +309,113 @@ mod user_handler {
     }
 }
 
+/// Children forked and exec'd while the first run makes its descriptors inherit none of them.
+#[cfg(unix)]
+mod fork_exec {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::process::Command;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    /// Children spawned while the first run is under way, at least.
+    const CHILDREN: usize = 20;
+
+    /// The descriptors above stderr open in this process.
+    pub(super) fn open_fds() -> BTreeSet<i32> {
+        (3..1024)
+            // SAFETY: F_GETFD on any number is harmless: it fails with EBADF when not open.
+            .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+            .collect()
+    }
+
+    /// The `fds` mode: this process's descriptors above stderr, one line, before anything else
+    /// opens one.
+    pub(super) fn print_fds() -> ! {
+        let fds: Vec<String> = open_fds().iter().map(i32::to_string).collect();
+        println!("{}", fds.join(" "));
+        std::process::exit(0);
+    }
+
+    pub(super) fn scenario<L: EventLoop>(mut rt: Runner<L>) -> i32 {
+        // Whatever this process inherited (a jobserver's descriptors, say) its children inherit
+        // too, rightly: only descriptors made from here on count.
+        let inherited = open_fds();
+        let exe = std::env::current_exe().expect("the example's path");
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let leaked = Arc::new(Mutex::new(BTreeSet::new()));
+        let forker = {
+            let (spawned, stop, leaked, inherited) = (
+                spawned.clone(),
+                stop.clone(),
+                leaked.clone(),
+                inherited.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let out = Command::new(&exe)
+                        .arg("fds")
+                        .output()
+                        .expect("spawn the fds child");
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    let fds = text
+                        .split_whitespace()
+                        .filter_map(|f| f.parse::<i32>().ok());
+                    leaked
+                        .lock()
+                        .unwrap()
+                        .extend(fds.filter(|fd| !inherited.contains(fd)));
+                    spawned.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while spawned.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        // The first run: it makes the loop and installs the Ctrl-C handler (its socket pair and
+        // thread) while the forker is busy, then lets it spawn some more.
+        let before = spawned.load(Ordering::SeqCst);
+        let out = rt.run(async {
+            while spawned.load(Ordering::SeqCst) < before + CHILDREN && Instant::now() < deadline {
+                runner::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        stop.store(true, Ordering::SeqCst);
+        forker.join().expect("the forker thread");
+        if let Err(e) = out {
+            return report::<&str>(Err(e));
+        }
+        let made: Vec<i32> = open_fds().difference(&inherited).copied().collect();
+        println!("children: {}", spawned.load(Ordering::SeqCst));
+        println!("descriptors made: {made:?}");
+        let leaked = leaked.lock().unwrap();
+        if leaked.is_empty() {
+            println!("leaked: none");
+            0
+        } else {
+            println!("leaked: {leaked:?}");
+            1
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod fork_exec {
+    use super::*;
+
+    pub(super) fn print_fds() -> ! {
+        std::process::exit(2);
+    }
+
+    pub(super) fn scenario<L: EventLoop>(_rt: Runner<L>) -> i32 {
+        eprintln!("this scenario needs Unix");
+        2
+    }
+}
+
 #[cfg(not(unix))]
 mod user_handler {
     use super::*;
@@ -319,6 +430,9 @@ mod user_handler {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("fds") {
+        fork_exec::print_fds();
+    }
     let (Some(backend), Some(name)) = (args.first(), args.get(1)) else {
         eprintln!("usage: ctrl_c <backend> <scenario> (see the example's docs)");
         std::process::exit(2);

@@ -364,6 +364,21 @@ fn always_off_main_thread_intercepts(backend: &str) {
     assert!(has(&lines, "awaited thing dropped"), "{lines:?}");
 }
 
+/// A thread forks and execs in a loop during the first run, which makes the loop's and the
+/// Ctrl-C handler's descriptors: no child inherits any of them (each is close-on-exec from
+/// birth, not marked so a moment later).
+fn first_run_descriptors_never_reach_a_child(backend: &str) {
+    let (status, lines) = Child::spawn(backend, "fork-exec").finish();
+    assert_eq!(status.code(), Some(0), "{status:?}, lines {lines:?}");
+    assert!(has(&lines, "leaked: none"), "{lines:?}");
+    // The check has something to find: the run made descriptors (at least the socket pair).
+    let made = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("descriptors made: "))
+        .unwrap_or_else(|| panic!("no descriptor line in {lines:?}"));
+    assert!(made.matches(',').count() >= 1, "{lines:?}");
+}
+
 /// One `#[test]` per scenario for a backend (the scenario bodies above are shared).
 macro_rules! backend {
     ($module:ident, $backend:literal, $($cfg:tt)*) => {
@@ -412,6 +427,10 @@ macro_rules! backend {
             #[test]
             fn auto_off_main_thread_does_not_intercept() {
                 super::auto_off_main_thread_does_not_intercept($backend);
+            }
+            #[test]
+            fn first_run_descriptors_never_reach_a_child() {
+                super::first_run_descriptors_never_reach_a_child($backend);
             }
             #[test]
             fn always_off_main_thread_intercepts() {

@@ -21,7 +21,7 @@
 //! - The first `run` that wants to intercept (`Auto` on the main thread, or `Always`) asks the
 //!   kernel once for SIGINT's disposition. If it is the default (`SIG_DFL`), the runner installs
 //!   its handler **once for the life of the process**, plus a watcher thread (`runner-sigint`)
-//!   blocked on a pipe. If it is anything else (a user's handler, `SIG_IGN`), the runner never
+//!   blocked on a socket pair (close-on-exec from birth). If it is anything else (a user's handler, `SIG_IGN`), the runner never
 //!   installs anything and no run ever intercepts; that answer is also kept for good.
 //! - Each run only touches atomics, with no system call and one read-modify-write: a
 //!   process-wide "a run intercepts" flag (plain stores: only the main thread writes it; runs on
@@ -34,7 +34,7 @@
 //!   `SIG_DFL` back and re-raises SIGINT, both async-signal-safe: the signal is delivered again
 //!   as soon as the handler returns, now with the default action, and the process dies by SIGINT
 //!   as if the runner had never been there. Otherwise it bumps a counter and writes one byte to
-//!   the pipe; nothing else.
+//!   the socket pair; nothing else.
 //! - The watcher thread, a normal thread, does the rest: it finds the runs in progress, cancels
 //!   them through the runner's own wake path ([`RunError::Interrupted`](crate::RunError)), or fires
 //!   [`interrupted()`] and keeps the grace deadline in its `poll` timeout. A loop parked in its
@@ -69,7 +69,7 @@
 //! # `unsafe`
 //!
 //! This module is the only place in `runner-core` that allows `unsafe` (the crate denies it
-//! elsewhere): installing a signal handler and writing to a pipe from it are FFI calls with no
+//! elsewhere): installing a signal handler and writing to a socket from it are FFI calls with no
 //! safe std equivalent. Every block carries a `// SAFETY:` line.
 
 use std::fmt;

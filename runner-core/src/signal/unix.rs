@@ -2,13 +2,15 @@
 //! The design and its edges are in the parent module's docs.
 
 use std::cell::Cell;
-use std::io;
+use std::io::{self, Read};
 use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -29,9 +31,9 @@ static INSTALL: Mutex<()> = Mutex::new(());
 static MAIN_INTERCEPTING: AtomicBool = AtomicBool::new(false);
 /// Intercepting runs on other threads (`Interrupt::Always`), which may overlap.
 static OTHERS_INTERCEPTING: AtomicUsize = AtomicUsize::new(0);
-/// Signals the watcher has not dispatched yet (the pipe's bytes only wake it up).
+/// Signals the watcher has not dispatched yet (the socket's bytes only wake it up).
 static PENDING: AtomicUsize = AtomicUsize::new(0);
-/// The pipe's write end, written by the handler.
+/// The write end of the watcher's socket pair, written by the handler.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The process that installed the handler: a forked child inherits the handler, not the watcher.
 static OWNER: AtomicI32 = AtomicI32::new(0);
@@ -250,7 +252,7 @@ fn install() -> bool {
         NOT_OURS => return false,
         _ => {}
     }
-    // An error (no thread, no pipe) means: do not intercept, as on a platform without signals.
+    // An error (no thread, no socket) means: do not intercept, as on a platform without signals.
     let ours = try_install().unwrap_or(false);
     HOOK.store(if ours { OURS } else { NOT_OURS }, Ordering::Release);
     ours
@@ -260,20 +262,27 @@ fn try_install() -> io::Result<bool> {
     if current_handler()? != libc::SIG_DFL {
         return Ok(false);
     }
-    let (read_fd, write_fd) = pipe()?;
+    // A socket pair rather than a pipe: std makes it close-on-exec atomically
+    // (`socketpair(SOCK_CLOEXEC)`) where the platform can (Linux, Android, the BSDs; macOS has no
+    // such flag and std sets it just after), so a `fork` + `exec` on another thread never
+    // inherits it; `pipe2(O_CLOEXEC)` would need `unsafe` and is missing on macOS. The write end
+    // is non-blocking: the handler must never block on a full buffer (a full buffer already
+    // means a pending wake-up).
+    let (read, write) = UnixStream::pair()?;
+    write.set_nonblocking(true)?;
+    // Both ends live for the rest of the process: the handler may write at any moment.
+    let write_fd = write.into_raw_fd();
     // SAFETY: no preconditions.
     OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     WAKE_FD.store(write_fd, Ordering::Release);
     let spawned = thread::Builder::new()
         .name("runner-sigint".into())
-        .spawn(move || watch(read_fd));
+        .spawn(move || watch(read));
     if let Err(err) = spawned {
+        // The handler was never installed: nothing writes to `write_fd`.
         WAKE_FD.store(-1, Ordering::Release);
-        // SAFETY: both fds are ours and used by nothing else.
-        unsafe {
-            libc::close(read_fd);
-            libc::close(write_fd);
-        }
+        // SAFETY: `write_fd` came from `into_raw_fd` above and nothing else owns it.
+        drop(unsafe { OwnedFd::from_raw_fd(write_fd) });
         return Err(err);
     }
     set_handler(on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
@@ -306,34 +315,6 @@ fn set_handler(handler: libc::sighandler_t) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn pipe() -> io::Result<(libc::c_int, libc::c_int)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for fd in fds {
-        // Close-on-exec: a child process must not hold the pipe. Non-blocking: the handler must
-        // never block on a full pipe (a full pipe already means a pending wake-up), and the
-        // watcher drains it until empty.
-        // SAFETY: `fd` was just returned by `pipe`.
-        let ok = unsafe {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0
-                && libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) == 0
-        };
-        if !ok {
-            let err = io::Error::last_os_error();
-            // SAFETY: both fds are ours.
-            unsafe {
-                libc::close(fds[0]);
-                libc::close(fds[1]);
-            }
-            return Err(err);
-        }
-    }
-    Ok((fds[0], fds[1]))
 }
 
 /// Whether SIGINT's disposition is still our handler. Async-signal-safe (`sigaction` is on the
@@ -375,8 +356,8 @@ extern "C" fn on_sigint(_: libc::c_int) {
     }
     PENDING.fetch_add(1, Ordering::SeqCst);
     let byte = 1u8;
-    // SAFETY: `WAKE_FD` is the pipe's write end, never closed once published; the pipe is
-    // non-blocking, and a failed write (full pipe) still leaves a wake-up pending.
+    // SAFETY: `WAKE_FD` is the socket pair's write end, never closed once published; it is
+    // non-blocking, and a failed write (full buffer) still leaves a wake-up pending.
     unsafe {
         libc::write(
             WAKE_FD.load(Ordering::Acquire),
@@ -438,7 +419,7 @@ fn errno_location() -> Option<*mut libc::c_int> {
     target_os = "netbsd"
 )))]
 fn errno_location() -> Option<*mut libc::c_int> {
-    // Unknown errno location: the only call that can set it is a `write` to a full pipe.
+    // Unknown errno location: the only call that can set it is a `write` to a full socket buffer.
     None
 }
 
@@ -450,26 +431,21 @@ struct Grace {
 }
 
 /// The watcher thread: waits for the handler's bytes and for grace deadlines.
-fn watch(read_fd: libc::c_int) {
+fn watch(mut wake: UnixStream) {
     let mut graces: Vec<Grace> = Vec::new();
+    let mut buf = [0u8; 64];
     loop {
-        let timeout = match graces.iter().map(|g| g.at).min() {
-            None => -1,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                // Round up: waking before the deadline would only loop once more.
-                let ms = left.as_nanos().div_ceil(1_000_000);
-                ms.min(i32::MAX as u128) as libc::c_int
-            }
-        };
-        let mut pfd = libc::pollfd {
-            fd: read_fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid `pollfd`. EINTR (a signal on this thread) just loops.
-        unsafe { libc::poll(&mut pfd, 1, timeout) };
-        drain(read_fd);
+        let timeout = graces
+            .iter()
+            .map(|g| g.at)
+            .min()
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        // A deadline already past skips the read (a zero timeout is refused by `set_read_timeout`).
+        if timeout != Some(Duration::ZERO) && wake.set_read_timeout(timeout).is_ok() {
+            // Bytes, a timeout (`WouldBlock`/`TimedOut`) or EINTR: each just goes round. The
+            // bytes only wake us; bytes left unread make the next read return at once.
+            let _ = wake.read(&mut buf);
+        }
         for _ in 0..PENDING.swap(0, Ordering::SeqCst) {
             if !dispatch(&mut graces) {
                 // Every run that was intercepting when the signal came has returned since: the
@@ -488,19 +464,6 @@ fn watch(read_fd: libc::c_int) {
                 true
             }
         });
-    }
-}
-
-fn drain(read_fd: libc::c_int) {
-    let mut buf = [0u8; 64];
-    loop {
-        // SAFETY: `buf` is valid for 64 bytes; the fd is non-blocking.
-        let n = unsafe { libc::read(read_fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < buf.len() as isize {
-            // Empty (EAGAIN), EINTR, or a short read: the pipe is drained, or the next `poll`
-            // returns at once.
-            return;
-        }
     }
 }
 
