@@ -29,6 +29,13 @@
 //!   does not intercept: Ctrl-C kills the process by SIGINT.
 //! - `thread-always`: the same with `Interrupt::Always`: `Interrupted`, exit code 130.
 //!
+//! - `boundary`: rounds of two runs back to back: the first raises SIGINT on its own thread
+//!   (so the signal certainly arrives during it) and returns after 0 to 225 µs of yields (the
+//!   watcher thread's usual latency, so that it is sometimes in time, sometimes late); the
+//!   second sleeps 20 ms.
+//!   The Ctrl-C interrupts the first run, or, when it came too late for that, kills the process
+//!   by SIGINT; it never interrupts the second (that prints `second run: interrupted`, exit
+//!   code 3). After 50 rounds, exit code 0.
 //! - `fork-exec`: a thread spawns this example (its `fds` mode) in a loop while the first run
 //!   makes the loop and the Ctrl-C handler's descriptors; every child lists the descriptors it
 //!   inherited. Prints `leaked: none` (exit code 0) or the leaked descriptors (exit code 1).
@@ -226,6 +233,34 @@ where
             worker.join().unwrap_or(1)
         }
         "fork-exec" => fork_exec::scenario(builder().build()),
+        "boundary" => {
+            let mut rt = builder().build();
+            let seed = std::process::id() as usize;
+            for round in 0..50 {
+                let linger = Duration::from_micros(((seed + round * 7) % 16) as u64 * 15);
+                let first = rt.run(async {
+                    raise_sigint();
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < linger {
+                        runner::yield_now().await;
+                    }
+                    "first"
+                });
+                match first {
+                    Err(RunError::Interrupted) => println!("round {round}: first run interrupted"),
+                    // Too late for the first run: the process is about to die by SIGINT.
+                    Ok(_) => println!("round {round}: first run returned"),
+                    Err(e) => return report::<&str>(Err(e)),
+                }
+                let second = rt.run(runner::time::sleep(Duration::from_millis(20)));
+                if let Err(e) = second {
+                    println!("round {round}: second run: {e}");
+                    return 3;
+                }
+            }
+            println!("rounds: 50");
+            0
+        }
         "bench-runs" | "bench-runs-never" => {
             let n: u64 = std::env::args()
                 .nth(3)
@@ -251,6 +286,15 @@ where
             eprintln!("unknown scenario {other:?}");
             2
         }
+    }
+}
+
+/// Sends SIGINT to the calling thread: its handler has run by the time this returns.
+fn raise_sigint() {
+    #[cfg(unix)]
+    // SAFETY: plain FFI call with no preconditions.
+    unsafe {
+        libc::raise(libc::SIGINT);
     }
 }
 

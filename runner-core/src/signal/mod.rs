@@ -39,8 +39,14 @@
 //!   them through the runner's own wake path ([`RunError::Interrupted`](crate::RunError)), or fires
 //!   [`interrupted()`] and keeps the grace deadline in its `poll` timeout. A loop parked in its
 //!   reactor is woken like by any cross-thread wake.
+//! - A Ctrl-C belongs to the run that was intercepting when it arrived, or to none; never to a
+//!   later run, however late the watcher is. The handler numbers each Ctrl-C on a process-wide
+//!   clock (its first act, the moment of arrival) and each run reads the clock when it starts
+//!   intercepting; the watcher gives Ctrl-C number `s` only to runs still in progress that read
+//!   at most `s`.
 //! - A Ctrl-C is never lost, whatever the timing. If the run ended between the signal and the
-//!   watcher (a window of microseconds), the process dies as by default. If the watcher counted
+//!   watcher (a window of microseconds), the process dies as by default, even when the runner's
+//!   next run has begun meanwhile. If the watcher counted
 //!   it for the run but the main future's last poll had already finished, the run returns
 //!   `Interrupted` all the same and its value is dropped (Python loses the result the same way);
 //!   if that last poll panicked, the panic goes on and the `Interrupted` ends the runner's next

@@ -31,8 +31,11 @@ static INSTALL: Mutex<()> = Mutex::new(());
 static MAIN_INTERCEPTING: AtomicBool = AtomicBool::new(false);
 /// Intercepting runs on other threads (`Interrupt::Always`), which may overlap.
 static OTHERS_INTERCEPTING: AtomicUsize = AtomicUsize::new(0);
-/// Signals the watcher has not dispatched yet (the socket's bytes only wake it up).
-static PENDING: AtomicUsize = AtomicUsize::new(0);
+/// The signal clock: how many Ctrl-Cs the handler has counted. The handler's increment is the
+/// moment a Ctrl-C arrives; a run reads the clock when it starts intercepting, so the watcher,
+/// however late, gives Ctrl-C number `s` only to runs that read at most `s` and are still the
+/// runs it saw then, never to a later one. The socket's bytes only wake the watcher up.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 /// The write end of the watcher's socket pair, written by the handler.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The process that installed the handler: a forked child inherits the handler, not the watcher.
@@ -50,6 +53,10 @@ const GEN_SHIFT: u32 = 3;
 /// A runner's part of the Ctrl-C state; lives in its `Shared`.
 pub(crate) struct RunnerSignal {
     state: AtomicUsize,
+    /// [`SIGNALS`] when the run in progress started intercepting: Ctrl-Cs numbered from this on
+    /// arrived during it. Written by the run's thread before its word says `RUNNING` (which
+    /// publishes it), read by the watcher after.
+    since: AtomicUsize,
     /// Held by the watcher from its decision about a run to the end of its effects, so the run's
     /// exit knows when they are all visible.
     dispatch: Mutex<()>,
@@ -61,6 +68,7 @@ impl RunnerSignal {
     pub(crate) fn new() -> Self {
         RunnerSignal {
             state: AtomicUsize::new(0),
+            since: AtomicUsize::new(0),
             dispatch: Mutex::new(()),
             key: OnceLock::new(),
         }
@@ -165,12 +173,18 @@ pub(crate) fn enter(shared: &Arc<Shared>, main: bool) -> Option<Active<'_>> {
     // Only this run's thread changes the word while no run is in progress (the watcher only
     // touches a running word), so a load and a store suffice.
     let idle = (sig.state.load(Ordering::Relaxed) & !(RUNNING | HITS)).wrapping_add(1 << GEN_SHIFT);
-    sig.state.store(idle | RUNNING, Ordering::Release);
+    // The flag first, then the clock, then the word. A Ctrl-C counted before the clock read is
+    // not this run's (it predates the run: the process dies of it, as by default); one counted
+    // after is. Between the clock read and the word, a quick watcher finds no run and the
+    // process dies, a slow one gives it to this run: both are "the run it arrived in, or none".
     if main {
         MAIN_INTERCEPTING.store(true, Ordering::Release);
     } else {
         OTHERS_INTERCEPTING.fetch_add(1, Ordering::AcqRel);
     }
+    sig.since
+        .store(SIGNALS.load(Ordering::SeqCst), Ordering::Relaxed);
+    sig.state.store(idle | RUNNING, Ordering::Release);
     Some(Active { shared, idle, main })
 }
 
@@ -339,22 +353,26 @@ extern "C" fn on_sigint(_: libc::c_int) {
     let _errno = ErrnoGuard::save();
     // SAFETY: no preconditions; async-signal-safe.
     let forked = unsafe { libc::getpid() } != OWNER.load(Ordering::Relaxed);
-    // A flag read a moment stale means the signal came just before a run began (it dies as by
-    // default) or just after it ended (the watcher finds no run and does the same): never lost.
-    let intercepting = MAIN_INTERCEPTING.load(Ordering::Acquire)
-        || OTHERS_INTERCEPTING.load(Ordering::Acquire) > 0;
-    if forked || !intercepting {
-        // No run intercepts: behave as if we were not there. When another handler was installed
-        // over ours and chains to it (signal-hook does), that handler is in charge: do nothing.
-        if installed_is_ours() {
-            die_by_default();
-        }
-        return;
-    }
+    // When another handler was installed over ours and chains to it (signal-hook does), that
+    // handler is in charge: do nothing at all.
     if !installed_is_ours() {
         return;
     }
-    PENDING.fetch_add(1, Ordering::SeqCst);
+    if forked {
+        die_by_default();
+        return;
+    }
+    // The moment of arrival, as early as the handler can mark it: see `SIGNALS`.
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+    let intercepting =
+        MAIN_INTERCEPTING.load(Ordering::SeqCst) || OTHERS_INTERCEPTING.load(Ordering::SeqCst) > 0;
+    if !intercepting {
+        // No run intercepts: behave as if we were not there. A flag read a moment stale means
+        // the signal came just as a run began (the run had not read the clock yet, so the
+        // Ctrl-C is not its own).
+        die_by_default();
+        return;
+    }
     let byte = 1u8;
     // SAFETY: `WAKE_FD` is the socket pair's write end, never closed once published; it is
     // non-blocking, and a failed write (full buffer) still leaves a wake-up pending.
@@ -433,6 +451,9 @@ struct Grace {
 /// The watcher thread: waits for the handler's bytes and for grace deadlines.
 fn watch(mut wake: UnixStream) {
     let mut graces: Vec<Grace> = Vec::new();
+    // Ctrl-Cs dispatched so far, by the clock of `SIGNALS`: none. Not a read of the clock here,
+    // which could miss a Ctrl-C counted before this thread first got to run.
+    let mut dispatched = 0;
     let mut buf = [0u8; 64];
     loop {
         let timeout = graces
@@ -446,15 +467,17 @@ fn watch(mut wake: UnixStream) {
             // bytes only wake us; bytes left unread make the next read return at once.
             let _ = wake.read(&mut buf);
         }
-        for _ in 0..PENDING.swap(0, Ordering::SeqCst) {
-            if !dispatch(&mut graces) {
+        let counted = SIGNALS.load(Ordering::SeqCst);
+        for signal in dispatched..counted {
+            if !dispatch(signal, &mut graces) {
                 // Every run that was intercepting when the signal came has returned since: the
-                // Ctrl-C came "after the run", and is not lost.
+                // Ctrl-C came "after the run", and is not lost (nor given to a later run).
                 if installed_is_ours() {
                     die_by_default();
                 }
             }
         }
+        dispatched = counted;
         let now = Instant::now();
         graces.retain(|g| {
             if g.at <= now {
@@ -467,8 +490,9 @@ fn watch(mut wake: UnixStream) {
     }
 }
 
-/// One Ctrl-C: every intercepting run counts it. False when no run was intercepting.
-fn dispatch(graces: &mut Vec<Grace>) -> bool {
+/// Ctrl-C number `signal`: every run that was intercepting when it arrived, and still is,
+/// counts it. False when there is none.
+fn dispatch(signal: usize, graces: &mut Vec<Grace>) -> bool {
     // Upgraded under the lock, used and dropped after it: dropping the last reference to a
     // runner takes the lock again.
     let runners: Vec<Arc<Shared>> = lock(&RUNNERS)
@@ -480,7 +504,10 @@ fn dispatch(graces: &mut Vec<Grace>) -> bool {
         let sig = &shared.sigint;
         let _g = lock(&sig.dispatch);
         let cur = sig.state.load(Ordering::Acquire);
-        if cur & RUNNING == 0 {
+        // The Relaxed `since` is the one this word's `RUNNING` published, or a later run's, which
+        // the compare-exchange below then refuses (the word changed in between).
+        if cur & RUNNING == 0 || sig.since.load(Ordering::Relaxed) > signal {
+            // Not running, or a later run than the one the Ctrl-C arrived in.
             continue;
         }
         let hits = ((cur & HITS) >> HIT_SHIFT) + 1;
