@@ -337,18 +337,15 @@ fn installed_is_ours() -> bool {
     matches!(current_handler(), Ok(h) if h == on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t)
 }
 
-/// The default action, now: `SIG_DFL` back, then SIGINT again. In the handler, the re-raised
-/// signal is blocked until the handler returns and is then delivered with the default action;
-/// on the watcher thread it is delivered at once. Either way the process dies by SIGINT.
+/// The default action, now: signal-hook puts `SIG_DFL` back, unblocks SIGINT and raises it, so
+/// the process dies by SIGINT at once, in the handler or on the watcher thread alike (with
+/// `abort` as its last resort). Async-signal-safe.
 fn die_by_default() {
-    let _ = set_handler(libc::SIG_DFL);
-    // SAFETY: no preconditions; async-signal-safe.
-    unsafe {
-        libc::raise(libc::SIGINT);
-    }
+    let _ = signal_hook::low_level::emulate_default_handler(libc::SIGINT);
 }
 
-/// The handler. Async-signal-safe: atomics, `getpid`, `sigaction`, `raise`, `write`, errno.
+/// The handler. Async-signal-safe: atomics, `getpid`, `sigaction`, `write`, errno, and
+/// signal-hook's `emulate_default_handler` (`sigaction`, `sigprocmask`, `raise`, `abort`).
 extern "C" fn on_sigint(_: libc::c_int) {
     let _errno = ErrnoGuard::save();
     // SAFETY: no preconditions; async-signal-safe.
@@ -385,60 +382,20 @@ extern "C" fn on_sigint(_: libc::c_int) {
     }
 }
 
-/// Restores `errno` on drop: the handler must not change what the interrupted code sees.
-struct ErrnoGuard(Option<(*mut libc::c_int, libc::c_int)>);
+/// Restores `errno` on drop: the handler must not change what the interrupted code sees (a
+/// `write` to a full socket buffer sets it).
+struct ErrnoGuard(errno::Errno);
 
 impl ErrnoGuard {
     fn save() -> Self {
-        let loc = errno_location();
-        // SAFETY: `errno_location` returns this thread's errno, valid for the thread's life.
-        ErrnoGuard(loc.map(|p| (p, unsafe { *p })))
+        ErrnoGuard(errno::errno())
     }
 }
 
 impl Drop for ErrnoGuard {
     fn drop(&mut self) {
-        if let Some((p, v)) = self.0 {
-            // SAFETY: as in `save`, on the same thread.
-            unsafe { *p = v };
-        }
+        errno::set_errno(self.0);
     }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn errno_location() -> Option<*mut libc::c_int> {
-    // SAFETY: no preconditions.
-    Some(unsafe { libc::__errno_location() })
-}
-
-#[cfg(any(
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "dragonfly"
-))]
-fn errno_location() -> Option<*mut libc::c_int> {
-    // SAFETY: no preconditions.
-    Some(unsafe { libc::__error() })
-}
-
-#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
-fn errno_location() -> Option<*mut libc::c_int> {
-    // SAFETY: no preconditions.
-    Some(unsafe { libc::__errno() })
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "openbsd",
-    target_os = "netbsd"
-)))]
-fn errno_location() -> Option<*mut libc::c_int> {
-    // Unknown errno location: the only call that can set it is a `write` to a full socket buffer.
-    None
 }
 
 /// A grace in progress: the run of generation `gen` is aborted at `at` unless it returned.
