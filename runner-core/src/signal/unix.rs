@@ -506,3 +506,42 @@ fn expire(g: &Grace) {
     }
     drop(guard);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+
+    use super::*;
+    use crate::testing::TestLoop;
+    use crate::{Interrupt, Runner};
+
+    /// The watcher's rule, with the test as the handler (it ticks the clock) and as the watcher
+    /// (it dispatches): no `sigaction`, no thread, so it also runs under Miri.
+    #[test]
+    fn ctrl_c_goes_to_the_run_it_arrived_in_never_to_a_later_one() {
+        // Runs intercept as if the handler were installed. Only `Always` runs (this test's)
+        // intercept off the main thread, so the other tests are not affected.
+        HOOK.store(OURS, Ordering::Release);
+        let mut rt = Runner::<TestLoop>::builder()
+            .interrupt(Interrupt::Always)
+            .build();
+
+        // Arrives during the run and is dispatched while it lasts: that run is interrupted.
+        let out = rt.run(async {
+            let signal = SIGNALS.fetch_add(1, Ordering::SeqCst);
+            assert!(dispatch(signal, &mut Vec::new()), "the run it arrived in");
+            pending::<()>().await
+        });
+        assert!(matches!(out, Err(RunError::Interrupted)), "{out:?}");
+
+        // Arrives during a run that returns before the watcher gets to it...
+        let late = rt.run(async { SIGNALS.fetch_add(1, Ordering::SeqCst) });
+        let late = late.expect("dispatched after the run: the run returned its value");
+        // ...and dispatched during the next run, it finds no run of its own (the process dies
+        // by default): the next run is not interrupted.
+        let next = rt.run(async move { dispatch(late, &mut Vec::new()) });
+        assert_eq!(next.ok(), Some(false), "the next run must not count it");
+        // Nor is the run after.
+        assert_eq!(rt.run(async { 7 }).ok(), Some(7));
+    }
+}
