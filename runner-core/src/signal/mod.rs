@@ -104,7 +104,7 @@
 //! no query and its registry cannot leave a user's handler alone), the handler, and its one
 //! `write` (std's `Write` for a socket is not documented async-signal-safe). `unix.rs` went from
 //! 561 lines (419 of code, 22 `unsafe` blocks: `pipe` + `fcntl`, `poll`, `read`, the default
-//! action and errno by platform, all FFI) to 508 (359 of code, 11 `unsafe` blocks; its unit test
+//! action and errno by platform, all FFI) to 502 (353 of code, 10 `unsafe` blocks; its unit test
 //! aside), while it gained the Ctrl-C clock; this file's docs grew by the clock and this
 //! section. The cost per run moved by 3 instructions: `Auto` over `Never` was 30 on `TestLoop`
 //! and 48 on tokio before (the clock read and its store are the difference).

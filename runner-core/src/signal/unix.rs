@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
@@ -284,21 +284,14 @@ fn try_install() -> io::Result<bool> {
     // means a pending wake-up).
     let (read, write) = UnixStream::pair()?;
     write.set_nonblocking(true)?;
-    // Both ends live for the rest of the process: the handler may write at any moment.
-    let write_fd = write.into_raw_fd();
+    // On an error both ends are closed (the closure that owns `read` is dropped).
+    thread::Builder::new()
+        .name("runner-sigint".into())
+        .spawn(move || watch(read))?;
     // SAFETY: no preconditions.
     OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
-    WAKE_FD.store(write_fd, Ordering::Release);
-    let spawned = thread::Builder::new()
-        .name("runner-sigint".into())
-        .spawn(move || watch(read));
-    if let Err(err) = spawned {
-        // The handler was never installed: nothing writes to `write_fd`.
-        WAKE_FD.store(-1, Ordering::Release);
-        // SAFETY: `write_fd` came from `into_raw_fd` above and nothing else owns it.
-        drop(unsafe { OwnedFd::from_raw_fd(write_fd) });
-        return Err(err);
-    }
+    // The write end lives for the rest of the process: the handler may write at any moment.
+    WAKE_FD.store(write.into_raw_fd(), Ordering::Release);
     set_handler(on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
     Ok(true)
 }
