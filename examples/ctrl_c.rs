@@ -29,6 +29,22 @@
 //!   does not intercept: Ctrl-C kills the process by SIGINT.
 //! - `thread-always`: the same with `Interrupt::Always`: `Interrupted`, exit code 130.
 //!
+//! - `boundary`: rounds of two runs back to back: the first raises SIGINT on its own thread
+//!   (so the signal certainly arrives during it) and returns after 0 to 225 µs of yields (the
+//!   watcher thread's usual latency, so that it is sometimes in time, sometimes late); the
+//!   second sleeps 20 ms.
+//!   The Ctrl-C interrupts the first run, or, when it came too late for that, kills the process
+//!   by SIGINT; it never interrupts the second (that prints `second run: interrupted`, exit
+//!   code 3). After 50 rounds, exit code 0.
+//! - `fork-exec`: a thread spawns this example (its `fds` mode) in a loop while the first run
+//!   makes the loop and the Ctrl-C handler's descriptors; every child lists the descriptors it
+//!   inherited. Prints `leaked: none` (exit code 0) or the leaked descriptors (exit code 1).
+//! - `bench-runs <n>`, `bench-runs-never <n>`: `n` runs of a ready future (with
+//!   `Interrupt::Auto`, or `Interrupt::Never`) and nothing else: what the signal module costs per
+//!   run, measured with callgrind (the difference between two counts of runs, divided).
+//!
+//! `<backend>` may also be `test`: core's reference loop (`runner::testing::TestLoop`).
+//!
 //! The example prints `READY` when it waits for a Ctrl-C (and `READY2` before a second one), so a
 //! test driving it knows when to send the signal.
 
@@ -216,10 +232,69 @@ where
             });
             worker.join().unwrap_or(1)
         }
+        "fork-exec" => fork_exec::scenario(builder().build()),
+        "boundary" => {
+            let mut rt = builder().build();
+            let seed = std::process::id() as usize;
+            for round in 0..50 {
+                let linger = Duration::from_micros(((seed + round * 7) % 16) as u64 * 15);
+                let first = rt.run(async {
+                    raise_sigint();
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < linger {
+                        runner::yield_now().await;
+                    }
+                    "first"
+                });
+                match first {
+                    Err(RunError::Interrupted) => println!("round {round}: first run interrupted"),
+                    // Too late for the first run: the process is about to die by SIGINT.
+                    Ok(_) => println!("round {round}: first run returned"),
+                    Err(e) => return report::<&str>(Err(e)),
+                }
+                let second = rt.run(runner::time::sleep(Duration::from_millis(20)));
+                if let Err(e) = second {
+                    println!("round {round}: second run: {e}");
+                    return 3;
+                }
+            }
+            println!("rounds: 50");
+            0
+        }
+        "bench-runs" | "bench-runs-never" => {
+            let n: u64 = std::env::args()
+                .nth(3)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(10_000);
+            let interrupt = if name == "bench-runs" {
+                Interrupt::Auto
+            } else {
+                Interrupt::Never
+            };
+            let mut rt = builder().interrupt(interrupt).build();
+            // Lazy init (the loop, the handler's one-time check) stays outside the count.
+            rt.run(async {}).unwrap_or_default();
+            for _ in 0..n {
+                if let Err(e) = rt.run(async {}) {
+                    return report::<&str>(Err(e));
+                }
+            }
+            println!("{n} runs");
+            0
+        }
         other => {
             eprintln!("unknown scenario {other:?}");
             2
         }
+    }
+}
+
+/// Sends SIGINT to the calling thread: its handler has run by the time this returns.
+fn raise_sigint() {
+    #[cfg(unix)]
+    // SAFETY: plain FFI call with no preconditions.
+    unsafe {
+        libc::raise(libc::SIGINT);
     }
 }
 
@@ -278,6 +353,113 @@ mod user_handler {
     }
 }
 
+/// Children forked and exec'd while the first run makes its descriptors inherit none of them.
+#[cfg(unix)]
+mod fork_exec {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::process::Command;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    /// Children spawned while the first run is under way, at least.
+    const CHILDREN: usize = 20;
+
+    /// The descriptors above stderr open in this process.
+    pub(super) fn open_fds() -> BTreeSet<i32> {
+        (3..1024)
+            // SAFETY: F_GETFD on any number is harmless: it fails with EBADF when not open.
+            .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+            .collect()
+    }
+
+    /// The `fds` mode: this process's descriptors above stderr, one line, before anything else
+    /// opens one.
+    pub(super) fn print_fds() -> ! {
+        let fds: Vec<String> = open_fds().iter().map(i32::to_string).collect();
+        println!("{}", fds.join(" "));
+        std::process::exit(0);
+    }
+
+    pub(super) fn scenario<L: EventLoop>(mut rt: Runner<L>) -> i32 {
+        // Whatever this process inherited (a jobserver's descriptors, say) its children inherit
+        // too, rightly: only descriptors made from here on count.
+        let inherited = open_fds();
+        let exe = std::env::current_exe().expect("the example's path");
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let leaked = Arc::new(Mutex::new(BTreeSet::new()));
+        let forker = {
+            let (spawned, stop, leaked, inherited) = (
+                spawned.clone(),
+                stop.clone(),
+                leaked.clone(),
+                inherited.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let out = Command::new(&exe)
+                        .arg("fds")
+                        .output()
+                        .expect("spawn the fds child");
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    let fds = text
+                        .split_whitespace()
+                        .filter_map(|f| f.parse::<i32>().ok());
+                    leaked
+                        .lock()
+                        .unwrap()
+                        .extend(fds.filter(|fd| !inherited.contains(fd)));
+                    spawned.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while spawned.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        // The first run: it makes the loop and installs the Ctrl-C handler (its socket pair and
+        // thread) while the forker is busy, then lets it spawn some more.
+        let before = spawned.load(Ordering::SeqCst);
+        let out = rt.run(async {
+            while spawned.load(Ordering::SeqCst) < before + CHILDREN && Instant::now() < deadline {
+                runner::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        stop.store(true, Ordering::SeqCst);
+        forker.join().expect("the forker thread");
+        if let Err(e) = out {
+            return report::<&str>(Err(e));
+        }
+        let made: Vec<i32> = open_fds().difference(&inherited).copied().collect();
+        println!("children: {}", spawned.load(Ordering::SeqCst));
+        println!("descriptors made: {made:?}");
+        let leaked = leaked.lock().unwrap();
+        if leaked.is_empty() {
+            println!("leaked: none");
+            0
+        } else {
+            println!("leaked: {leaked:?}");
+            1
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod fork_exec {
+    use super::*;
+
+    pub(super) fn print_fds() -> ! {
+        std::process::exit(2);
+    }
+
+    pub(super) fn scenario<L: EventLoop>(_rt: Runner<L>) -> i32 {
+        eprintln!("this scenario needs Unix");
+        2
+    }
+}
+
 #[cfg(not(unix))]
 mod user_handler {
     use super::*;
@@ -292,11 +474,15 @@ mod user_handler {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("fds") {
+        fork_exec::print_fds();
+    }
     let (Some(backend), Some(name)) = (args.first(), args.get(1)) else {
         eprintln!("usage: ctrl_c <backend> <scenario> (see the example's docs)");
         std::process::exit(2);
     };
     let code = match backend.as_str() {
+        "test" => scenario(runner::testing::TestLoop::new, name),
         #[cfg(feature = "tokio")]
         "tokio" => scenario(runner::tokio::TokioLoop::current_thread, name),
         #[cfg(feature = "tokio")]

@@ -364,6 +364,49 @@ fn always_off_main_thread_intercepts(backend: &str) {
     assert!(has(&lines, "awaited thing dropped"), "{lines:?}");
 }
 
+/// A Ctrl-C is attributed to the run that was intercepting when it arrived, or to none; never to
+/// a later run. The child raises SIGINT inside a run that returns at once, then starts another
+/// run, in rounds: each Ctrl-C interrupts its run or kills the process by SIGINT, and never
+/// interrupts the next run. Many children, so that the watcher is late some of the time.
+fn ctrl_c_never_reaches_the_next_run(backend: &str) {
+    let (mut interrupted, mut killed) = (0, 0);
+    for _ in 0..20 {
+        let (status, lines) = Child::spawn(backend, "boundary").finish();
+        assert!(
+            !lines.iter().any(|l| l.contains("second run")),
+            "a Ctrl-C of the first run interrupted the second: {status:?}, lines {lines:?}"
+        );
+        interrupted += lines
+            .iter()
+            .filter(|l| l.ends_with("first run interrupted"))
+            .count();
+        if status.signal() == Some(libc::SIGINT) {
+            killed += 1;
+        } else if status.code() != Some(0) || !has(&lines, "rounds: 50") {
+            panic!("neither 50 rounds nor killed by SIGINT: {status:?}, lines {lines:?}");
+        }
+    }
+    eprintln!(
+        "{backend}: {interrupted} Ctrl-Cs interrupted their run, {killed} came too late for it \
+         and killed the process"
+    );
+}
+
+/// A thread forks and execs in a loop during the first run, which makes the loop's and the
+/// Ctrl-C handler's descriptors: no child inherits any of them (each is close-on-exec from
+/// birth, not marked so a moment later).
+fn first_run_descriptors_never_reach_a_child(backend: &str) {
+    let (status, lines) = Child::spawn(backend, "fork-exec").finish();
+    assert_eq!(status.code(), Some(0), "{status:?}, lines {lines:?}");
+    assert!(has(&lines, "leaked: none"), "{lines:?}");
+    // The check has something to find: the run made descriptors (at least the socket pair).
+    let made = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("descriptors made: "))
+        .unwrap_or_else(|| panic!("no descriptor line in {lines:?}"));
+    assert!(made.matches(',').count() >= 1, "{lines:?}");
+}
+
 /// One `#[test]` per scenario for a backend (the scenario bodies above are shared).
 macro_rules! backend {
     ($module:ident, $backend:literal, $($cfg:tt)*) => {
@@ -412,6 +455,14 @@ macro_rules! backend {
             #[test]
             fn auto_off_main_thread_does_not_intercept() {
                 super::auto_off_main_thread_does_not_intercept($backend);
+            }
+            #[test]
+            fn ctrl_c_never_reaches_the_next_run() {
+                super::ctrl_c_never_reaches_the_next_run($backend);
+            }
+            #[test]
+            fn first_run_descriptors_never_reach_a_child() {
+                super::first_run_descriptors_never_reach_a_child($backend);
             }
             #[test]
             fn always_off_main_thread_intercepts() {

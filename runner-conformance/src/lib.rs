@@ -13,7 +13,8 @@
 //!
 //! which expands to `mod my_loop { #[test] fn r1_run_return() { .. } .. }`.
 
-#![forbid(unsafe_code)]
+// `unsafe` only in `cases::idle`, for `getrusage` (no std equivalent).
+#![deny(unsafe_code)]
 
 use std::fmt;
 use std::io;
@@ -227,6 +228,7 @@ macro_rules! __cases {
             close::drop_while_panicking_never_double_panics,
             close::drop_inside_another_run_does_not_block,
             close::close_cancels_tasks_queued_before_any_run,
+            idle::sleeping_main_future_parks,
         );
     };
 }

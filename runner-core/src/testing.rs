@@ -65,13 +65,13 @@ impl Core {
         }
     }
 
-    /// Wakes the timers that are due; returns the next deadline.
-    fn fire_timers(&self) -> Option<Instant> {
+    /// Wakes the timers that are due.
+    fn fire_timers(&self) {
         let now = Instant::now();
         let mut heap = lock(&self.timers);
         while let Some(Reverse((at, id))) = heap.peek().copied() {
             if at > now {
-                return Some(at);
+                return;
             }
             heap.pop();
             let mut wakers = lock(&self.timer_wakers);
@@ -79,7 +79,6 @@ impl Core {
                 wakers.swap_remove(i).1.wake();
             }
         }
-        None
     }
 }
 
@@ -116,7 +115,7 @@ impl EventLoop for TestLoop {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                 break v;
             }
-            let next = core.fire_timers();
+            core.fire_timers();
             let batch: Vec<_> = lock(&core.queue).drain(..).collect();
             for cell in batch {
                 cell.queued.store(false, Ordering::Release);
@@ -132,6 +131,8 @@ impl EventLoop for TestLoop {
                 }
             }
             if !core.notified.load(Ordering::Acquire) && lock(&core.queue).is_empty() {
+                // The next deadline after the polls, so a timer made by one of them counts.
+                let next = lock(&core.timers).peek().map(|Reverse((at, _))| *at);
                 match next {
                     Some(at) => thread::park_timeout(at.saturating_duration_since(Instant::now())),
                     None => thread::park(),
@@ -175,6 +176,13 @@ impl Spawner for TestSpawner {
             *n
         };
         lock(&core.timers).push(Reverse((deadline, id)));
+        // A timer made on another thread may be earlier than the deadline the loop parks for.
+        let on_loop = lock(&core.runner)
+            .as_ref()
+            .is_some_and(|t| t.id() == thread::current().id());
+        if !on_loop {
+            core.notify();
+        }
         Box::pin(std::future::poll_fn(move |cx| {
             if Instant::now() >= deadline {
                 return Poll::Ready(());
@@ -184,8 +192,10 @@ impl Spawner for TestSpawner {
                 Some((_, w)) => w.clone_from(cx.waker()),
                 None => wakers.push((id, cx.waker().clone())),
             }
+            // No notify: the loop parks until the earliest deadline in the heap, read after
+            // its polls. Notifying here made every poll of a pending sleep wake the loop, which
+            // then spun until the deadline.
             drop(wakers);
-            core.notify();
             Poll::Pending
         }))
     }

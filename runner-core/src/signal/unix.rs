@@ -2,13 +2,15 @@
 //! The design and its edges are in the parent module's docs.
 
 use std::cell::Cell;
-use std::io;
+use std::io::{self, Read};
 use std::mem::MaybeUninit;
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::UnixStream;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -29,9 +31,12 @@ static INSTALL: Mutex<()> = Mutex::new(());
 static MAIN_INTERCEPTING: AtomicBool = AtomicBool::new(false);
 /// Intercepting runs on other threads (`Interrupt::Always`), which may overlap.
 static OTHERS_INTERCEPTING: AtomicUsize = AtomicUsize::new(0);
-/// Signals the watcher has not dispatched yet (the pipe's bytes only wake it up).
-static PENDING: AtomicUsize = AtomicUsize::new(0);
-/// The pipe's write end, written by the handler.
+/// The signal clock: how many Ctrl-Cs the handler has counted. The handler's increment is the
+/// moment a Ctrl-C arrives; a run reads the clock when it starts intercepting, so the watcher,
+/// however late, gives Ctrl-C number `s` only to runs that read at most `s` and are still the
+/// runs it saw then, never to a later one. The socket's bytes only wake the watcher up.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+/// The write end of the watcher's socket pair, written by the handler.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The process that installed the handler: a forked child inherits the handler, not the watcher.
 static OWNER: AtomicI32 = AtomicI32::new(0);
@@ -48,6 +53,10 @@ const GEN_SHIFT: u32 = 3;
 /// A runner's part of the Ctrl-C state; lives in its `Shared`.
 pub(crate) struct RunnerSignal {
     state: AtomicUsize,
+    /// [`SIGNALS`] when the run in progress started intercepting: Ctrl-Cs numbered from this on
+    /// arrived during it. Written by the run's thread before its word says `RUNNING` (which
+    /// publishes it), read by the watcher after.
+    since: AtomicUsize,
     /// Held by the watcher from its decision about a run to the end of its effects, so the run's
     /// exit knows when they are all visible.
     dispatch: Mutex<()>,
@@ -59,6 +68,7 @@ impl RunnerSignal {
     pub(crate) fn new() -> Self {
         RunnerSignal {
             state: AtomicUsize::new(0),
+            since: AtomicUsize::new(0),
             dispatch: Mutex::new(()),
             key: OnceLock::new(),
         }
@@ -163,12 +173,18 @@ pub(crate) fn enter(shared: &Arc<Shared>, main: bool) -> Option<Active<'_>> {
     // Only this run's thread changes the word while no run is in progress (the watcher only
     // touches a running word), so a load and a store suffice.
     let idle = (sig.state.load(Ordering::Relaxed) & !(RUNNING | HITS)).wrapping_add(1 << GEN_SHIFT);
-    sig.state.store(idle | RUNNING, Ordering::Release);
+    // The flag first, then the clock, then the word. A Ctrl-C counted before the clock read is
+    // not this run's (it predates the run: the process dies of it, as by default); one counted
+    // after is. Between the clock read and the word, a quick watcher finds no run and the
+    // process dies, a slow one gives it to this run: both are "the run it arrived in, or none".
     if main {
         MAIN_INTERCEPTING.store(true, Ordering::Release);
     } else {
         OTHERS_INTERCEPTING.fetch_add(1, Ordering::AcqRel);
     }
+    sig.since
+        .store(SIGNALS.load(Ordering::SeqCst), Ordering::Relaxed);
+    sig.state.store(idle | RUNNING, Ordering::Release);
     Some(Active { shared, idle, main })
 }
 
@@ -250,7 +266,7 @@ fn install() -> bool {
         NOT_OURS => return false,
         _ => {}
     }
-    // An error (no thread, no pipe) means: do not intercept, as on a platform without signals.
+    // An error (no thread, no socket) means: do not intercept, as on a platform without signals.
     let ours = try_install().unwrap_or(false);
     HOOK.store(if ours { OURS } else { NOT_OURS }, Ordering::Release);
     ours
@@ -260,22 +276,22 @@ fn try_install() -> io::Result<bool> {
     if current_handler()? != libc::SIG_DFL {
         return Ok(false);
     }
-    let (read_fd, write_fd) = pipe()?;
+    // A socket pair rather than a pipe: std makes it close-on-exec atomically
+    // (`socketpair(SOCK_CLOEXEC)`) where the platform can (Linux, Android, the BSDs; macOS has no
+    // such flag and std sets it just after), so a `fork` + `exec` on another thread never
+    // inherits it; `pipe2(O_CLOEXEC)` would need `unsafe` and is missing on macOS. The write end
+    // is non-blocking: the handler must never block on a full buffer (a full buffer already
+    // means a pending wake-up).
+    let (read, write) = UnixStream::pair()?;
+    write.set_nonblocking(true)?;
+    // On an error both ends are closed (the closure that owns `read` is dropped).
+    thread::Builder::new()
+        .name("runner-sigint".into())
+        .spawn(move || watch(read))?;
     // SAFETY: no preconditions.
     OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
-    WAKE_FD.store(write_fd, Ordering::Release);
-    let spawned = thread::Builder::new()
-        .name("runner-sigint".into())
-        .spawn(move || watch(read_fd));
-    if let Err(err) = spawned {
-        WAKE_FD.store(-1, Ordering::Release);
-        // SAFETY: both fds are ours and used by nothing else.
-        unsafe {
-            libc::close(read_fd);
-            libc::close(write_fd);
-        }
-        return Err(err);
-    }
+    // The write end lives for the rest of the process: the handler may write at any moment.
+    WAKE_FD.store(write.into_raw_fd(), Ordering::Release);
     set_handler(on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t)?;
     Ok(true)
 }
@@ -308,75 +324,48 @@ fn set_handler(handler: libc::sighandler_t) -> io::Result<()> {
     Ok(())
 }
 
-fn pipe() -> io::Result<(libc::c_int, libc::c_int)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for fd in fds {
-        // Close-on-exec: a child process must not hold the pipe. Non-blocking: the handler must
-        // never block on a full pipe (a full pipe already means a pending wake-up), and the
-        // watcher drains it until empty.
-        // SAFETY: `fd` was just returned by `pipe`.
-        let ok = unsafe {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0
-                && libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) == 0
-        };
-        if !ok {
-            let err = io::Error::last_os_error();
-            // SAFETY: both fds are ours.
-            unsafe {
-                libc::close(fds[0]);
-                libc::close(fds[1]);
-            }
-            return Err(err);
-        }
-    }
-    Ok((fds[0], fds[1]))
-}
-
 /// Whether SIGINT's disposition is still our handler. Async-signal-safe (`sigaction` is on the
 /// POSIX list).
 fn installed_is_ours() -> bool {
     matches!(current_handler(), Ok(h) if h == on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t)
 }
 
-/// The default action, now: `SIG_DFL` back, then SIGINT again. In the handler, the re-raised
-/// signal is blocked until the handler returns and is then delivered with the default action;
-/// on the watcher thread it is delivered at once. Either way the process dies by SIGINT.
+/// The default action, now: signal-hook puts `SIG_DFL` back, unblocks SIGINT and raises it, so
+/// the process dies by SIGINT at once, in the handler or on the watcher thread alike (with
+/// `abort` as its last resort). Async-signal-safe.
 fn die_by_default() {
-    let _ = set_handler(libc::SIG_DFL);
-    // SAFETY: no preconditions; async-signal-safe.
-    unsafe {
-        libc::raise(libc::SIGINT);
-    }
+    let _ = signal_hook::low_level::emulate_default_handler(libc::SIGINT);
 }
 
-/// The handler. Async-signal-safe: atomics, `getpid`, `sigaction`, `raise`, `write`, errno.
+/// The handler. Async-signal-safe: atomics, `getpid`, `sigaction`, `write`, errno, and
+/// signal-hook's `emulate_default_handler` (`sigaction`, `sigprocmask`, `raise`, `abort`).
 extern "C" fn on_sigint(_: libc::c_int) {
     let _errno = ErrnoGuard::save();
     // SAFETY: no preconditions; async-signal-safe.
     let forked = unsafe { libc::getpid() } != OWNER.load(Ordering::Relaxed);
-    // A flag read a moment stale means the signal came just before a run began (it dies as by
-    // default) or just after it ended (the watcher finds no run and does the same): never lost.
-    let intercepting = MAIN_INTERCEPTING.load(Ordering::Acquire)
-        || OTHERS_INTERCEPTING.load(Ordering::Acquire) > 0;
-    if forked || !intercepting {
-        // No run intercepts: behave as if we were not there. When another handler was installed
-        // over ours and chains to it (signal-hook does), that handler is in charge: do nothing.
-        if installed_is_ours() {
-            die_by_default();
-        }
-        return;
-    }
+    // When another handler was installed over ours and chains to it (signal-hook does), that
+    // handler is in charge: do nothing at all.
     if !installed_is_ours() {
         return;
     }
-    PENDING.fetch_add(1, Ordering::SeqCst);
+    if forked {
+        die_by_default();
+        return;
+    }
+    // The moment of arrival, as early as the handler can mark it: see `SIGNALS`.
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+    let intercepting =
+        MAIN_INTERCEPTING.load(Ordering::SeqCst) || OTHERS_INTERCEPTING.load(Ordering::SeqCst) > 0;
+    if !intercepting {
+        // No run intercepts: behave as if we were not there. A flag read a moment stale means
+        // the signal came just as a run began (the run had not read the clock yet, so the
+        // Ctrl-C is not its own).
+        die_by_default();
+        return;
+    }
     let byte = 1u8;
-    // SAFETY: `WAKE_FD` is the pipe's write end, never closed once published; the pipe is
-    // non-blocking, and a failed write (full pipe) still leaves a wake-up pending.
+    // SAFETY: `WAKE_FD` is the socket pair's write end, never closed once published; it is
+    // non-blocking, and a failed write (full buffer) still leaves a wake-up pending.
     unsafe {
         libc::write(
             WAKE_FD.load(Ordering::Acquire),
@@ -386,60 +375,20 @@ extern "C" fn on_sigint(_: libc::c_int) {
     }
 }
 
-/// Restores `errno` on drop: the handler must not change what the interrupted code sees.
-struct ErrnoGuard(Option<(*mut libc::c_int, libc::c_int)>);
+/// Restores `errno` on drop: the handler must not change what the interrupted code sees (a
+/// `write` to a full socket buffer sets it).
+struct ErrnoGuard(errno::Errno);
 
 impl ErrnoGuard {
     fn save() -> Self {
-        let loc = errno_location();
-        // SAFETY: `errno_location` returns this thread's errno, valid for the thread's life.
-        ErrnoGuard(loc.map(|p| (p, unsafe { *p })))
+        ErrnoGuard(errno::errno())
     }
 }
 
 impl Drop for ErrnoGuard {
     fn drop(&mut self) {
-        if let Some((p, v)) = self.0 {
-            // SAFETY: as in `save`, on the same thread.
-            unsafe { *p = v };
-        }
+        errno::set_errno(self.0);
     }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn errno_location() -> Option<*mut libc::c_int> {
-    // SAFETY: no preconditions.
-    Some(unsafe { libc::__errno_location() })
-}
-
-#[cfg(any(
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "dragonfly"
-))]
-fn errno_location() -> Option<*mut libc::c_int> {
-    // SAFETY: no preconditions.
-    Some(unsafe { libc::__error() })
-}
-
-#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
-fn errno_location() -> Option<*mut libc::c_int> {
-    // SAFETY: no preconditions.
-    Some(unsafe { libc::__errno() })
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "openbsd",
-    target_os = "netbsd"
-)))]
-fn errno_location() -> Option<*mut libc::c_int> {
-    // Unknown errno location: the only call that can set it is a `write` to a full pipe.
-    None
 }
 
 /// A grace in progress: the run of generation `gen` is aborted at `at` unless it returned.
@@ -450,35 +399,35 @@ struct Grace {
 }
 
 /// The watcher thread: waits for the handler's bytes and for grace deadlines.
-fn watch(read_fd: libc::c_int) {
+fn watch(mut wake: UnixStream) {
     let mut graces: Vec<Grace> = Vec::new();
+    // Ctrl-Cs dispatched so far, by the clock of `SIGNALS`: none. Not a read of the clock here,
+    // which could miss a Ctrl-C counted before this thread first got to run.
+    let mut dispatched = 0;
+    let mut buf = [0u8; 64];
     loop {
-        let timeout = match graces.iter().map(|g| g.at).min() {
-            None => -1,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                // Round up: waking before the deadline would only loop once more.
-                let ms = left.as_nanos().div_ceil(1_000_000);
-                ms.min(i32::MAX as u128) as libc::c_int
-            }
-        };
-        let mut pfd = libc::pollfd {
-            fd: read_fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid `pollfd`. EINTR (a signal on this thread) just loops.
-        unsafe { libc::poll(&mut pfd, 1, timeout) };
-        drain(read_fd);
-        for _ in 0..PENDING.swap(0, Ordering::SeqCst) {
-            if !dispatch(&mut graces) {
+        let timeout = graces
+            .iter()
+            .map(|g| g.at)
+            .min()
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        // A deadline already past skips the read (a zero timeout is refused by `set_read_timeout`).
+        if timeout != Some(Duration::ZERO) && wake.set_read_timeout(timeout).is_ok() {
+            // Bytes, a timeout (`WouldBlock`/`TimedOut`) or EINTR: each just goes round. The
+            // bytes only wake us; bytes left unread make the next read return at once.
+            let _ = wake.read(&mut buf);
+        }
+        let counted = SIGNALS.load(Ordering::SeqCst);
+        for signal in dispatched..counted {
+            if !dispatch(signal, &mut graces) {
                 // Every run that was intercepting when the signal came has returned since: the
-                // Ctrl-C came "after the run", and is not lost.
+                // Ctrl-C came "after the run", and is not lost (nor given to a later run).
                 if installed_is_ours() {
                     die_by_default();
                 }
             }
         }
+        dispatched = counted;
         let now = Instant::now();
         graces.retain(|g| {
             if g.at <= now {
@@ -491,21 +440,9 @@ fn watch(read_fd: libc::c_int) {
     }
 }
 
-fn drain(read_fd: libc::c_int) {
-    let mut buf = [0u8; 64];
-    loop {
-        // SAFETY: `buf` is valid for 64 bytes; the fd is non-blocking.
-        let n = unsafe { libc::read(read_fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < buf.len() as isize {
-            // Empty (EAGAIN), EINTR, or a short read: the pipe is drained, or the next `poll`
-            // returns at once.
-            return;
-        }
-    }
-}
-
-/// One Ctrl-C: every intercepting run counts it. False when no run was intercepting.
-fn dispatch(graces: &mut Vec<Grace>) -> bool {
+/// Ctrl-C number `signal`: every run that was intercepting when it arrived, and still is,
+/// counts it. False when there is none.
+fn dispatch(signal: usize, graces: &mut Vec<Grace>) -> bool {
     // Upgraded under the lock, used and dropped after it: dropping the last reference to a
     // runner takes the lock again.
     let runners: Vec<Arc<Shared>> = lock(&RUNNERS)
@@ -517,7 +454,10 @@ fn dispatch(graces: &mut Vec<Grace>) -> bool {
         let sig = &shared.sigint;
         let _g = lock(&sig.dispatch);
         let cur = sig.state.load(Ordering::Acquire);
-        if cur & RUNNING == 0 {
+        // The Relaxed `since` is the one this word's `RUNNING` published, or a later run's, which
+        // the compare-exchange below then refuses (the word changed in between).
+        if cur & RUNNING == 0 || sig.since.load(Ordering::Relaxed) > signal {
+            // Not running, or a later run than the one the Ctrl-C arrived in.
             continue;
         }
         let hits = ((cur & HITS) >> HIT_SHIFT) + 1;
@@ -558,4 +498,43 @@ fn expire(g: &Grace) {
         shared.abort_main(RunError::Interrupted);
     }
     drop(guard);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+
+    use super::*;
+    use crate::testing::TestLoop;
+    use crate::{Interrupt, Runner};
+
+    /// The watcher's rule, with the test as the handler (it ticks the clock) and as the watcher
+    /// (it dispatches): no `sigaction`, no thread, so it also runs under Miri.
+    #[test]
+    fn ctrl_c_goes_to_the_run_it_arrived_in_never_to_a_later_one() {
+        // Runs intercept as if the handler were installed. Only `Always` runs (this test's)
+        // intercept off the main thread, so the other tests are not affected.
+        HOOK.store(OURS, Ordering::Release);
+        let mut rt = Runner::<TestLoop>::builder()
+            .interrupt(Interrupt::Always)
+            .build();
+
+        // Arrives during the run and is dispatched while it lasts: that run is interrupted.
+        let out = rt.run(async {
+            let signal = SIGNALS.fetch_add(1, Ordering::SeqCst);
+            assert!(dispatch(signal, &mut Vec::new()), "the run it arrived in");
+            pending::<()>().await
+        });
+        assert!(matches!(out, Err(RunError::Interrupted)), "{out:?}");
+
+        // Arrives during a run that returns before the watcher gets to it...
+        let late = rt.run(async { SIGNALS.fetch_add(1, Ordering::SeqCst) });
+        let late = late.expect("dispatched after the run: the run returned its value");
+        // ...and dispatched during the next run, it finds no run of its own (the process dies
+        // by default): the next run is not interrupted.
+        let next = rt.run(async move { dispatch(late, &mut Vec::new()) });
+        assert_eq!(next.ok(), Some(false), "the next run must not count it");
+        // Nor is the run after.
+        assert_eq!(rt.run(async { 7 }).ok(), Some(7));
+    }
 }
