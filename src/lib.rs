@@ -13,14 +13,16 @@
 //!
 //! **One runner, many runs.** A [`Runner`] creates its loop lazily, keeps it (and one
 //! [`Context`]) across any number of [`run`](Runner::run)s, and closes it when you call
-//! [`close`](Runner::close) or drop it. Close asks tasks to finish
-//! ([`shutdown_requested`]), gives them [`Builder::shutdown_grace`], cancels the rest on the
-//! loop's own thread so their destructors run, and returns a [`CloseReport`].
+//! [`close`](Runner::close) or drop it. Close resolves [`shutdown_requested`] in every task,
+//! cancels the tasks still running on the loop's own thread so their destructors run, and
+//! returns a [`CloseReport`]. The grace between the two, [`Builder::shutdown_grace`], is **0 by
+//! default**, as in Python: set it when tasks should finish their work on
+//! `shutdown_requested()` instead of being cancelled at once.
 //!
 //! ```
 //! use std::time::Duration;
 //!
-//! let mut rt: runner::Runner = runner::Runner::new();
+//! let mut rt = runner::Runner::new();
 //! let task = rt.run(async { runner::spawn(async { "spawned" }) }).unwrap();
 //! assert_eq!(rt.run(task).unwrap().unwrap(), "spawned");
 //!
@@ -63,13 +65,15 @@
 //! .unwrap();
 //! ```
 //!
-//! **The loop is yours to pick**: [`Runner::<SmolLoop>::new()`](smol::SmolLoop), a factory
-//! ([`Builder::loop_factory`], Python's `loop_factory`), [`AnyLoop`] to pick from
-//! `RUNNER_BACKEND` at run time, or your own [`EventLoop`] (the `custom_loop` example).
+//! **The loop is yours to pick**: [`Runner::new()`] takes the [`DefaultLoop`];
+//! `Runner::<SmolLoop>::default()` a backend's default loop; a factory
+//! ([`Builder::loop_factory`], Python's `loop_factory`) any loop, its type inferred;
+//! [`AnyLoop`] picks from `RUNNER_BACKEND` at run time; or write your own [`EventLoop`] (the
+//! `custom_loop` example).
 //!
 //! ```
 //! # #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))] {
-//! let mut rt = runner::Runner::<runner::AnyLoop>::builder()
+//! let mut rt = runner::runner::Builder::<runner::AnyLoop>::default()
 //!     .loop_factory(runner::AnyLoop::from_env)
 //!     .build();
 //! assert_eq!(rt.run(async { 1 + 1 }).unwrap(), 2);
@@ -141,7 +145,7 @@
 //! | `tokio::time::{sleep, timeout}`, `task::yield_now` | [`time::sleep`], [`time::timeout`], [`yield_now`] |
 //! | `task_local!` | [`ContextVar`]: inherited by spawned tasks, not scoped to one future |
 //! | `JoinHandle`, `JoinError::{is_cancelled, is_panic, into_panic}` | [`JoinHandle`], [`JoinError`]: the same names |
-//! | dropping a `Runtime`, `Runtime::shutdown_timeout(t)` | [`Runner::close`]: a grace ([`Builder::shutdown_grace`]), cancellation on the loop's thread, [`Builder::blocking_shutdown_timeout`], and a [`CloseReport`] |
+//! | dropping a `Runtime`, `Runtime::shutdown_timeout(t)` | [`Runner::close`]: an optional grace ([`Builder::shutdown_grace`], default 0), cancellation on the loop's thread, [`Builder::blocking_shutdown_timeout`], and a [`CloseReport`] |
 //! | `tokio::signal::ctrl_c()` | [`interrupted`] inside a run; [`Interrupt`] to choose whether `run` intercepts at all |
 //! | `runtime::Builder::unhandled_panic` (unstable) | [`Builder::unhandled_panic`] with [`UnhandledPanic`] |
 //! | `Handle::current()` for tokio APIs | [`TokioLoop::handle`](tokio::TokioLoop::handle) via [`Runner::get_loop`]; tokio's own I/O and timers work inside a run on `TokioLoop` |
@@ -150,11 +154,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "macro_support.rs"]
 pub mod __private;
 mod any_loop;
+mod backend;
+mod builder;
+mod runner;
 
-pub use any_loop::{AnyLoop, Backend, RUNNER_BACKEND};
+pub use any_loop::AnyLoop;
+pub use backend::{Backend, DefaultLoop, RUNNER_BACKEND};
+pub use builder::Builder;
+pub use runner::Runner;
+#[doc(inline)]
 pub use runner_core::*;
 
 /// Runs an `async fn` on a new [`Runner`], then closes it: `asyncio.run(main())` as an attribute,
@@ -268,7 +279,7 @@ pub use runner_macros::test;
 /// ```
 /// use runner::tokio::TokioLoop;
 ///
-/// let mut rt = runner::Runner::<TokioLoop>::builder()
+/// let mut rt = runner::runner::Builder::<TokioLoop>::default()
 ///     .loop_factory(|| TokioLoop::multi_thread(2))
 ///     .build();
 /// assert!(rt.get_loop().unwrap().is_multi_thread());
@@ -288,7 +299,7 @@ pub mod tokio {
 /// ```
 /// use runner::smol::SmolLoop;
 ///
-/// let mut rt = runner::Runner::<SmolLoop>::new(); // SmolLoop::local()
+/// let mut rt = runner::Runner::<SmolLoop>::default(); // SmolLoop::local()
 /// let local = rt.run(async { runner::spawn_local(async { "not Send is fine" }) }).unwrap();
 /// assert_eq!(rt.run(local).unwrap().unwrap(), "not Send is fine");
 /// ```
@@ -307,7 +318,7 @@ pub mod smol {
 /// # #[cfg(target_os = "linux")] {
 /// use runner::glommio::GlommioLoop;
 ///
-/// let mut rt = runner::Runner::<GlommioLoop>::new();
+/// let mut rt = runner::Runner::<GlommioLoop>::default();
 /// assert_eq!(rt.run(async { runner::spawn(async { 3 }).await.unwrap() }).unwrap(), 3);
 /// # }
 /// ```
@@ -318,70 +329,7 @@ pub mod glommio {
     pub use runner_glommio::GlommioLoop;
 }
 
-cfg_if::cfg_if! {
-    if #[cfg(feature = "tokio")] {
-        /// The loop `Runner::new()` and [`run`] use: see the crate docs for the precedence.
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// let mut rt = runner::Runner::<runner::DefaultLoop>::new();
-        /// assert_eq!(rt.run(async { 5 }).unwrap(), 5);
-        /// ```
-        pub type DefaultLoop = runner_tokio::TokioLoop;
-    } else if #[cfg(feature = "smol")] {
-        /// The loop `Runner::new()` and [`run`] use: see the crate docs for the precedence.
-        pub type DefaultLoop = runner_smol::SmolLoop;
-    } else if #[cfg(all(feature = "glommio", target_os = "linux"))] {
-        /// The loop `Runner::new()` and [`run`] use: see the crate docs for the precedence.
-        pub type DefaultLoop = runner_glommio::GlommioLoop;
-    } else {
-        /// The loop `Runner::new()` and [`run`] use: with no backend feature, the std-only
-        /// reference loop.
-        pub type DefaultLoop = runner_core::testing::TestLoop;
-    }
-}
-
-/// The lifecycle object, on [`DefaultLoop`] unless you name another loop.
-///
-/// Name the loop in a turbofish (`Runner::<SmolLoop>::new()`) or let the context pin it
-/// (`let rt: Runner = Runner::new();`): Rust does not infer a type alias's default parameter in
-/// an expression. [`builder()`] starts a builder on the default loop with no annotation. See
-/// [`runner_core::Runner`] for its states, methods and shutdown.
-///
-/// # Examples
-///
-/// ```
-/// use runner::{Runner, State};
-///
-/// let mut rt: Runner = Runner::new();
-/// assert_eq!(rt.state(), State::Created); // no loop yet
-/// assert_eq!(rt.run(async { 1 }).unwrap(), 1);
-/// assert_eq!(rt.state(), State::Initialized);
-/// rt.close().unwrap();
-/// assert!(matches!(rt.run(async { 2 }), Err(runner::RunError::Closed)));
-/// ```
-pub type Runner<L = DefaultLoop> = runner_core::Runner<L>;
-
-/// Configures a [`Runner`]; [`builder()`] starts one on the [`DefaultLoop`]. See
-/// [`runner_core::Builder`] for every setting.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let builder: runner::Builder = runner::builder().shutdown_grace(Duration::from_millis(100));
-/// let mut rt = builder.build();
-/// rt.run(async {}).unwrap();
-/// ```
-pub type Builder<L = DefaultLoop> = runner_core::Builder<L>;
-
-/// A [`Builder`] for a runner on the [`DefaultLoop`]; the same as `Runner::<DefaultLoop>::builder()`.
-///
-/// Rust does not use a type alias's default parameter to infer a type, so `Runner::builder()`
-/// needs its loop type pinned by the context (`let rt: Runner = Runner::builder().build();`);
-/// this function needs nothing.
+/// A [`Builder`] for a runner on the [`DefaultLoop`]: the same as [`Runner::builder()`].
 ///
 /// # Examples
 ///
@@ -390,7 +338,7 @@ pub type Builder<L = DefaultLoop> = runner_core::Builder<L>;
 /// assert!(rt.run(async { runner::is_debug() }).unwrap());
 /// ```
 pub fn builder() -> Builder<DefaultLoop> {
-    Builder::<DefaultLoop>::new()
+    Builder::new()
 }
 
 /// Python's `asyncio.run`: runs `fut` on a new runner on the [`DefaultLoop`], then closes it.
@@ -410,7 +358,7 @@ pub fn builder() -> Builder<DefaultLoop> {
 /// Resumes the future's panic, after closing the runner.
 #[track_caller]
 pub fn run<F: std::future::IntoFuture>(fut: F) -> Result<F::Output, RunError> {
-    let mut rt = Runner::<DefaultLoop>::new();
+    let mut rt = Runner::new();
     let out = rt.run(fut);
     drop(rt);
     out
