@@ -46,7 +46,7 @@ use crate::backend::{default_workers, Backend};
 /// use runner::{AnyLoop, Backend, RunError, Runner};
 ///
 /// # #[cfg(not(feature = "smol"))] {
-/// let mut rt = runner::Builder::<AnyLoop>::default()
+/// let mut rt = Runner::builder()
 ///     .loop_factory(|| AnyLoop::new(Backend::Smol))
 ///     .build();
 /// let Err(RunError::LoopCreation(e)) = rt.run(async {}) else { panic!() };
@@ -105,7 +105,7 @@ impl AnyLoop {
     ///
     /// ```
     /// # #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))] {
-    /// let mut rt = runner::runner::Builder::<runner::AnyLoop>::default()
+    /// let mut rt = runner::Runner::builder()
     ///     .loop_factory(runner::AnyLoop::from_env)
     ///     .build();
     /// assert_eq!(rt.run(async { 1 }).unwrap(), 1);

@@ -179,8 +179,11 @@ impl<L: EventLoop> Builder<L> {
     /// let mut rt = runner::Runner::builder()
     ///     .exception_handler(move |d| sink.lock().unwrap().push(d.to_string()))
     ///     .build();
-    /// rt.run(async { drop(runner::spawn(async { panic!("nobody awaits me") })) })
-    ///     .unwrap();
+    /// rt.run(async {
+    ///     drop(runner::spawn(async { panic!("nobody awaits me") }));
+    ///     runner::time::sleep(std::time::Duration::from_millis(20)).await; // let it run
+    /// })
+    /// .unwrap();
     /// rt.close().unwrap();
     /// assert!(seen.lock().unwrap().iter().any(|d| d.contains("nobody awaits me")));
     /// ```

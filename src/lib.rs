@@ -73,7 +73,7 @@
 //!
 //! ```
 //! # #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))] {
-//! let mut rt = runner::runner::Builder::<runner::AnyLoop>::default()
+//! let mut rt = runner::Runner::builder()
 //!     .loop_factory(runner::AnyLoop::from_env)
 //!     .build();
 //! assert_eq!(rt.run(async { 1 + 1 }).unwrap(), 2);
@@ -279,7 +279,7 @@ pub use runner_macros::test;
 /// ```
 /// use runner::tokio::TokioLoop;
 ///
-/// let mut rt = runner::runner::Builder::<TokioLoop>::default()
+/// let mut rt = runner::Runner::builder()
 ///     .loop_factory(|| TokioLoop::multi_thread(2))
 ///     .build();
 /// assert!(rt.get_loop().unwrap().is_multi_thread());
