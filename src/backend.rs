@@ -9,6 +9,9 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::sync::Once;
 
+#[cfg(doc)]
+use crate::AnyLoop;
+
 /// The environment variable [`AnyLoop::from_env`] and [`Backend::from_env`] read.
 ///
 /// # Examples

@@ -15,7 +15,7 @@ pub(crate) const MSG_NO_RUNTIME: &str =
 pub(crate) const MSG_NO_LOCAL: &str =
     "`!Send` tasks run on the runner's own thread: call `spawn_local` from the future passed to `Runner::run` or from another local task, not from a task on a worker thread";
 
-/// Why a [`Runner`](crate::Runner) call failed.
+/// Why a `Runner` call failed.
 ///
 /// The Display text is one lowercase line that carries its cause, where there is one
 /// (`the event loop could not be created: <the factory's error>`); so that an error-chain printer

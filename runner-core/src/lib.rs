@@ -65,7 +65,7 @@ mod shutdown {
     use crate::shared::SignalWait;
 
     /// Resolves when the runner running the caller begins to close: the signal to finish up
-    /// within [`Builder::shutdown_grace`](crate::Builder::shutdown_grace).
+    /// within `Builder::shutdown_grace`.
     ///
     /// # Panics
     ///

@@ -21,7 +21,7 @@ use crate::shared::{self, Config, Shared};
 use crate::signal;
 use crate::EventLoop;
 
-/// Where a [`Runner`] is in its life.
+/// Where a `Runner` is in its life.
 ///
 /// ```text
 ///  Created --(first run / get_loop / handle)--> Initialized --(close / drop)--> Closed
