@@ -87,6 +87,56 @@
 //! ([`Builder::debug`] or `RUNNER_DEBUG=1`: slow polls with the task's spawn location), and one
 //! exception handler ([`Builder::exception_handler`]) for every [`Diagnostic`].
 //!
+//! # Nested runs
+//!
+//! [`Runner::run`] (and [`run`], [`Runner::close`]) returns [`RunError::NestedRun`], polling
+//! nothing, where a blocking run would stall or break the loop already driving the thread:
+//!
+//! - inside a run or a task of any runner, on every backend;
+//! - with the `tokio` feature on, inside any tokio runtime, whatever the runner's backend: its
+//!   `block_on`, one of its tasks, or a runtime that a blocking job entered (a smol runner there
+//!   would otherwise wait on tokio timers that cannot fire, and a tokio one would panic);
+//! - with the `glommio` feature on, inside a glommio runner's run.
+//!
+//! A runner's own blocking jobs ([`spawn_blocking`]) may run another runner, as tokio allows
+//! `block_on` on its blocking threads. Dropping a runner where it cannot run closes it without
+//! blocking: its tasks are cancelled, the loop is not driven.
+//!
+//! What cannot be detected, because the runtime offers no public way to ask, is allowed:
+//!
+//! - inside smol's or async-io's `block_on` or an `async_executor` not owned by a runner (async-io
+//!   keeps its "inside `block_on`" state private): the runner runs, blocking that other loop's
+//!   thread until it returns;
+//! - inside a `glommio::LocalExecutor` not owned by a runner (glommio's executor thread-local is
+//!   private; glommio itself panics when a second executor runs on the thread);
+//! - on a blocking thread of a tokio runtime that a runner does not own (tokio does not tell its
+//!   blocking threads from its workers): refused with `NestedRun`, where tokio would allow it;
+//!   a blocking job that calls `Handle::block_on` on the runtime that runs it (tokio does not
+//!   tell that `block_on` from the job itself): tokio panics.
+//!
+//! # Neutral I/O
+//!
+//! `runner` has no I/O of its own: its tasks and timers are neutral, sockets come from a crate.
+//! A library that must run unchanged on every backend uses [async-io]'s `Async<TcpStream>` (or
+//! async-net, which wraps it): it carries its own reactor, so it works inside any run on all five
+//! flavours (the `neutral_io` example: an echo server and client on loopback, on each backend).
+//! What that costs, measured by the example (threads named `async-io` in the process):
+//!
+//! | backend | async-io's reactor | extra threads |
+//! |---|---|---|
+//! | `smol` | is the loop's own: the runner's thread drives it inside `block_on` | 0 |
+//! | `smol-multi` | the loop's, and its background driver thread | 1 per process |
+//! | `tokio`, `tokio-multi` | runs beside tokio's I/O driver; each readiness event is a cross-thread wake-up | 1 per process |
+//! | `glommio` | runs beside glommio's io_uring | 1 per process |
+//!
+//! An application that knows its backend uses that backend's I/O instead, with no extra reactor:
+//! `tokio::net` inside runs on [`TokioLoop`](tokio::TokioLoop) (its runtime is entered for every
+//! run and task), `glommio::net` on [`GlommioLoop`](glommio::GlommioLoop), async-io or async-net
+//! on [`SmolLoop`](smol::SmolLoop). tokio's types need a tokio runtime: on another backend they
+//! fail with tokio's own panic ("there is no reactor running").
+//!
+//! [async-io]: https://docs.rs/async-io
+//!
 //! # Feature flags
 //!
 //! | feature | default | what |
@@ -183,9 +233,23 @@ pub use runner_core::*;
 /// | `backend` | `"tokio"`, `"smol"`, `"glommio"` | the [`DefaultLoop`]'s backend |
 /// | `flavor` | `"current_thread"`, `"multi_thread"` | `"current_thread"` |
 /// | `workers` | an integer ≥ 1, with `flavor = "multi_thread"` | one per CPU |
+/// | `print_close_report` | a flag: print the runner's [`CloseReport`] to stderr after closing | off |
 ///
 /// Naming a backend whose feature is off, or any other argument, is a compile error that names
 /// the valid choices.
+///
+/// # The close report
+///
+/// The runner is closed with [`Runner::close`] when the body returns (or is interrupted). With
+/// `print_close_report`, the [`CloseReport`] goes to stderr as one line, which shows what the
+/// program left behind at exit:
+///
+/// ```text
+/// #[runner::main] closed the runner: 0 finished, 2 cancelled, 0 panicked, 0 blocking jobs left behind
+/// ```
+///
+/// A program that needs the report as a value builds its own [`Runner`] in a plain `fn main`
+/// and calls [`Runner::close`] (see [`Builder::shutdown_grace`] to let tasks finish first).
 ///
 /// # Ctrl-C
 ///
@@ -206,6 +270,16 @@ pub use runner_core::*;
 ///     let task = runner::spawn(async { 40 + 2 });
 ///     assert_eq!(task.await?, 42);
 ///     Ok(())
+/// }
+/// ```
+///
+/// Printing the close report:
+///
+/// ```
+/// #[runner::main(print_close_report)]
+/// async fn main() {
+///     // Left running: cancelled by the close, and counted in the report on stderr.
+///     let _ticker = runner::spawn(std::future::pending::<()>());
 /// }
 /// ```
 ///

@@ -146,24 +146,31 @@ pub fn runner<B: MacroBackend>(flavor: Flavor, workers: Option<usize>) -> Runner
         .build()
 }
 
-/// `#[runner::main]`: runs the body, closes the runner, and returns the body's output. A Ctrl-C
-/// exits with [`EXIT_INTERRUPTED`] after the close; any other error panics with its text.
+/// `#[runner::main]`: runs the body, closes the runner (printing its [`CloseReport`] to stderr
+/// with `print_close_report`), and returns the body's output. A Ctrl-C exits with
+/// [`EXIT_INTERRUPTED`] after the close; any other error panics with its text.
+///
+/// [`CloseReport`]: crate::CloseReport
 #[track_caller]
-pub fn run_main<L: EventLoop, F: Future>(mut rt: Runner<L>, body: F) -> F::Output {
-    match rt.run(body) {
-        Ok(out) => {
-            drop(rt);
-            out
+pub fn run_main<L: EventLoop, F: Future>(
+    mut rt: Runner<L>,
+    body: F,
+    print_close_report: bool,
+) -> F::Output {
+    let out = rt.run(body);
+    // Closed here, not by the drop, to have the report; `exit` below runs no destructors.
+    let closed = rt.close();
+    if print_close_report {
+        match &closed {
+            Ok(report) => eprintln!("#[runner::main] closed the runner: {report}"),
+            Err(e) => eprintln!("#[runner::main] could not close the runner: {e}"),
         }
-        Err(RunError::Interrupted) => {
-            // `exit` runs no destructors: close first, so tasks are cancelled and reported.
-            drop(rt);
-            std::process::exit(EXIT_INTERRUPTED)
-        }
-        Err(e) => {
-            drop(rt);
-            panic!("#[runner::main]: {}", e)
-        }
+    }
+    drop(rt);
+    match out {
+        Ok(out) => out,
+        Err(RunError::Interrupted) => std::process::exit(EXIT_INTERRUPTED),
+        Err(e) => panic!("#[runner::main]: {e}"),
     }
 }
 
