@@ -86,7 +86,7 @@ macro_rules! delegate {
             #[cfg(all(feature = "glommio", target_os = "linux"))]
             AnyLoop::Glommio($l) => $body,
             AnyLoop::__Never(never) => {
-                $(let _ = $arg;)*
+                $(let _ = &$arg;)*
                 absurd(&never)
             }
         }

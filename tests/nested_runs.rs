@@ -92,6 +92,7 @@ fn a_run_inside_a_tokio_block_on_is_nested() {
 }
 
 #[test]
+#[allow(clippy::async_yields_async)] // the run returns the task's handle, on purpose
 fn an_initialized_runner_dropped_inside_a_tokio_block_on_neither_hangs_nor_panics() {
     on_every_backend("drop inside a foreign tokio block_on", |backend| {
         let mut rt = runner_on(backend);
