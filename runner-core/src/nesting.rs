@@ -19,7 +19,8 @@ static PROBES: [OnceLock<RuntimeProbe>; SLOTS] = [const { OnceLock::new() }; SLO
 /// # Examples
 ///
 /// ```
-/// use runner_core::{register_runtime_probe, RuntimeProbe};
+/// # use runner_core as runner;
+/// use runner::{register_runtime_probe, RuntimeProbe};
 ///
 /// fn inside_my_runtime() -> bool {
 ///     false // a thread-local the runtime sets while it drives the thread

@@ -32,10 +32,10 @@ thread_local! {
 /// # Examples
 ///
 /// ```
-/// use runner_tokio::TokioLoop;
-/// use runner_core::Runner;
+/// # mod runner { pub use runner_core::*; pub mod tokio { pub use runner_tokio::TokioLoop; } }
+/// use runner::tokio::TokioLoop;
 ///
-/// let mut rt = Runner::<TokioLoop>::builder()
+/// let mut rt = runner::Builder::<TokioLoop>::default()
 ///     .loop_factory(|| TokioLoop::multi_thread(2))
 ///     .build();
 /// assert_eq!(rt.run(async { 40 + 2 }).unwrap(), 42);
