@@ -65,7 +65,8 @@ mod shutdown {
     use crate::shared::SignalWait;
 
     /// Resolves when the runner running the caller begins to close: the signal to finish up
-    /// within `Builder::shutdown_grace`.
+    /// within `Builder::shutdown_grace`. That grace is 0 unless set, and then close cancels
+    /// the task right after this resolves: set a grace for clean-up to run.
     ///
     /// # Panics
     ///
