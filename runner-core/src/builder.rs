@@ -19,6 +19,9 @@ pub const DEFAULT_SLOW_POLL_THRESHOLD: Duration = Duration::from_millis(100);
 
 /// Configures a [`Runner`] (Python's `Runner(debug=..., loop_factory=...)` and more).
 ///
+/// Applications use `runner::Builder`, the facade's wrapper of this type, where every setting is
+/// documented with examples; this one is what backends and the conformance kit build on.
+///
 /// Setters take and return `self`; [`build`](Self::build) is infallible because nothing is
 /// created before the runner's first use.
 ///
