@@ -4,4 +4,5 @@ pub mod close;
 pub mod context;
 pub mod debug;
 pub mod lifecycle;
+pub mod nested;
 pub mod tasks;
