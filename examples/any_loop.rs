@@ -9,13 +9,12 @@
 //! RUNNER_BACKEND=nope cargo run --example any_loop      # exits 2 with the valid choices
 //! ```
 
-use std::error::Error;
 use std::process::ExitCode;
 
 use runner::{AnyLoop, RunError, Runner};
 
 fn main() -> ExitCode {
-    let mut rt = Runner::<AnyLoop>::new();
+    let mut rt = Runner::<AnyLoop>::default();
     let answer = rt.run(async {
         let task = runner::spawn(async {
             runner::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -30,7 +29,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e @ RunError::LoopCreation(_)) => {
-            eprintln!("error: {e}: {}", e.source().expect("the io::Error"));
+            // One line with its cause: "the event loop could not be created: RUNNER_BACKEND=..."
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {

@@ -115,7 +115,7 @@ where
     L: EventLoop,
     F: Fn() -> io::Result<L> + Send + Copy + 'static,
 {
-    let builder = || Runner::<L>::builder().loop_factory(make);
+    let builder = || Runner::builder().loop_factory(make);
     match name {
         "busy" => {
             let mut rt = builder().build();
@@ -220,7 +220,7 @@ where
                 Interrupt::Always
             };
             let worker = std::thread::spawn(move || {
-                let mut rt = Runner::<L>::builder()
+                let mut rt = Runner::builder()
                     .loop_factory(make)
                     .interrupt(interrupt)
                     .build();

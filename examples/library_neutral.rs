@@ -55,7 +55,7 @@ mod crawler {
 fn main() {
     let mut ran = 0;
     for backend in runner::Backend::compiled() {
-        let mut rt = runner::Runner::<runner::AnyLoop>::builder()
+        let mut rt = runner::Runner::builder()
             .loop_factory(move || runner::AnyLoop::with_workers(backend, 2))
             .build();
         let pages = rt.run(crawler::crawl(8)).expect("the run completes");

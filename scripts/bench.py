@@ -33,7 +33,7 @@ def estimate(group, fn):
 
 
 def run_rust():
-    subprocess.run(["cargo", "bench", "--all-features", "--bench", "runner_vs_raw"],
+    subprocess.run(["cargo", "bench", "-p", "runner-tests", "--all-features", "--bench", "runner_vs_raw"],
                    cwd=ROOT, check=True, stdout=sys.stderr)
     rows = {}
     for op in OPS:
@@ -92,7 +92,7 @@ def main():
     lines.append("# Performance: the facade against the raw backends, and against CPython\n")
     lines.append(f"Machine: {machine()}.\n")
     lines.append(f"Made by `python3 scripts/bench.py` ({args.reps} repetitions of "
-                 "`cargo bench --all-features --bench runner_vs_raw` and "
+                 "`cargo bench -p runner-tests --all-features --bench runner_vs_raw` and "
                  "`scripts/bench_asyncio.py`). Times are criterion's mean per operation, the "
                  "median over the repetitions; *ratio* is runner / raw measured in the same "
                  "process and repetition, given as median [min–max] over the repetitions. "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark operations of benches/runner_vs_raw.rs on CPython's asyncio.Runner.
+"""The benchmark operations of runner-tests/benches/runner_vs_raw.rs on CPython's asyncio.Runner.
 
 Prints one JSON object: {"op": mean nanoseconds per operation, ...}. Each operation runs
 for at least --seconds (default 1.0) after a short warm-up; the mean over that window is reported,

@@ -13,14 +13,16 @@
 //!
 //! **One runner, many runs.** A [`Runner`] creates its loop lazily, keeps it (and one
 //! [`Context`]) across any number of [`run`](Runner::run)s, and closes it when you call
-//! [`close`](Runner::close) or drop it. Close asks tasks to finish
-//! ([`shutdown_requested`]), gives them [`Builder::shutdown_grace`], cancels the rest on the
-//! loop's own thread so their destructors run, and returns a [`CloseReport`].
+//! [`close`](Runner::close) or drop it. Close resolves [`shutdown_requested`] in every task,
+//! cancels the tasks still running on the loop's own thread so their destructors run, and
+//! returns a [`CloseReport`]. The grace between the two, [`Builder::shutdown_grace`], is **0 by
+//! default**, as in Python: set it when tasks should finish their work on
+//! `shutdown_requested()` instead of being cancelled at once.
 //!
 //! ```
 //! use std::time::Duration;
 //!
-//! let mut rt: runner::Runner = runner::Runner::new();
+//! let mut rt = runner::Runner::new();
 //! let task = rt.run(async { runner::spawn(async { "spawned" }) }).unwrap();
 //! assert_eq!(rt.run(task).unwrap().unwrap(), "spawned");
 //!
@@ -63,13 +65,15 @@
 //! .unwrap();
 //! ```
 //!
-//! **The loop is yours to pick**: [`Runner::<SmolLoop>::new()`](smol::SmolLoop), a factory
-//! ([`Builder::loop_factory`], Python's `loop_factory`), [`AnyLoop`] to pick from
-//! `RUNNER_BACKEND` at run time, or your own [`EventLoop`] (the `custom_loop` example).
+//! **The loop is yours to pick**: [`Runner::new()`] takes the [`DefaultLoop`];
+//! `Runner::<SmolLoop>::default()` a backend's default loop; a factory
+//! ([`Builder::loop_factory`], Python's `loop_factory`) any loop, its type inferred;
+//! [`AnyLoop`] picks from `RUNNER_BACKEND` at run time; or write your own [`EventLoop`] (the
+//! `custom_loop` example).
 //!
 //! ```
 //! # #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))] {
-//! let mut rt = runner::Runner::<runner::AnyLoop>::builder()
+//! let mut rt = runner::Runner::builder()
 //!     .loop_factory(runner::AnyLoop::from_env)
 //!     .build();
 //! assert_eq!(rt.run(async { 1 + 1 }).unwrap(), 2);
@@ -82,6 +86,56 @@
 //! **What else**: Ctrl-C scoped to `run` ([`Interrupt`], [`interrupted`]), debug mode
 //! ([`Builder::debug`] or `RUNNER_DEBUG=1`: slow polls with the task's spawn location), and one
 //! exception handler ([`Builder::exception_handler`]) for every [`Diagnostic`].
+//!
+//! # Nested runs
+//!
+//! [`Runner::run`] (and [`run`], [`Runner::close`]) returns [`RunError::NestedRun`], polling
+//! nothing, where a blocking run would stall or break the loop already driving the thread:
+//!
+//! - inside a run or a task of any runner, on every backend;
+//! - with the `tokio` feature on, inside any tokio runtime, whatever the runner's backend: its
+//!   `block_on`, one of its tasks, or a runtime that a blocking job entered (a smol runner there
+//!   would otherwise wait on tokio timers that cannot fire, and a tokio one would panic);
+//! - with the `glommio` feature on, inside a glommio runner's run.
+//!
+//! A runner's own blocking jobs ([`spawn_blocking`]) may run another runner, as tokio allows
+//! `block_on` on its blocking threads. Dropping a runner where it cannot run closes it without
+//! blocking: its tasks are cancelled, the loop is not driven.
+//!
+//! What cannot be detected, because the runtime offers no public way to ask, is allowed:
+//!
+//! - inside smol's or async-io's `block_on` or an `async_executor` not owned by a runner (async-io
+//!   keeps its "inside `block_on`" state private): the runner runs, blocking that other loop's
+//!   thread until it returns;
+//! - inside a `glommio::LocalExecutor` not owned by a runner (glommio's executor thread-local is
+//!   private; glommio itself panics when a second executor runs on the thread);
+//! - on a blocking thread of a tokio runtime that a runner does not own (tokio does not tell its
+//!   blocking threads from its workers): refused with `NestedRun`, where tokio would allow it;
+//!   a blocking job that calls `Handle::block_on` on the runtime that runs it (tokio does not
+//!   tell that `block_on` from the job itself): tokio panics.
+//!
+//! # Neutral I/O
+//!
+//! `runner` has no I/O of its own: its tasks and timers are neutral, sockets come from a crate.
+//! A library that must run unchanged on every backend uses [async-io]'s `Async<TcpStream>` (or
+//! async-net, which wraps it): it carries its own reactor, so it works inside any run on all five
+//! flavours (the `neutral_io` example: an echo server and client on loopback, on each backend).
+//! What that costs, measured by the example (threads named `async-io` in the process):
+//!
+//! | backend | async-io's reactor | extra threads |
+//! |---|---|---|
+//! | `smol` | is the loop's own: the runner's thread drives it inside `block_on` | 0 |
+//! | `smol-multi` | the loop's, and its background driver thread | 1 per process |
+//! | `tokio`, `tokio-multi` | runs beside tokio's I/O driver; each readiness event is a cross-thread wake-up | 1 per process |
+//! | `glommio` | runs beside glommio's io_uring | 1 per process |
+//!
+//! An application that knows its backend uses that backend's I/O instead, with no extra reactor:
+//! `tokio::net` inside runs on [`TokioLoop`](tokio::TokioLoop) (its runtime is entered for every
+//! run and task), `glommio::net` on [`GlommioLoop`](glommio::GlommioLoop), async-io or async-net
+//! on [`SmolLoop`](smol::SmolLoop). tokio's types need a tokio runtime: on another backend they
+//! fail with tokio's own panic ("there is no reactor running").
+//!
+//! [async-io]: https://docs.rs/async-io
 //!
 //! # Feature flags
 //!
@@ -141,7 +195,7 @@
 //! | `tokio::time::{sleep, timeout}`, `task::yield_now` | [`time::sleep`], [`time::timeout`], [`yield_now`] |
 //! | `task_local!` | [`ContextVar`]: inherited by spawned tasks, not scoped to one future |
 //! | `JoinHandle`, `JoinError::{is_cancelled, is_panic, into_panic}` | [`JoinHandle`], [`JoinError`]: the same names |
-//! | dropping a `Runtime`, `Runtime::shutdown_timeout(t)` | [`Runner::close`]: a grace ([`Builder::shutdown_grace`]), cancellation on the loop's thread, [`Builder::blocking_shutdown_timeout`], and a [`CloseReport`] |
+//! | dropping a `Runtime`, `Runtime::shutdown_timeout(t)` | [`Runner::close`]: an optional grace ([`Builder::shutdown_grace`], default 0), cancellation on the loop's thread, [`Builder::blocking_shutdown_timeout`], and a [`CloseReport`] |
 //! | `tokio::signal::ctrl_c()` | [`interrupted`] inside a run; [`Interrupt`] to choose whether `run` intercepts at all |
 //! | `runtime::Builder::unhandled_panic` (unstable) | [`Builder::unhandled_panic`] with [`UnhandledPanic`] |
 //! | `Handle::current()` for tokio APIs | [`TokioLoop::handle`](tokio::TokioLoop::handle) via [`Runner::get_loop`]; tokio's own I/O and timers work inside a run on `TokioLoop` |
@@ -150,11 +204,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "macro_support.rs"]
 pub mod __private;
 mod any_loop;
+mod backend;
+mod builder;
+mod runner;
 
-pub use any_loop::{AnyLoop, Backend, RUNNER_BACKEND};
+pub use any_loop::AnyLoop;
+pub use backend::{Backend, DefaultLoop, RUNNER_BACKEND};
+pub use builder::Builder;
+pub use runner::Runner;
+#[doc(inline)]
 pub use runner_core::*;
 
 /// Runs an `async fn` on a new [`Runner`], then closes it: `asyncio.run(main())` as an attribute,
@@ -172,9 +233,23 @@ pub use runner_core::*;
 /// | `backend` | `"tokio"`, `"smol"`, `"glommio"` | the [`DefaultLoop`]'s backend |
 /// | `flavor` | `"current_thread"`, `"multi_thread"` | `"current_thread"` |
 /// | `workers` | an integer ≥ 1, with `flavor = "multi_thread"` | one per CPU |
+/// | `print_close_report` | a flag: print the runner's [`CloseReport`] to stderr after closing | off |
 ///
 /// Naming a backend whose feature is off, or any other argument, is a compile error that names
 /// the valid choices.
+///
+/// # The close report
+///
+/// The runner is closed with [`Runner::close`] when the body returns (or is interrupted). With
+/// `print_close_report`, the [`CloseReport`] goes to stderr as one line, which shows what the
+/// program left behind at exit:
+///
+/// ```text
+/// #[runner::main] closed the runner: 0 finished, 2 cancelled, 0 panicked, 0 blocking jobs left behind
+/// ```
+///
+/// A program that needs the report as a value builds its own [`Runner`] in a plain `fn main`
+/// and calls [`Runner::close`] (see [`Builder::shutdown_grace`] to let tasks finish first).
 ///
 /// # Ctrl-C
 ///
@@ -195,6 +270,16 @@ pub use runner_core::*;
 ///     let task = runner::spawn(async { 40 + 2 });
 ///     assert_eq!(task.await?, 42);
 ///     Ok(())
+/// }
+/// ```
+///
+/// Printing the close report:
+///
+/// ```
+/// #[runner::main(print_close_report)]
+/// async fn main() {
+///     // Left running: cancelled by the close, and counted in the report on stderr.
+///     let _ticker = runner::spawn(std::future::pending::<()>());
 /// }
 /// ```
 ///
@@ -268,7 +353,7 @@ pub use runner_macros::test;
 /// ```
 /// use runner::tokio::TokioLoop;
 ///
-/// let mut rt = runner::Runner::<TokioLoop>::builder()
+/// let mut rt = runner::Runner::builder()
 ///     .loop_factory(|| TokioLoop::multi_thread(2))
 ///     .build();
 /// assert!(rt.get_loop().unwrap().is_multi_thread());
@@ -288,7 +373,7 @@ pub mod tokio {
 /// ```
 /// use runner::smol::SmolLoop;
 ///
-/// let mut rt = runner::Runner::<SmolLoop>::new(); // SmolLoop::local()
+/// let mut rt = runner::Runner::<SmolLoop>::default(); // SmolLoop::local()
 /// let local = rt.run(async { runner::spawn_local(async { "not Send is fine" }) }).unwrap();
 /// assert_eq!(rt.run(local).unwrap().unwrap(), "not Send is fine");
 /// ```
@@ -307,7 +392,7 @@ pub mod smol {
 /// # #[cfg(target_os = "linux")] {
 /// use runner::glommio::GlommioLoop;
 ///
-/// let mut rt = runner::Runner::<GlommioLoop>::new();
+/// let mut rt = runner::Runner::<GlommioLoop>::default();
 /// assert_eq!(rt.run(async { runner::spawn(async { 3 }).await.unwrap() }).unwrap(), 3);
 /// # }
 /// ```
@@ -318,70 +403,7 @@ pub mod glommio {
     pub use runner_glommio::GlommioLoop;
 }
 
-cfg_if::cfg_if! {
-    if #[cfg(feature = "tokio")] {
-        /// The loop `Runner::new()` and [`run`] use: see the crate docs for the precedence.
-        ///
-        /// # Examples
-        ///
-        /// ```
-        /// let mut rt = runner::Runner::<runner::DefaultLoop>::new();
-        /// assert_eq!(rt.run(async { 5 }).unwrap(), 5);
-        /// ```
-        pub type DefaultLoop = runner_tokio::TokioLoop;
-    } else if #[cfg(feature = "smol")] {
-        /// The loop `Runner::new()` and [`run`] use: see the crate docs for the precedence.
-        pub type DefaultLoop = runner_smol::SmolLoop;
-    } else if #[cfg(all(feature = "glommio", target_os = "linux"))] {
-        /// The loop `Runner::new()` and [`run`] use: see the crate docs for the precedence.
-        pub type DefaultLoop = runner_glommio::GlommioLoop;
-    } else {
-        /// The loop `Runner::new()` and [`run`] use: with no backend feature, the std-only
-        /// reference loop.
-        pub type DefaultLoop = runner_core::testing::TestLoop;
-    }
-}
-
-/// The lifecycle object, on [`DefaultLoop`] unless you name another loop.
-///
-/// Name the loop in a turbofish (`Runner::<SmolLoop>::new()`) or let the context pin it
-/// (`let rt: Runner = Runner::new();`): Rust does not infer a type alias's default parameter in
-/// an expression. [`builder()`] starts a builder on the default loop with no annotation. See
-/// [`runner_core::Runner`] for its states, methods and shutdown.
-///
-/// # Examples
-///
-/// ```
-/// use runner::{Runner, State};
-///
-/// let mut rt: Runner = Runner::new();
-/// assert_eq!(rt.state(), State::Created); // no loop yet
-/// assert_eq!(rt.run(async { 1 }).unwrap(), 1);
-/// assert_eq!(rt.state(), State::Initialized);
-/// rt.close().unwrap();
-/// assert!(matches!(rt.run(async { 2 }), Err(runner::RunError::Closed)));
-/// ```
-pub type Runner<L = DefaultLoop> = runner_core::Runner<L>;
-
-/// Configures a [`Runner`]; [`builder()`] starts one on the [`DefaultLoop`]. See
-/// [`runner_core::Builder`] for every setting.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let builder: runner::Builder = runner::builder().shutdown_grace(Duration::from_millis(100));
-/// let mut rt = builder.build();
-/// rt.run(async {}).unwrap();
-/// ```
-pub type Builder<L = DefaultLoop> = runner_core::Builder<L>;
-
-/// A [`Builder`] for a runner on the [`DefaultLoop`]; the same as `Runner::<DefaultLoop>::builder()`.
-///
-/// Rust does not use a type alias's default parameter to infer a type, so `Runner::builder()`
-/// needs its loop type pinned by the context (`let rt: Runner = Runner::builder().build();`);
-/// this function needs nothing.
+/// A [`Builder`] for a runner on the [`DefaultLoop`]: the same as [`Runner::builder()`].
 ///
 /// # Examples
 ///
@@ -390,7 +412,7 @@ pub type Builder<L = DefaultLoop> = runner_core::Builder<L>;
 /// assert!(rt.run(async { runner::is_debug() }).unwrap());
 /// ```
 pub fn builder() -> Builder<DefaultLoop> {
-    Builder::<DefaultLoop>::new()
+    Builder::new()
 }
 
 /// Python's `asyncio.run`: runs `fut` on a new runner on the [`DefaultLoop`], then closes it.
@@ -410,7 +432,7 @@ pub fn builder() -> Builder<DefaultLoop> {
 /// Resumes the future's panic, after closing the runner.
 #[track_caller]
 pub fn run<F: std::future::IntoFuture>(fut: F) -> Result<F::Output, RunError> {
-    let mut rt = Runner::<DefaultLoop>::new();
+    let mut rt = Runner::new();
     let out = rt.run(fut);
     drop(rt);
     out

@@ -22,7 +22,7 @@ fn child_reports_its_backend() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
-    let mut rt = Runner::<AnyLoop>::new();
+    let mut rt = Runner::<AnyLoop>::default();
     match rt.run(async { probe::current_backend() }) {
         Ok(running) => {
             let chosen = rt.get_loop().unwrap().backend();

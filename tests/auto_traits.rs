@@ -48,7 +48,7 @@ fn errors_are_error_send_sync_static() {
 }
 
 fn cancelled_join_error() -> JoinError {
-    let mut rt = runner::Runner::<runner::testing::TestLoop>::new();
+    let mut rt = runner::Runner::<runner::testing::TestLoop>::default();
     rt.run(async {
         let h = runner::spawn(std::future::pending::<()>());
         h.abort();

@@ -1,4 +1,4 @@
-//! The Display text of every error: lowercase, one level, the cause in `source()` (tokio's
+//! The Display text of every error: lowercase, one line that carries its cause (tokio's
 //! `tests/sync_errors.rs`).
 
 use std::error::Error;
@@ -18,8 +18,12 @@ fn run_error_display() {
         "run was interrupted by ctrl-c (SIGINT)"
     );
     let creation = RunError::LoopCreation(io::Error::other("no io_uring"));
-    assert_eq!(creation.to_string(), "the event loop could not be created");
-    assert_eq!(creation.source().unwrap().to_string(), "no io_uring");
+    assert_eq!(
+        creation.to_string(),
+        "the event loop could not be created: no io_uring"
+    );
+    // The cause is in the text, so a chain printer must not find it again in `source()`.
+    assert!(creation.source().is_none());
     assert!(RunError::Closed.source().is_none());
     assert!(RunError::WrongThread.to_string().contains("spawn_local"));
 }
@@ -43,7 +47,7 @@ fn spawn_and_context_error_display() {
 
 #[test]
 fn join_error_display() {
-    let mut rt = runner::Runner::<runner::testing::TestLoop>::new();
+    let mut rt = runner::Runner::<runner::testing::TestLoop>::default();
     let (cancelled, panicked) = rt
         .run(async {
             let pending = runner::spawn(std::future::pending::<()>());
@@ -68,4 +72,27 @@ fn spawn_outside_a_run_panics_naming_the_fix() {
         runner::try_spawn(async {}),
         Err(SpawnError::NoRunner)
     ));
+}
+
+/// The cause of a failed loop factory reaches the user in one line: for `AnyLoop`, the valid
+/// `RUNNER_BACKEND` values.
+#[test]
+fn loop_creation_display_carries_the_cause() {
+    let mut rt = runner::Runner::builder()
+        .loop_factory(|| runner::AnyLoop::new(runner::Backend::from_name("bad")?))
+        .build();
+    let err = rt.run(async {}).unwrap_err();
+    assert!(matches!(err, RunError::LoopCreation(_)), "{err:?}");
+    let text = err.to_string();
+    let choices: Vec<&str> = runner::Backend::compiled().map(|b| b.name()).collect();
+    let expected = if choices.is_empty() {
+        "the event loop could not be created: RUNNER_BACKEND=\"bad\" is not a backend: none: this build of `runner` has no backend feature on (enable `tokio`, `smol` or `glommio`)".to_owned()
+    } else {
+        format!(
+            "the event loop could not be created: RUNNER_BACKEND=\"bad\" is not a backend: choose one of {}, or leave it unset",
+            choices.join(", ")
+        )
+    };
+    assert_eq!(text, expected);
+    assert!(!text.contains('\n'), "one line: {text}");
 }

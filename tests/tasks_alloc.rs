@@ -70,9 +70,7 @@ fn tokio() {
         ("tokio_current", TokioLoop::current_thread as fn() -> _),
         ("tokio_multi", || TokioLoop::multi_thread(1)),
     ] {
-        let mut rt = runner::Runner::<TokioLoop>::builder()
-            .loop_factory(make)
-            .build();
+        let mut rt = runner::Runner::builder().loop_factory(make).build();
         let handle = rt.get_loop().unwrap().handle().clone();
         let (ours, raw) = rt
             .run(async move {
@@ -96,9 +94,7 @@ fn smol() {
         ("smol_local", SmolLoop::local as fn() -> _),
         ("smol_multi", || SmolLoop::multi_thread(1)),
     ] {
-        let mut rt = runner::Runner::<SmolLoop>::builder()
-            .loop_factory(make)
-            .build();
+        let mut rt = runner::Runner::builder().loop_factory(make).build();
         let ex = rt.get_loop().unwrap().executor().clone();
         let (ours, raw) = rt
             .run(async move {

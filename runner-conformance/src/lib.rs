@@ -179,6 +179,8 @@ macro_rules! __cases {
             lifecycle::n7_run_accepts_into_future,
             lifecycle::r9_ambient_handle_inside_run_and_tasks,
             lifecycle::concurrent_runners_on_threads,
+            nested::a_blocking_job_may_run_another_runner,
+            nested::a_runner_dropped_inside_a_run_neither_blocks_nor_panics,
             context::n11_run_keeps_context,
             context::context_is_snapshotted_at_lazy_init,
             context::run_with_context_uses_the_given_context,

@@ -1,6 +1,6 @@
 //! A model-based test of the runner's state machine: random sequences of operations, checked
 //! against a small reference model after every step. Runs on any loop; see
-//! `tests/lifecycle_model.rs`.
+//! `runner-tests/tests/lifecycle_model.rs`.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -11,13 +11,16 @@ use crate::shared::Config;
 use crate::signal::Interrupt;
 use crate::{EventLoop, Runner};
 
-/// Default for [`Builder::blocking_shutdown_timeout`].
+/// Default for `Builder::blocking_shutdown_timeout`.
 pub const DEFAULT_BLOCKING_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Default for [`Builder::slow_poll_threshold`]: asyncio's `slow_callback_duration`.
+/// Default for `Builder::slow_poll_threshold`: asyncio's `slow_callback_duration`.
 pub const DEFAULT_SLOW_POLL_THRESHOLD: Duration = Duration::from_millis(100);
 
 /// Configures a [`Runner`] (Python's `Runner(debug=..., loop_factory=...)` and more).
+///
+/// Applications use `runner::Builder`, the facade's wrapper of this type, where every setting is
+/// documented with examples; this one is what backends and the conformance kit build on.
 ///
 /// Setters take and return `self`; [`build`](Self::build) is infallible because nothing is
 /// created before the runner's first use.

@@ -15,7 +15,7 @@ use crate::shared::{self, lock, Phase, Shared};
 use crate::task::TaskRef;
 use crate::EventLoop;
 
-/// What [`Runner::close`](crate::Runner::close) did. Every task that was alive when close began,
+/// What `Runner::close` did. Every task that was alive when close began,
 /// or was spawned while it ran, is counted exactly once in `finished`, `cancelled` or `panicked`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

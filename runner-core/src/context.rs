@@ -33,7 +33,8 @@ thread_local! {
 /// # Examples
 ///
 /// ```
-/// use runner_core::{Context, ContextVar};
+/// # use runner_core as runner;
+/// use runner::{Context, ContextVar};
 ///
 /// static USER: ContextVar<&str> = ContextVar::new("user");
 ///
@@ -174,7 +175,8 @@ fn swap_current(slot: &mut Context) {
 /// # Examples
 ///
 /// ```
-/// use runner_core::ContextVar;
+/// # use runner_core as runner;
+/// use runner::ContextVar;
 ///
 /// static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
 /// static RETRIES: ContextVar<u32> = ContextVar::with_default("retries", 3);

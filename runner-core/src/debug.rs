@@ -22,8 +22,8 @@ thread_local! {
 /// True when the runner running the caller is in debug mode; false outside any run.
 ///
 /// Inside the main future, tasks (on any worker thread) and blocking jobs spawned through a
-/// runner, this is that runner's [`Runner::is_debug`](crate::Runner::is_debug): set with
-/// [`Builder::debug`](crate::Builder::debug), or else by `RUNNER_DEBUG=1` (or `true`) when the
+/// runner, this is that runner's `Runner::is_debug`: set with
+/// `Builder::debug`, or else by `RUNNER_DEBUG=1` (or `true`) when the
 /// runner was built.
 ///
 /// # Examples

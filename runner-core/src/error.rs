@@ -15,10 +15,12 @@ pub(crate) const MSG_NO_RUNTIME: &str =
 pub(crate) const MSG_NO_LOCAL: &str =
     "`!Send` tasks run on the runner's own thread: call `spawn_local` from the future passed to `Runner::run` or from another local task, not from a task on a worker thread";
 
-/// Why a [`Runner`](crate::Runner) call failed.
+/// Why a `Runner` call failed.
 ///
-/// The Display text is one lowercase sentence; the cause, where there is one, is in
-/// [`Error::source`].
+/// The Display text is one lowercase line that carries its cause, where there is one
+/// (`the event loop could not be created: <the factory's error>`); so that an error-chain printer
+/// does not print the cause twice, [`Error::source`] returns `None`, and the cause itself is the
+/// variant's field.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RunError {
@@ -47,20 +49,14 @@ impl fmt::Display for RunError {
             RunError::NestedRun => f.write_str(MSG_NESTED),
             RunError::Interrupted => f.write_str(MSG_INTERRUPTED),
             RunError::WrongThread => f.write_str(MSG_WRONG_THREAD),
-            RunError::LoopCreation(_) => f.write_str("the event loop could not be created"),
+            RunError::LoopCreation(e) => write!(f, "the event loop could not be created: {e}"),
             RunError::TaskPanicked(p) => write!(f, "{p}"),
         }
     }
 }
 
-impl Error for RunError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            RunError::LoopCreation(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: the one cause, [`RunError::LoopCreation`]'s, is already in the Display text.
+impl Error for RunError {}
 
 /// A detached task panicked and the runner was set to shut down on it.
 #[derive(Debug)]
@@ -243,7 +239,10 @@ impl fmt::Display for ContextError {
 impl Error for ContextError {}
 
 /// The text of a panic payload, when it is a string.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+/// The message of a panic payload: the `&str` or `String` it holds, else `"Box<dyn Any>"`. Not
+/// public API: the `runner` facade's test attribute reads it.
+#[doc(hidden)]
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -16,7 +16,7 @@ pub type LocalBoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
 /// A blocking job for the loop's blocking pool.
 pub type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
 
-/// An event loop that a [`Runner`](crate::Runner) can own: tokio, smol, glommio, or your own.
+/// An event loop that a `Runner` can own: tokio, smol, glommio, or your own.
 ///
 /// The runner does everything that is not executor-specific itself: it wraps every task so that
 /// panics are caught, context variables are installed, tasks are tracked and cancelled at close,
@@ -32,7 +32,7 @@ pub type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
 /// [`shutdown`](Self::shutdown). By the time `shutdown` is called every task the runner spawned
 /// has finished or been dropped, so the loop has nothing of the runner's left to wait for.
 pub trait EventLoop: Sized + 'static {
-    /// Makes a loop in the backend's default configuration; what [`Runner::new`](crate::Runner::new)
+    /// Makes a loop in the backend's default configuration; what `Runner::new`
     /// uses.
     ///
     /// # Errors

@@ -4,11 +4,11 @@ use std::io;
 
 use crate::EventLoop;
 
-/// Makes the event loop of a [`Runner`](crate::Runner), once, when the runner is first used.
+/// Makes the event loop of a `Runner`, once, when the runner is first used.
 ///
 /// This is Python's `loop_factory`. Any `FnMut() -> io::Result<L> + Send + 'static` is a factory,
 /// so a configured constructor such as `|| TokioLoop::multi_thread(2)` can be handed to
-/// [`Builder::loop_factory`](crate::Builder::loop_factory) as it is.
+/// `Builder::loop_factory` as it is.
 ///
 /// # Contract
 ///

@@ -30,6 +30,7 @@ mod event_loop;
 mod factory;
 mod handle;
 mod local;
+mod nesting;
 mod runner;
 mod shared;
 #[allow(unsafe_code)]
@@ -43,10 +44,13 @@ pub use close::CloseReport;
 pub use context::{Context, ContextVar, Token};
 pub use debug::is_debug;
 pub use diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
+#[doc(hidden)]
+pub use error::panic_message;
 pub use error::{ContextError, JoinError, RunError, SpawnError, TaskPanicked};
 pub use event_loop::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
 pub use factory::LoopFactory;
 pub use handle::LoopHandle;
+pub use nesting::{register_runtime_probe, RuntimeProbe};
 pub use runner::{Runner, State};
 pub use signal::{interrupted, Interrupt, Interrupted};
 pub use task::{spawn, spawn_blocking, spawn_local, try_spawn, try_spawn_local, JoinHandle};
@@ -61,7 +65,8 @@ mod shutdown {
     use crate::shared::SignalWait;
 
     /// Resolves when the runner running the caller begins to close: the signal to finish up
-    /// within [`Builder::shutdown_grace`](crate::Builder::shutdown_grace).
+    /// within `Builder::shutdown_grace`. That grace is 0 unless set, and then close cancels
+    /// the task right after this resolves: set a grace for clean-up to run.
     ///
     /// # Panics
     ///

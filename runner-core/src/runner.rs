@@ -16,11 +16,12 @@ use crate::diagnostic::TaskInfo;
 use crate::error::RunError;
 use crate::factory::LoopFactory;
 use crate::handle::LoopHandle;
+use crate::nesting;
 use crate::shared::{self, Config, Shared};
 use crate::signal;
 use crate::EventLoop;
 
-/// Where a [`Runner`] is in its life.
+/// Where a `Runner` is in its life.
 ///
 /// ```text
 ///  Created --(first run / get_loop / handle)--> Initialized --(close / drop)--> Closed
@@ -232,7 +233,7 @@ impl<L: EventLoop> Runner<L> {
         fut: F,
         location: &'static Location<'static>,
     ) -> Result<F::Output, RunError> {
-        if shared::loop_running() || L::is_nested() {
+        if shared::loop_running() || L::is_nested() || nesting::foreign_runtime_driving() {
             return Err(RunError::NestedRun);
         }
         let live = self.live()?;
@@ -284,7 +285,7 @@ impl<L: EventLoop> Runner<L> {
         let Inner::Initialized(live) = &self.inner else {
             return Ok(CloseReport::default());
         };
-        if shared::loop_running() || L::is_nested() {
+        if shared::loop_running() || L::is_nested() || nesting::foreign_runtime_driving() {
             return Err(RunError::NestedRun);
         }
         live.shared.check_home()?;
@@ -306,7 +307,11 @@ impl<L: EventLoop> Drop for Runner<L> {
         let Inner::Initialized(live) = &self.inner else {
             return;
         };
-        if shared::loop_running() || L::is_nested() || live.shared.check_home().is_err() {
+        if shared::loop_running()
+            || L::is_nested()
+            || nesting::foreign_runtime_driving()
+            || live.shared.check_home().is_err()
+        {
             // The loop cannot be driven from here: cancel what can be cancelled and let the
             // backend drop the rest without blocking.
             if let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) {

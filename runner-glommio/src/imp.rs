@@ -43,10 +43,10 @@ fn thread_executor() -> io::Result<Rc<LocalExecutor>> {
 /// # Examples
 ///
 /// ```
-/// use runner_core::Runner;
-/// use runner_glommio::GlommioLoop;
+/// # mod runner { pub use runner_core::*; pub mod glommio { pub use runner_glommio::GlommioLoop; } }
+/// use runner::glommio::GlommioLoop;
 ///
-/// let mut rt = Runner::<GlommioLoop>::new();
+/// let mut rt = runner::Runner::<GlommioLoop>::default();
 /// assert_eq!(rt.run(async { 40 + 2 }).unwrap(), 42);
 /// ```
 pub struct GlommioLoop {

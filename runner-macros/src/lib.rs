@@ -48,7 +48,7 @@ impl Kind {
 
     fn valid_args(self) -> &'static str {
         match self {
-            Kind::Main => "`backend`, `flavor`, `workers`",
+            Kind::Main => "`backend`, `flavor`, `workers`, `print_close_report`",
             Kind::Test => "`backend`, `flavor`, `workers`, `all_backends`",
         }
     }
@@ -71,6 +71,7 @@ struct Args {
     flavor: Option<(bool, Span)>,
     workers: Option<(usize, Span)>,
     all_backends: Option<Span>,
+    print_close_report: Option<Span>,
 }
 
 fn expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
@@ -127,6 +128,17 @@ fn parse_args(kind: Kind, args: TokenStream2) -> syn::Result<Args> {
                 if out.all_backends.replace(p.span()).is_some() {
                     return Err(duplicate(p.span(), "all_backends"));
                 }
+            }
+            ("print_close_report", Meta::Path(p)) if kind == Kind::Main => {
+                if out.print_close_report.replace(p.span()).is_some() {
+                    return Err(duplicate(p.span(), "print_close_report"));
+                }
+            }
+            ("print_close_report", _) if kind == Kind::Main => {
+                return Err(syn::Error::new(
+                    meta.span(),
+                    "`print_close_report` takes no value, as in `#[runner::main(print_close_report)]`",
+                ));
             }
             ("all_backends", _) if kind == Kind::Main => {
                 return Err(syn::Error::new(
@@ -338,16 +350,25 @@ fn generate(kind: Kind, item: ItemFn, args: &Args) -> TokenStream2 {
     }
 
     let rt = runner_expr(args);
-    let (test_attr, entry) = match kind {
-        Kind::Main => (quote!(), quote!(run_main)),
-        Kind::Test => (quote!(#[::core::prelude::v1::test]), quote!(run_test)),
+    let (test_attr, call) = match kind {
+        Kind::Main => {
+            let print = args.print_close_report.is_some();
+            (
+                quote!(),
+                quote!(::runner::__private::run_main(#rt, __runner_body, #print)),
+            )
+        }
+        Kind::Test => (
+            quote!(#[::core::prelude::v1::test]),
+            quote!(::runner::__private::run_test(#rt, __runner_body)),
+        ),
     };
     quote! {
         #test_attr
         #(#attrs)*
         #vis #sig {
             let __runner_body = async move #block;
-            ::runner::__private::#entry(#rt, __runner_body)
+            #call
         }
     }
 }

@@ -26,10 +26,10 @@ const TICKS_AT_SHUTDOWN: usize = 100_000;
 /// # Examples
 ///
 /// ```
-/// use runner_core::Runner;
-/// use runner_smol::SmolLoop;
+/// # mod runner { pub use runner_core::*; pub mod smol { pub use runner_smol::SmolLoop; } }
+/// use runner::smol::SmolLoop;
 ///
-/// let mut rt = Runner::<SmolLoop>::new();
+/// let mut rt = runner::Runner::<SmolLoop>::default(); // SmolLoop::local()
 /// assert_eq!(rt.run(async { 40 + 2 }).unwrap(), 42);
 /// ```
 pub struct SmolLoop {

@@ -19,8 +19,12 @@ use runner_core::{BlockingJob, BoxFuture, EventLoop, Spawner};
 use tokio::runtime::{Builder, Handle, Runtime};
 
 thread_local! {
-    /// Set while one of our blocking jobs runs: tokio allows `block_on` on its blocking threads.
-    static IN_BLOCKING: Cell<bool> = const { Cell::new(false) };
+    /// Set while one of our blocking jobs runs: the runtime and the blocking task that run it.
+    /// tokio allows `block_on` on its blocking threads, but not inside a runtime the job entered
+    /// itself (another runtime's `block_on`, or a task of one), which changes the current runtime
+    /// or task.
+    static IN_BLOCKING: Cell<Option<(tokio::runtime::Id, Option<tokio::task::Id>)>> =
+        const { Cell::new(None) };
 }
 
 /// A tokio runtime as a runner's loop.
@@ -28,10 +32,10 @@ thread_local! {
 /// # Examples
 ///
 /// ```
-/// use runner_tokio::TokioLoop;
-/// use runner_core::Runner;
+/// # mod runner { pub use runner_core::*; pub mod tokio { pub use runner_tokio::TokioLoop; } }
+/// use runner::tokio::TokioLoop;
 ///
-/// let mut rt = Runner::<TokioLoop>::builder()
+/// let mut rt = runner::Builder::<TokioLoop>::default()
 ///     .loop_factory(|| TokioLoop::multi_thread(2))
 ///     .build();
 /// assert_eq!(rt.run(async { 40 + 2 }).unwrap(), 42);
@@ -116,7 +120,14 @@ impl EventLoop for TokioLoop {
     }
 
     fn is_nested() -> bool {
-        Handle::try_current().is_ok() && !IN_BLOCKING.with(Cell::get)
+        let Ok(current) = Handle::try_current() else {
+            return false;
+        };
+        match IN_BLOCKING.with(Cell::get) {
+            // On a blocking thread of ours: nested only if the job entered a runtime since.
+            Some((runtime, task)) => current.id() != runtime || tokio::task::try_id() != task,
+            None => true,
+        }
     }
 
     fn shutdown(mut self) {
@@ -166,12 +177,13 @@ impl Spawner for TokioSpawner {
             struct Done(Arc<AtomicUsize>);
             impl Drop for Done {
                 fn drop(&mut self) {
-                    IN_BLOCKING.with(|b| b.set(false));
+                    IN_BLOCKING.with(|b| b.set(None));
                     self.0.fetch_sub(1, Ordering::AcqRel);
                 }
             }
             let _done = Done(count);
-            IN_BLOCKING.with(|b| b.set(true));
+            let here = (Handle::current().id(), tokio::task::try_id());
+            IN_BLOCKING.with(|b| b.set(Some(here)));
             job()
         }));
     }

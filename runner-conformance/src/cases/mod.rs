@@ -5,4 +5,5 @@ pub mod context;
 pub mod debug;
 pub mod idle;
 pub mod lifecycle;
+pub mod nested;
 pub mod tasks;

@@ -136,7 +136,7 @@ pub(crate) use imp::RunnerSignal;
 
 /// Whether `run` intercepts Ctrl-C (SIGINT).
 ///
-/// Set with [`Builder::interrupt`](crate::Builder::interrupt). Whatever the choice, a handler
+/// Set with `Builder::interrupt`. Whatever the choice, a handler
 /// the user installed is never replaced or called, and after `run` returns Ctrl-C kills the
 /// process as it does by default.
 ///
@@ -202,7 +202,7 @@ impl<'a> RunGuard<'a> {
 }
 
 /// Resolves when the first Ctrl-C of the current run arrives (with an
-/// [`interrupt_grace`](crate::Builder::interrupt_grace) set, the main future then has the grace
+/// `interrupt_grace` set, the main future then has the grace
 /// to finish).
 ///
 /// Without a grace the main future is dropped at the first Ctrl-C, so only spawned tasks can

@@ -258,7 +258,7 @@ proptest! {
 
     #[test]
     fn test_loop_matches_model((runs, init) in program()) {
-        let builder = runner::Runner::<runner::testing::TestLoop>::builder();
+        let builder = runner::Builder::<runner::testing::TestLoop>::default();
         prop_assert_eq!(real(builder, &runs, init), model(&runs, init));
     }
 

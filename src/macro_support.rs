@@ -7,9 +7,10 @@ use std::future::Future;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
-use runner_core::{Builder, EventLoop, RunError, Runner};
+use runner_core::{panic_message, EventLoop, RunError};
 
-use crate::any_loop::{AnyLoop, Backend as BackendName};
+use crate::backend::{default_workers, Backend};
+use crate::{AnyLoop, Builder, Runner};
 
 /// The exit status of a `#[runner::main]` program whose run was interrupted by Ctrl-C: 128 +
 /// SIGINT, what a shell reports for a process killed by SIGINT.
@@ -28,7 +29,9 @@ pub enum Flavor {
     MultiThread,
 }
 
-/// A backend named by `backend = ".."`, implemented only when its feature is on.
+/// A backend family named by `backend = ".."`, implemented only when its feature is on. Its
+/// flavours are [`Backend`] values and its loops are made by [`AnyLoop::with_workers`]: the one
+/// list of backends and constructors.
 #[diagnostic::on_unimplemented(
     message = "this backend is not compiled in: enable the cargo feature of `runner` that has its name (`tokio`, `smol` or `glommio`)",
     label = "backend not compiled in"
@@ -36,8 +39,25 @@ pub enum Flavor {
 pub trait MacroBackend {
     /// Its loop type.
     type Loop: EventLoop;
+    /// Its current-thread flavour (`None` for [`TestBackend`]).
+    const CURRENT: Option<Backend>;
+    /// Its multi-thread flavour, if it has one.
+    const MULTI: Option<Backend>;
+    /// The loop inside an [`AnyLoop`] made from one of its flavours.
+    fn unwrap(lp: AnyLoop) -> Self::Loop;
+
     /// Makes its loop.
-    fn make(flavor: Flavor, workers: Option<usize>) -> io::Result<Self::Loop>;
+    fn make(flavor: Flavor, workers: Option<usize>) -> io::Result<Self::Loop> {
+        let (backend, name) = match (flavor, Self::CURRENT) {
+            (Flavor::CurrentThread, Some(b)) => (b, b.name()),
+            (Flavor::MultiThread, Some(b)) => (Self::MULTI.unwrap_or(b), b.name()),
+            (_, None) => return Err(io::Error::other("no backend")),
+        };
+        if flavor == Flavor::MultiThread && Self::MULTI.is_none() {
+            return Err(no_multi_thread(name));
+        }
+        AnyLoop::with_workers(backend, workers.unwrap_or_else(default_workers)).map(Self::unwrap)
+    }
 }
 
 /// `backend = "tokio"`.
@@ -56,12 +76,12 @@ pub enum TestBackend {}
 #[cfg(feature = "tokio")]
 impl MacroBackend for Tokio {
     type Loop = crate::tokio::TokioLoop;
-    fn make(flavor: Flavor, workers: Option<usize>) -> io::Result<Self::Loop> {
-        match flavor {
-            Flavor::CurrentThread => crate::tokio::TokioLoop::current_thread(),
-            Flavor::MultiThread => crate::tokio::TokioLoop::multi_thread(
-                workers.unwrap_or_else(crate::any_loop::default_workers),
-            ),
+    const CURRENT: Option<Backend> = Some(Backend::Tokio);
+    const MULTI: Option<Backend> = Some(Backend::TokioMulti);
+    fn unwrap(lp: AnyLoop) -> Self::Loop {
+        match lp {
+            AnyLoop::Tokio(l) => l,
+            other => unreachable!("a tokio flavour made {other:?}"),
         }
     }
 }
@@ -69,12 +89,12 @@ impl MacroBackend for Tokio {
 #[cfg(feature = "smol")]
 impl MacroBackend for Smol {
     type Loop = crate::smol::SmolLoop;
-    fn make(flavor: Flavor, workers: Option<usize>) -> io::Result<Self::Loop> {
-        match flavor {
-            Flavor::CurrentThread => crate::smol::SmolLoop::local(),
-            Flavor::MultiThread => crate::smol::SmolLoop::multi_thread(
-                workers.unwrap_or_else(crate::any_loop::default_workers),
-            ),
+    const CURRENT: Option<Backend> = Some(Backend::Smol);
+    const MULTI: Option<Backend> = Some(Backend::SmolMulti);
+    fn unwrap(lp: AnyLoop) -> Self::Loop {
+        match lp {
+            AnyLoop::Smol(l) => l,
+            other => unreachable!("a smol flavour made {other:?}"),
         }
     }
 }
@@ -82,71 +102,75 @@ impl MacroBackend for Smol {
 #[cfg(all(feature = "glommio", target_os = "linux"))]
 impl MacroBackend for Glommio {
     type Loop = crate::glommio::GlommioLoop;
-    fn make(flavor: Flavor, _: Option<usize>) -> io::Result<Self::Loop> {
-        single_flavor(flavor, "glommio")?;
-        crate::glommio::GlommioLoop::new()
+    const CURRENT: Option<Backend> = Some(Backend::Glommio);
+    const MULTI: Option<Backend> = None;
+    fn unwrap(lp: AnyLoop) -> Self::Loop {
+        match lp {
+            AnyLoop::Glommio(l) => l,
+            other => unreachable!("the glommio flavour made {other:?}"),
+        }
     }
 }
 
 impl MacroBackend for TestBackend {
     type Loop = crate::testing::TestLoop;
+    const CURRENT: Option<Backend> = None;
+    const MULTI: Option<Backend> = None;
+    fn unwrap(lp: AnyLoop) -> Self::Loop {
+        unreachable!("no backend flavour is made without a backend: {lp:?}")
+    }
     fn make(flavor: Flavor, _: Option<usize>) -> io::Result<Self::Loop> {
-        single_flavor(flavor, "the std-only TestLoop (no backend feature is on)")?;
+        if flavor == Flavor::MultiThread {
+            return Err(no_multi_thread(
+                "the std-only TestLoop (no backend feature is on)",
+            ));
+        }
         crate::testing::TestLoop::new()
     }
 }
 
-fn single_flavor(flavor: Flavor, what: &str) -> io::Result<()> {
-    match flavor {
-        Flavor::CurrentThread => Ok(()),
-        Flavor::MultiThread => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("{what} has no multi-thread flavor: remove `flavor = \"multi_thread\"`"),
-        )),
-    }
+fn no_multi_thread(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what} has no multi-thread flavor: remove `flavor = \"multi_thread\"`"),
+    )
 }
 
-cfg_if::cfg_if! {
-    if #[cfg(feature = "tokio")] {
-        /// The backend of [`DefaultLoop`](crate::DefaultLoop).
-        pub type DefaultBackend = Tokio;
-    } else if #[cfg(feature = "smol")] {
-        /// The backend of [`DefaultLoop`](crate::DefaultLoop).
-        pub type DefaultBackend = Smol;
-    } else if #[cfg(all(feature = "glommio", target_os = "linux"))] {
-        /// The backend of [`DefaultLoop`](crate::DefaultLoop).
-        pub type DefaultBackend = Glommio;
-    } else {
-        /// The backend of [`DefaultLoop`](crate::DefaultLoop).
-        pub type DefaultBackend = TestBackend;
-    }
-}
+/// The backend of [`DefaultLoop`](crate::DefaultLoop).
+pub type DefaultBackend = crate::backend::DefaultFamily;
 
 /// The runner an attribute runs its body on; the loop is made at the first run.
 pub fn runner<B: MacroBackend>(flavor: Flavor, workers: Option<usize>) -> Runner<B::Loop> {
-    Builder::<B::Loop>::new()
+    Builder::new()
         .loop_factory(move || B::make(flavor, workers))
         .build()
 }
 
-/// `#[runner::main]`: runs the body, closes the runner, and returns the body's output. A Ctrl-C
-/// exits with [`EXIT_INTERRUPTED`] after the close; any other error panics with its text.
+/// `#[runner::main]`: runs the body, closes the runner (printing its [`CloseReport`] to stderr
+/// with `print_close_report`), and returns the body's output. A Ctrl-C exits with
+/// [`EXIT_INTERRUPTED`] after the close; any other error panics with its text.
+///
+/// [`CloseReport`]: crate::CloseReport
 #[track_caller]
-pub fn run_main<L: EventLoop, F: Future>(mut rt: Runner<L>, body: F) -> F::Output {
-    match rt.run(body) {
-        Ok(out) => {
-            drop(rt);
-            out
+pub fn run_main<L: EventLoop, F: Future>(
+    mut rt: Runner<L>,
+    body: F,
+    print_close_report: bool,
+) -> F::Output {
+    let out = rt.run(body);
+    // Closed here, not by the drop, to have the report; `exit` below runs no destructors.
+    let closed = rt.close();
+    if print_close_report {
+        match &closed {
+            Ok(report) => eprintln!("#[runner::main] closed the runner: {report}"),
+            Err(e) => eprintln!("#[runner::main] could not close the runner: {e}"),
         }
-        Err(RunError::Interrupted) => {
-            // `exit` runs no destructors: close first, so tasks are cancelled and reported.
-            drop(rt);
-            std::process::exit(EXIT_INTERRUPTED)
-        }
-        Err(e) => {
-            drop(rt);
-            panic!("#[runner::main]: {}", ErrorChain(&e))
-        }
+    }
+    drop(rt);
+    match out {
+        Ok(out) => out,
+        Err(RunError::Interrupted) => std::process::exit(EXIT_INTERRUPTED),
+        Err(e) => panic!("#[runner::main]: {e}"),
     }
 }
 
@@ -155,7 +179,7 @@ pub fn run_main<L: EventLoop, F: Future>(mut rt: Runner<L>, body: F) -> F::Outpu
 pub fn run_test<L: EventLoop, F: Future>(mut rt: Runner<L>, body: F) -> F::Output {
     match rt.run(body) {
         Ok(out) => out,
-        Err(e) => panic!("#[runner::test]: {}", ErrorChain(&e)),
+        Err(e) => panic!("#[runner::test]: {}", e),
     }
 }
 
@@ -196,7 +220,7 @@ where
         }
     };
     let mut any = false;
-    for backend in BackendName::compiled() {
+    for backend in Backend::compiled() {
         any = true;
         let outcome = run_one(
             move || AnyLoop::with_workers(backend, TEST_WORKERS),
@@ -237,39 +261,14 @@ where
     // The runner is made and dropped inside the catch, so a panicking body's runner is closed
     // (its tasks cancelled) before the next backend runs.
     let caught = panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut rt = Builder::<L>::new().loop_factory(factory).build();
+        let mut rt = Builder::new().loop_factory(factory).build();
         match rt.run(body()) {
             Ok(out) => out.into_outcome(),
-            Err(e) => Err(ErrorChain(&e).to_string()),
+            Err(e) => Err(e.to_string()),
         }
     }));
     match caught {
         Ok(outcome) => outcome,
-        Err(payload) => Err(format!("panicked: {}", panic_text(payload.as_ref()))),
-    }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "Box<dyn Any>"
-    }
-}
-
-/// An error and its sources, joined by ": ".
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut next = self.0.source();
-        while let Some(e) = next {
-            write!(f, ": {e}")?;
-            next = e.source();
-        }
-        Ok(())
+        Err(payload) => Err(format!("panicked: {}", panic_message(payload.as_ref()))),
     }
 }

@@ -72,7 +72,7 @@ fn glommio_raw() -> glommio::LocalExecutor {
 
 /// The runner's row for one backend: a runner on `factory`'s loop, built once.
 fn runner_on<L: EventLoop>(factory: fn() -> std::io::Result<L>) -> Runner<L> {
-    let mut rt = Runner::<L>::builder()
+    let mut rt = Runner::builder()
         .loop_factory(factory)
         .interrupt(runner::Interrupt::Auto)
         .build();
@@ -214,7 +214,7 @@ fn create_close(c: &mut Criterion) {
     g.bench_function("raw/glommio", |b| b.iter(|| gex.run(async { 1 })));
     drop(gex);
     fn cycle<L: EventLoop>(factory: fn() -> std::io::Result<L>) -> i32 {
-        let mut rt = Runner::<L>::builder().loop_factory(factory).build();
+        let mut rt = Runner::builder().loop_factory(factory).build();
         let v = rt.run(async { 1 }).unwrap();
         rt.close().unwrap();
         v

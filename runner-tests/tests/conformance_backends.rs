@@ -1,7 +1,7 @@
 //! The conformance kit on every backend flavour compiled in, plus the hand-written loop of the
 //! `custom_loop` example and core's std-only reference loop.
 
-#[path = "../examples/custom_loop/minimal_loop.rs"]
+#[path = "../../examples/custom_loop/minimal_loop.rs"]
 #[allow(dead_code)]
 mod minimal_loop;
 

@@ -2,7 +2,7 @@
 //! random sequences of run (value / panic / `Err`), get_loop, handle, spawn, abort, drop handle,
 //! await, close, run after close and nested run.
 
-#[path = "../examples/custom_loop/minimal_loop.rs"]
+#[path = "../../examples/custom_loop/minimal_loop.rs"]
 #[allow(dead_code)]
 mod minimal_loop;
 
