@@ -446,6 +446,8 @@ pub fn caps_match_the_loop<L: EventLoop>(kit: &Kit<L>) {
 /// task spawned in the first run (waiting on a timer that fires after it returned) and one spawned
 /// through a `LoopHandle` both finish on a multi-thread loop, with no run; on a current-thread
 /// loop neither is polled in a 200 ms window with no run. The next run then finishes both.
+// Returning the task's handle out of the run is the point: it is checked between runs.
+#[allow(clippy::async_yields_async)]
 pub fn progress_between_runs_follows_multi_thread<L: EventLoop>(kit: &Kit<L>) {
     use std::time::{Duration, Instant};
     let multi = kit.capabilities().multi_thread;
@@ -527,6 +529,8 @@ static MOVED_VAR: runner_core::ContextVar<u32> = runner_core::ContextVar::new("m
 /// third and its close: the second run sees the context the first one set (one runner context),
 /// finishes a task the first one spawned (which waits for the second run), runs on the other
 /// thread, and close then has nothing left to cancel.
+// Returning the task's handle out of the run is the point: the next run, elsewhere, joins it.
+#[allow(clippy::async_yields_async)]
 pub(crate) fn move_runner_between_runs<L: EventLoop>(kit: &Kit<L>)
 where
     runner_core::Runner<L>: Send,
