@@ -34,6 +34,9 @@ pub enum Op {
     SpawnPending,
     /// Spawn, inside a run, a task that completes with the value; the run waits until it has.
     SpawnReady(u8),
+    /// Spawn, inside a run, a task that completes with the value, and await its handle in the
+    /// same run: its output is taken before the run returns, so it has ended for close.
+    SpawnJoin(u8),
     /// Spawn, inside a run, a task that waits for `shutdown_requested()` and then returns the
     /// value: it finishes in close's grace. (Without a grace, a
     /// [`SpawnPending`](Op::SpawnPending) instead: with no grace whether it finishes or is
@@ -221,6 +224,34 @@ pub fn check_sequence<L: EventLoop>(kit: &Kit<L>, grace: bool, ops: &[Op]) {
                     ran(&mut tasks);
                 }
             }
+            Op::SpawnJoin(v) => {
+                let flags = abort_flags(&tasks);
+                let dropped = Arc::new(AtomicBool::new(false));
+                let guard = Guard(dropped.clone());
+                let r = rt.run(async move {
+                    settle(flags).await;
+                    runner_core::spawn(async move {
+                        let _guard = guard;
+                        v
+                    })
+                    .await
+                });
+                if model == State::Closed {
+                    assert!(is_closed(&r), "{at}");
+                } else {
+                    assert_eq!(r.expect(&at).expect(&at), v, "{at}");
+                    model = State::Initialized;
+                    ran(&mut tasks);
+                    tasks.push(Task {
+                        kind: Kind::Ready(v),
+                        ended: true,
+                        abort_pending: false,
+                        aborted: false,
+                        dropped,
+                        handle: None,
+                    });
+                }
+            }
             Op::GetLoop => {
                 let r = rt.get_loop().map(|_| ());
                 if model == State::Closed {
@@ -330,8 +361,11 @@ pub fn check_sequence<L: EventLoop>(kit: &Kit<L>, grace: bool, ops: &[Op]) {
                     if multi {
                         // A worker drops it: wait until it has ended, so that close cannot race
                         // with it.
-                        assert!(wait_here(|| h.is_finished()), "{at}: never ended");
-                        assert!(t.dropped.load(Ordering::SeqCst), "{at}: not dropped");
+                        let dropped = &t.dropped;
+                        assert!(
+                            wait_here(|| h.is_finished() && dropped.load(Ordering::SeqCst)),
+                            "{at}: never ended"
+                        );
                         t.ended = true;
                     } else {
                         t.abort_pending = true;
