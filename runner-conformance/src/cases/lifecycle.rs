@@ -505,8 +505,12 @@ pub fn progress_between_runs_follows_multi_thread<L: EventLoop>(kit: &Kit<L>) {
 }
 
 /// "The runner is `Send` (it may be moved to another thread between runs)" where `Caps::send`
-/// says so: see [`move_runner_between_runs`]. On a loop whose runner is not `Send` the claim does
-/// not apply; the kit's `send` capability is checked against the type by `check_caps`.
+/// says so: a runner used on this thread is moved to another thread for its second run, and back
+/// for a third and its close. The second run sees the context the first one set (one runner
+/// context), finishes a task the first one spawned (which waits for the second run), runs on the
+/// other thread, and close then has nothing left to cancel. On a loop whose runner is not `Send`
+/// the claim does not apply; the kit's `send` capability is checked against the type by
+/// [`check_caps`](crate::check_caps).
 pub fn send_runner_moves_to_another_thread_between_runs<L: EventLoop>(kit: &Kit<L>) {
     let name = kit.name();
     match (kit.capabilities().send, kit.with_send_runner()) {
@@ -525,10 +529,7 @@ pub fn send_runner_moves_to_another_thread_between_runs<L: EventLoop>(kit: &Kit<
 
 static MOVED_VAR: runner_core::ContextVar<u32> = runner_core::ContextVar::new("moved_var");
 
-/// A runner used on this thread, moved to another thread for its second run, and back for a
-/// third and its close: the second run sees the context the first one set (one runner context),
-/// finishes a task the first one spawned (which waits for the second run), runs on the other
-/// thread, and close then has nothing left to cancel.
+/// The body of `send_runner_moves_to_another_thread_between_runs`, where `Runner<L>: Send`.
 // Returning the task's handle out of the run is the point: the next run, elsewhere, joins it.
 #[allow(clippy::async_yields_async)]
 pub(crate) fn move_runner_between_runs<L: EventLoop>(kit: &Kit<L>)
