@@ -517,9 +517,11 @@ pub fn send_runner_moves_to_another_thread_between_runs<L: EventLoop>(kit: &Kit<
         (true, Some(check)) => check(kit),
         (false, None) => {}
         (declared, proof) => {
-            // A kit made outside `suite!` cannot know; `suite!` always can.
             assert!(
-                kit.runner_is_send().is_none(),
+                kit.runner_is_send().is_some(),
+                "{name}: run this case through `suite!`, which can tell whether Runner<L> is Send"
+            );
+            panic!(
                 "{name}: the kit declares send = {declared}, but Runner<L> is{} Send",
                 if proof.is_some() { "" } else { " not" }
             );
