@@ -17,11 +17,15 @@ const CHILD: &str = "RUNNER_ANY_LOOP_ENV_CHILD";
 const NAMES: [&str; 5] = ["tokio", "tokio-multi", "smol", "smol-multi", "glommio"];
 
 /// In a child: makes a `Runner<AnyLoop>` the way an application would and prints what it got.
+/// Not a test of its own (ignored): the other tests run it, with `--ignored`, in a child process
+/// with `RUNNER_BACKEND` set, and check what it printed.
 #[test]
+#[ignore = "the child half of the other tests: they run it with --ignored in a child process"]
 fn child_reports_its_backend() {
-    if std::env::var_os(CHILD).is_none() {
-        return;
-    }
+    assert!(
+        std::env::var_os(CHILD).is_some(),
+        "run by the other tests of this file, in a child process"
+    );
     let mut rt = Runner::<AnyLoop>::default();
     match rt.run(async { probe::current_backend() }) {
         Ok(running) => {
@@ -37,8 +41,13 @@ fn child_reports_its_backend() {
 /// what it printed between the `@` markers.
 fn in_child(value: Option<&str>) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_reports_its_backend", "--nocapture"])
-        .env(CHILD, "1");
+    cmd.args([
+        "--exact",
+        "child_reports_its_backend",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env(CHILD, "1");
     match value {
         Some(v) => cmd.env(runner::RUNNER_BACKEND, v),
         None => cmd.env_remove(runner::RUNNER_BACKEND),

@@ -295,22 +295,23 @@ fn ctrl_c_after_interrupted_kills(backend: &str) {
     assert_killed_by_sigint(status, &lines);
 }
 
-/// Short runs back to back: a Ctrl-C lands in a run (`Interrupted`) or between two (killed by
-/// SIGINT, as by default), and is never swallowed. A few children, to land in both places.
+/// Short runs back to back: a Ctrl-C lands in a run or between two, and is never swallowed:
+/// each of five children either has its run interrupted (`Interrupted`, exit status 130) or is
+/// killed by SIGINT, as by default. (Where it lands is up to the timing; the two places are
+/// checked one by one, deterministically, by `busy_future_is_interrupted` and
+/// `ctrl_c_after_value_kills`.)
 fn ctrl_c_between_runs_is_never_lost(backend: &str) {
-    let (mut interrupted, mut killed) = (0, 0);
     for _ in 0..5 {
         let (status, lines) = one_ctrl_c(backend, "run-loop");
         assert!(!has(&lines, "still alive"), "{lines:?}");
-        if status.code() == Some(130) && has(&lines, "run: interrupted") {
-            interrupted += 1;
-        } else if status.signal() == Some(libc::SIGINT) {
-            killed += 1;
-        } else {
-            panic!("neither interrupted nor killed by SIGINT: {status:?}, lines {lines:?}");
-        }
+        let interrupted = status.code() == Some(130) && has(&lines, "run: interrupted");
+        let killed = status.signal() == Some(libc::SIGINT);
+        assert!(
+            interrupted || killed,
+            "the Ctrl-C was lost: neither interrupted nor killed by SIGINT: {status:?}, lines \
+             {lines:?}"
+        );
     }
-    eprintln!("{backend}: {interrupted} interrupted in a run, {killed} killed between runs");
 }
 
 /// (f) N16: a handler the program installed first is left alone: it sees the Ctrl-C, the run is

@@ -2,7 +2,13 @@
 //! and one [`suite!`] macro that stamps a `#[test]` per case for a loop.
 //!
 //! Each case's doc quotes the contract sentence (or the upstream CPython test) it checks. Backend
-//! differences are data, a [`Caps`] value in the [`Kit`], never forked case bodies.
+//! differences are data, a [`Caps`] value in the [`Kit`], never forked case bodies; where a case
+//! checks less than its whole claim on some loops, [`LIMITS`] says so, and docs/conformance.md
+//! is generated from [`CASES`] and [`LIMITS`].
+//!
+//! Every stamped test first checks the kit's [`Caps`] against the loop itself
+//! ([`check_caps`]), then runs its case under a watchdog ([`watchdog`]): a case that hangs
+//! fails with a message naming it instead.
 //!
 //! # Running the kit on your loop
 //!
@@ -16,11 +22,14 @@
 // `unsafe` only in `cases::idle`, for `getrusage` (no std equivalent).
 #![deny(unsafe_code)]
 
+use std::any::TypeId;
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::marker::PhantomData;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
-use runner_core::{Builder, EventLoop, Runner};
+use runner_core::{Builder, EventLoop, Runner, SpawnError};
 
 pub mod cases;
 pub mod model;
@@ -51,7 +60,25 @@ pub struct Kit<L: EventLoop> {
     name: &'static str,
     factory: Arc<dyn Fn() -> io::Result<L> + Send + Sync>,
     caps: Caps,
+    send: SendProof<L>,
 }
+
+/// What is known about `Runner<L>: Send`: only [`suite!`], where `L` is a concrete type, can
+/// find out.
+enum SendProof<L: EventLoop> {
+    Unknown,
+    NotSend,
+    /// The check that needs `Runner<L>: Send`, compiled where it holds.
+    Send(fn(&Kit<L>)),
+}
+
+impl<L: EventLoop> Clone for SendProof<L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<L: EventLoop> Copy for SendProof<L> {}
 
 impl<L: EventLoop> Kit<L> {
     /// A kit for a current-thread loop with local tasks ([`Caps::LOCAL`]).
@@ -63,6 +90,7 @@ impl<L: EventLoop> Kit<L> {
             name,
             factory: Arc::new(factory),
             caps: Caps::LOCAL,
+            send: SendProof::Unknown,
         }
     }
 
@@ -118,7 +146,282 @@ impl<L: EventLoop> Kit<L> {
         let f = self.factory.clone();
         move || f()
     }
+
+    /// Whether `Runner<L>` is `Send`, as [`suite!`] found at compile time; `None` for a kit not
+    /// stamped by `suite!` (a generic function cannot tell).
+    pub fn runner_is_send(&self) -> Option<bool> {
+        match self.send {
+            SendProof::Unknown => None,
+            SendProof::NotSend => Some(false),
+            SendProof::Send(_) => Some(true),
+        }
+    }
+
+    /// The check that needs `Runner<L>: Send`, when it is (known through [`suite!`]).
+    pub(crate) fn with_send_runner(&self) -> Option<fn(&Kit<L>)> {
+        match self.send {
+            SendProof::Send(f) => Some(f),
+            _ => None,
+        }
+    }
 }
+
+/// Checks the kit's [`Caps`] against a loop it makes: `multi_thread` against
+/// [`EventLoop::is_multi_thread`] (and [`LoopHandle::is_multi_thread`](runner_core::LoopHandle::is_multi_thread)),
+/// `local_tasks` against what `try_spawn_local` does on the runner's thread, and `send` against
+/// whether `Runner<L>` is `Send` (when [`suite!`] made the kit, which can tell).
+///
+/// # Panics
+///
+/// On the first capability that the loop contradicts, naming it and the fix.
+pub fn check_caps<L: EventLoop>(kit: &Kit<L>) {
+    let caps = kit.capabilities();
+    let name = kit.name();
+    let mut rt = kit.runner();
+    let lp_multi = rt
+        .get_loop()
+        .unwrap_or_else(|e| panic!("{name}: the factory failed: {e}"))
+        .is_multi_thread();
+    assert_eq!(
+        caps.multi_thread, lp_multi,
+        "{name}: the kit declares multi_thread = {}, but the loop's EventLoop::is_multi_thread() \
+         is {lp_multi}: fix the kit (`.multi_thread({lp_multi})`) or the loop",
+        caps.multi_thread
+    );
+    assert_eq!(
+        rt.handle().unwrap().is_multi_thread(),
+        lp_multi,
+        "{name}: LoopHandle::is_multi_thread() disagrees with the loop"
+    );
+    let local = rt
+        .run(async { runner_core::try_spawn_local(async {}).map(drop) })
+        .unwrap_or_else(|e| panic!("{name}: a run failed: {e}"));
+    match local {
+        Ok(()) => assert!(
+            caps.local_tasks,
+            "{name}: the kit declares local_tasks = false, but spawn_local works on the \
+             runner's thread: fix the kit (`.local_tasks(true)`)"
+        ),
+        Err(e) => assert!(
+            !caps.local_tasks && e == SpawnError::LocalUnsupported,
+            "{name}: the kit declares local_tasks = {}, but try_spawn_local on the runner's \
+             thread returned {e:?}: fix the kit (`.local_tasks(false)`) or the loop's \
+             local_spawner",
+            caps.local_tasks
+        ),
+    }
+    rt.close()
+        .unwrap_or_else(|e| panic!("{name}: close failed: {e}"));
+    if let Some(send) = kit.runner_is_send() {
+        assert_eq!(
+            caps.send,
+            send,
+            "{name}: the kit declares send = {}, but Runner<L> is{} Send: fix the kit \
+             (`.send({send})`)",
+            caps.send,
+            if send { "" } else { " not" }
+        );
+    }
+}
+
+/// How long [`watchdog`] lets a case run: `RUNNER_KIT_WATCHDOG_SECS`, or 300 s (the cases'
+/// own bounded waits are 60 s; a loaded machine gets the rest).
+pub fn watchdog_limit() -> Duration {
+    let secs = std::env::var("RUNNER_KIT_WATCHDOG_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+/// Runs `f` on a thread of its own and waits for it at most `limit`. Its panic is passed on as
+/// it is; if it has not finished by then, this panics with a message naming `what` (the thread
+/// is left behind: a hung thread cannot be stopped).
+///
+/// # Panics
+///
+/// When `f` panics, or does not finish within `limit`.
+pub fn watchdog<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(what.chars().take(60).collect())
+        .spawn(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(out);
+        })
+        .expect("a thread for the watchdog");
+    match rx.recv_timeout(limit) {
+        Ok(Ok(out)) => {
+            let _ = thread.join();
+            out
+        }
+        Ok(Err(payload)) => {
+            let _ = thread.join();
+            std::panic::resume_unwind(payload)
+        }
+        Err(_) => panic!(
+            "{what} did not finish within {limit:?}: it hangs (watchdog; set \
+             RUNNER_KIT_WATCHDOG_SECS to wait longer)"
+        ),
+    }
+}
+
+/// Every loop whose kit passed [`check_caps`] in this process, by loop type and kit name.
+static CHECKED: Mutex<Vec<(TypeId, &'static str)>> = Mutex::new(Vec::new());
+
+/// What a stamped test does: the kit's capabilities checked against its loop (once per process
+/// and kit), then the case, under the watchdog.
+#[doc(hidden)]
+pub fn __run_case<L: EventLoop>(kit: Kit<L>, case: &'static str, f: fn(&Kit<L>)) {
+    let key = (TypeId::of::<L>(), kit.name());
+    let checked = CHECKED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&key);
+    let what = format!("{}: {case}", kit.name());
+    watchdog(&what, watchdog_limit(), move || {
+        if !checked {
+            check_caps(&kit);
+            CHECKED.lock().unwrap_or_else(|p| p.into_inner()).push(key);
+        }
+        f(&kit)
+    });
+}
+
+/// Finds out, where `L` is a concrete type, whether `Runner<L>` is `Send` (autoref
+/// specialisation: [`__IsSend`] applies first when it holds, [`__NotSend`] otherwise).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct __SendProbe<L>(PhantomData<L>);
+
+impl<L: EventLoop> __SendProbe<L> {
+    #[doc(hidden)]
+    pub fn of(_: &Kit<L>) -> Self {
+        __SendProbe(PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait __IsSend<L: EventLoop> {
+    fn attach(&self, kit: Kit<L>) -> Kit<L>;
+}
+
+impl<L: EventLoop> __IsSend<L> for __SendProbe<L>
+where
+    Runner<L>: Send,
+{
+    fn attach(&self, mut kit: Kit<L>) -> Kit<L> {
+        kit.send = SendProof::Send(cases::lifecycle::move_runner_between_runs::<L>);
+        kit
+    }
+}
+
+#[doc(hidden)]
+pub trait __NotSend<L: EventLoop> {
+    fn attach(&self, kit: Kit<L>) -> Kit<L>;
+}
+
+impl<L: EventLoop> __NotSend<L> for &__SendProbe<L> {
+    fn attach(&self, mut kit: Kit<L>) -> Kit<L> {
+        kit.send = SendProof::NotSend;
+        kit
+    }
+}
+
+/// Where a case checks less than its whole claim: on the loops whose capabilities match `on`, it
+/// leaves out `what`. Cases not listed in [`LIMITS`] check their whole claim on every loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// `module::case`.
+    pub case: &'static str,
+    /// The loops where the limit applies.
+    pub on: When,
+    /// What the case does not check there, and why.
+    pub what: &'static str,
+}
+
+/// A set of loops, by capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// `Caps::multi_thread` loops.
+    MultiThread,
+    /// Loops that are not `Caps::multi_thread`.
+    CurrentThread,
+    /// Loops without `Caps::local_tasks`.
+    NoLocalTasks,
+    /// Loops whose runner is not `Send`.
+    NotSend,
+}
+
+impl When {
+    /// Whether a loop with `caps` is in the set.
+    pub fn applies(self, caps: Caps) -> bool {
+        match self {
+            When::MultiThread => caps.multi_thread,
+            When::CurrentThread => !caps.multi_thread,
+            When::NoLocalTasks => !caps.local_tasks,
+            When::NotSend => !caps.send,
+        }
+    }
+}
+
+/// Every place where a case checks less than its claim, as data (docs/conformance.md shows it).
+pub const LIMITS: &[Limit] = &[
+    Limit {
+        case: "lifecycle::r11_factory_called_once_and_get_loop_is_its_loop",
+        on: When::MultiThread,
+        what: "workers run the marker tasks by themselves: that `get_loop()`'s loop is a live \
+               one, not that it is the very one the runner drives",
+    },
+    Limit {
+        case: "tasks::abort_drops_future_on_loop_thread",
+        on: When::MultiThread,
+        what: "which worker dropped the future: only that the loop did (inside the runner's \
+               scope), not the aborting thread",
+    },
+    Limit {
+        case: "lifecycle::send_runner_moves_to_another_thread_between_runs",
+        on: When::NotSend,
+        what: "not applicable: the runner cannot be moved",
+    },
+    Limit {
+        case: "context::task_keeps_its_context_across_worker_threads",
+        on: When::CurrentThread,
+        what: "no worker threads to move between: the same sequence, without a move",
+    },
+    Limit {
+        case: "tasks::spawn_local_off_the_runner_thread",
+        on: When::CurrentThread,
+        what: "every task runs on the runner's thread: only the half where `spawn_local` works",
+    },
+    Limit {
+        case: "close::close_cancels_tasks_queued_before_any_run",
+        on: When::MultiThread,
+        what:
+            "workers may start the tasks before close: cancelled and counted, not \"never polled\"",
+    },
+    Limit {
+        case: "tasks::spawn_never_polls_inline",
+        on: When::NoLocalTasks,
+        what: "the `spawn_local` half",
+    },
+    Limit {
+        case: "context::spawn_copies_context_without_leak_back",
+        on: When::NoLocalTasks,
+        what: "the `spawn_local` half",
+    },
+    Limit {
+        case: "debug::r4_is_debug_follows_builder",
+        on: When::NoLocalTasks,
+        what: "the `spawn_local` half",
+    },
+];
+
+crate::__cases!(__names!());
 
 impl<L: EventLoop> Clone for Kit<L> {
     fn clone(&self) -> Self {
@@ -126,6 +429,7 @@ impl<L: EventLoop> Clone for Kit<L> {
             name: self.name,
             factory: self.factory.clone(),
             caps: self.caps,
+            send: self.send,
         }
     }
 }
@@ -140,7 +444,8 @@ impl<L: EventLoop> fmt::Debug for Kit<L> {
 }
 
 /// Stamps one `#[test]` per conformance case into a module named `$name`, each calling the case
-/// with `$kit` (an expression of type `Kit<L>`, evaluated once per test).
+/// with `$kit` (an expression of type `Kit<L>`, evaluated once per test): first
+/// [`check_caps`] (once per process and kit), then the case under [`watchdog`].
 ///
 /// Call it with parentheses so rustfmt formats the call: `suite!(tokio_multi, kit_expr);`.
 #[macro_export]
@@ -150,17 +455,20 @@ macro_rules! suite {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $crate::__cases!($kit);
+            $crate::__cases!(__stamp!($kit));
         }
     };
 }
 
-/// The case list; `suite!` expands it. One line a case: `module::case`.
+/// The case list; `suite!` and [`CASES`] expand it. One line a case: `module::case`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cases {
-    ($kit:expr) => {
-        $crate::__stamp!($kit;
+    ($then:ident!($($args:tt)*)) => {
+        $crate::$then!($($args)*;
+            lifecycle::caps_match_the_loop,
+            lifecycle::progress_between_runs_follows_multi_thread,
+            lifecycle::send_runner_moves_to_another_thread_between_runs,
             lifecycle::r1_run_return,
             lifecycle::r2_run_panics_with_payload,
             lifecycle::r2_run_err_is_ok_err,
@@ -242,8 +550,25 @@ macro_rules! __stamp {
         $(
             #[test]
             fn $case() {
-                $crate::cases::$module::$case(&$kit);
+                #[allow(unused_imports)]
+                use $crate::{__IsSend as _, __NotSend as _};
+                let kit = $kit;
+                let kit = (&$crate::__SendProbe::of(&kit)).attach(kit);
+                $crate::__run_case(
+                    kit,
+                    concat!(stringify!($module), "::", stringify!($case)),
+                    $crate::cases::$module::$case,
+                );
             }
         )*
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __names {
+    (; $($module:ident :: $case:ident),* $(,)?) => {
+        /// Every case of the kit, `module::case`, in the order [`suite!`] stamps them.
+        pub const CASES: &[&str] = &[$(concat!(stringify!($module), "::", stringify!($case))),*];
     };
 }

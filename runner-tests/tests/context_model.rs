@@ -6,9 +6,16 @@
 //! runner's, the explicit one, then one per spawned task, copied from its spawner's at spawn),
 //! says what every `get` and `reset` must return; the real runner must agree on every one.
 //!
+//! It runs on every loop: core's `TestLoop`, the hand-written loop of the `custom_loop` example,
+//! and every backend flavour compiled in.
+//!
 //! A spawned task's observations cannot depend on when it runs (its context is its own copy), so
 //! the model runs each child to completion at its spawn, and the real program, whose children run
 //! concurrently, reports them when it joins them, at the end of the spawner's frame.
+
+#[path = "../examples/custom_loop/minimal_loop.rs"]
+#[allow(dead_code)]
+mod minimal_loop;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -275,6 +282,35 @@ proptest! {
     fn tokio_multi_matches_model((runs, init) in program()) {
         let builder = runner::builder()
             .loop_factory(|| runner::tokio::TokioLoop::multi_thread(2));
+        prop_assert_eq!(real(builder, &runs, init), model(&runs, init));
+    }
+
+    #[cfg(feature = "smol")]
+    #[test]
+    fn smol_local_matches_model((runs, init) in program()) {
+        let builder = runner::builder().loop_factory(runner::smol::SmolLoop::local);
+        prop_assert_eq!(real(builder, &runs, init), model(&runs, init));
+    }
+
+    #[cfg(feature = "smol")]
+    #[test]
+    fn smol_multi_matches_model((runs, init) in program()) {
+        let builder = runner::builder()
+            .loop_factory(|| runner::smol::SmolLoop::multi_thread(2));
+        prop_assert_eq!(real(builder, &runs, init), model(&runs, init));
+    }
+
+    #[cfg(all(feature = "glommio", target_os = "linux"))]
+    #[test]
+    fn glommio_matches_model((runs, init) in program()) {
+        let builder = runner::builder().loop_factory(runner::glommio::GlommioLoop::new);
+        prop_assert_eq!(real(builder, &runs, init), model(&runs, init));
+    }
+
+    #[test]
+    fn custom_matches_model((runs, init) in program()) {
+        let builder = runner::Runner::<minimal_loop::MiniLoop>::builder()
+            .loop_factory(minimal_loop::MiniLoop::new);
         prop_assert_eq!(real(builder, &runs, init), model(&runs, init));
     }
 }

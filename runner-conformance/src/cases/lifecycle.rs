@@ -127,30 +127,71 @@ pub fn nested_close_is_an_error<L: EventLoop>(kit: &Kit<L>) {
 }
 
 /// R11, R12 `test_asyncio_run_loop_factory`, N3 `test_custom_factory`: "the factory is called
-/// once, with no arguments; `get_loop()` is its loop".
+/// once, with no arguments; `get_loop()` is its loop". The factory puts a marker task on the loop
+/// it makes (through the loop's own spawner) before handing it over; a second one is put through
+/// `get_loop()`'s spawner between runs. Both must run in the runner's runs, and on a
+/// current-thread loop, whose tasks run only inside its `block_on`, neither runs before a run:
+/// so the loop the runner drives and the one `get_loop()` returns are the one the factory made.
 pub fn r11_factory_called_once_and_get_loop_is_its_loop<L: EventLoop>(kit: &Kit<L>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let mut make = kit.factory();
-    let made: Arc<Mutex<Option<usize>>> = Arc::new(Mutex::new(None));
-    let m = made.clone();
+    let from_factory = Arc::new(AtomicBool::new(false));
+    let f = from_factory.clone();
     let mut rt = runner_core::Runner::<L>::builder()
         .loop_factory(move || {
             c.fetch_add(1, Ordering::SeqCst);
             let lp = make()?;
-            *m.lock().unwrap() = Some(&lp as *const L as usize);
+            let f = f.clone();
+            lp.spawner()
+                .spawn(Box::pin(async move { f.store(true, Ordering::SeqCst) }));
             Ok(lp)
         })
         .build();
+    let name = kit.name();
+    let current_thread = !kit.capabilities().multi_thread;
     assert_eq!(
         calls.load(Ordering::SeqCst),
         0,
         "nothing is created before first use"
     );
     assert_eq!(rt.state(), State::Created);
-    rt.run(async {}).unwrap();
-    rt.run(async {}).unwrap();
-    let _ = rt.get_loop().unwrap();
+    rt.get_loop().unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    if current_thread {
+        assert!(
+            !from_factory.load(Ordering::SeqCst),
+            "{name}: ran before any run"
+        );
+    }
+    let fa = from_factory.clone();
+    assert!(
+        rt.run(crate::cases::tasks::eventually(
+            move || fa.load(Ordering::SeqCst)
+        ))
+        .unwrap(),
+        "{name}: the runner's run does not drive the loop the factory made"
+    );
+    let from_get_loop = Arc::new(AtomicBool::new(false));
+    let g = from_get_loop.clone();
+    rt.get_loop()
+        .unwrap()
+        .spawner()
+        .spawn(Box::pin(async move { g.store(true, Ordering::SeqCst) }));
+    if current_thread {
+        assert!(
+            !from_get_loop.load(Ordering::SeqCst),
+            "{name}: ran between runs"
+        );
+    }
+    let ga = from_get_loop.clone();
+    assert!(
+        rt.run(crate::cases::tasks::eventually(
+            move || ga.load(Ordering::SeqCst)
+        ))
+        .unwrap(),
+        "{name}: the loop get_loop() returns is not the one the runner drives"
+    );
     let _ = rt.handle().unwrap();
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -158,10 +199,6 @@ pub fn r11_factory_called_once_and_get_loop_is_its_loop<L: EventLoop>(kit: &Kit<
         "the factory is called exactly once"
     );
     assert_eq!(rt.state(), State::Initialized);
-    // The loop the runner holds is the one the factory returned (moved, so compare by type and
-    // by the runner still driving it).
-    assert_eq!(rt.run(async { 3 }).unwrap(), 3);
-    assert!(made.lock().unwrap().is_some());
 }
 
 /// N4 `test_run`: "run returns; after close every call is `Closed`".
@@ -395,5 +432,157 @@ pub fn concurrent_runners_on_threads<L: EventLoop>(kit: &Kit<L>) {
         Ok("worker saw the main thread's run"),
         "{}",
         kit.name()
+    );
+}
+
+/// "The capabilities (`Caps`) a kit declares are the loop's": `multi_thread` is
+/// `EventLoop::is_multi_thread()` of a loop the factory makes, `local_tasks` is whether
+/// `spawn_local` works on the runner's thread, `send` whether `Runner<L>` is `Send` (see
+/// [`check_caps`](crate::check_caps), which every stamped test also runs first).
+pub fn caps_match_the_loop<L: EventLoop>(kit: &Kit<L>) {
+    crate::check_caps(kit);
+}
+
+/// `EventLoop::spawner`: "Queued tasks run when the loop next runs: on a current-thread loop that
+/// is inside `block_on`, on a multi-thread loop as soon as a worker is free." Between two runs, a
+/// task spawned in the first run (waiting on a timer that fires after it returned) and one spawned
+/// through a `LoopHandle` both finish on a multi-thread loop, with no run; on a current-thread
+/// loop neither is polled in a 200 ms window with no run. The next run then finishes both.
+// Returning the task's handle out of the run is the point: it is checked between runs.
+#[allow(clippy::async_yields_async)]
+pub fn progress_between_runs_follows_multi_thread<L: EventLoop>(kit: &Kit<L>) {
+    use std::time::{Duration, Instant};
+    let multi = kit.capabilities().multi_thread;
+    let name = kit.name();
+    let mut rt = kit.runner();
+    let handle = rt.handle().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let timed = rt
+        .run(async move {
+            runner_core::spawn(async move {
+                runner_core::time::sleep(Duration::from_millis(10)).await;
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .unwrap();
+    let r = ran.clone();
+    let queued = handle
+        .spawn(async move {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    if multi {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ran.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            2,
+            "{name}: a multi-thread loop did not run its tasks between runs"
+        );
+        assert!(timed.is_finished() && queued.is_finished(), "{name}");
+    } else {
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            0,
+            "{name}: a current-thread loop polled tasks outside a run"
+        );
+        assert!(!timed.is_finished() && !queued.is_finished(), "{name}");
+    }
+    rt.run(async move {
+        timed.await.unwrap();
+        queued.await.unwrap();
+    })
+    .unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 2, "{name}");
+    let report = rt.close().unwrap();
+    assert_eq!(
+        report,
+        runner_core::CloseReport::default(),
+        "{name}: {report}"
+    );
+}
+
+/// "The runner is `Send` (it may be moved to another thread between runs)" where `Caps::send`
+/// says so: a runner used on this thread is moved to another thread for its second run, and back
+/// for a third and its close. The second run sees the context the first one set (one runner
+/// context), finishes a task the first one spawned (which waits for the second run), runs on the
+/// other thread, and close then has nothing left to cancel. On a loop whose runner is not `Send`
+/// the claim does not apply; the kit's `send` capability is checked against the type by
+/// [`check_caps`](crate::check_caps).
+pub fn send_runner_moves_to_another_thread_between_runs<L: EventLoop>(kit: &Kit<L>) {
+    let name = kit.name();
+    match (kit.capabilities().send, kit.with_send_runner()) {
+        (true, Some(check)) => check(kit),
+        (false, None) => {}
+        (declared, proof) => {
+            assert!(
+                kit.runner_is_send().is_some(),
+                "{name}: run this case through `suite!`, which can tell whether Runner<L> is Send"
+            );
+            panic!(
+                "{name}: the kit declares send = {declared}, but Runner<L> is{} Send",
+                if proof.is_some() { "" } else { " not" }
+            );
+        }
+    }
+}
+
+static MOVED_VAR: runner_core::ContextVar<u32> = runner_core::ContextVar::new("moved_var");
+
+/// The body of `send_runner_moves_to_another_thread_between_runs`, where `Runner<L>: Send`.
+// Returning the task's handle out of the run is the point: the next run, elsewhere, joins it.
+#[allow(clippy::async_yields_async)]
+pub(crate) fn move_runner_between_runs<L: EventLoop>(kit: &Kit<L>)
+where
+    runner_core::Runner<L>: Send,
+{
+    let name = kit.name();
+    let mut rt = kit.runner();
+    let go = Arc::new(AtomicBool::new(false));
+    let g = go.clone();
+    let task = rt
+        .run(async move {
+            MOVED_VAR.set(7);
+            runner_core::spawn(async move {
+                while !g.load(Ordering::SeqCst) {
+                    runner_core::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                5
+            })
+        })
+        .unwrap();
+    let home = std::thread::current().id();
+    let (mut rt, (seen, joined, there)) = std::thread::spawn(move || {
+        let out = rt
+            .run(async move {
+                go.store(true, Ordering::SeqCst);
+                let joined = task.await.unwrap();
+                (MOVED_VAR.get(), joined, std::thread::current().id())
+            })
+            .unwrap();
+        (rt, out)
+    })
+    .join()
+    .expect("the moved runner's run does not panic");
+    assert_ne!(
+        there, home,
+        "{name}: the second run was not on another thread"
+    );
+    assert_eq!(seen, Some(7), "{name}: the moved runner lost its context");
+    assert_eq!(joined, 5, "{name}");
+    assert_eq!(
+        rt.run(async { MOVED_VAR.get() }).unwrap(),
+        Some(7),
+        "{name}"
+    );
+    let report = rt.close().unwrap();
+    assert_eq!(
+        report,
+        runner_core::CloseReport::default(),
+        "{name}: {report}"
     );
 }

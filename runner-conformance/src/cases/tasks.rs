@@ -430,7 +430,9 @@ pub fn loop_handle_40_000_from_4_threads<L: EventLoop>(kit: &Kit<L>) {
 }
 
 /// "`LoopHandle::spawn` works from any thread on every backend (queued until the loop next
-/// runs)": a spawn before the first run waits for the loop on current-thread loops, and runs.
+/// runs)": a spawn before the first run, from another thread. On a current-thread loop it waits
+/// for the first run (nothing runs it before); on a multi-thread loop a worker runs it with no
+/// run at all. Either way the handle then gives its value.
 pub fn loop_handle_spawn_before_first_run_is_queued<L: EventLoop>(kit: &Kit<L>) {
     let mut rt = kit.runner();
     let handle = rt.handle().unwrap();
@@ -446,8 +448,19 @@ pub fn loop_handle_spawn_before_first_run_is_queued<L: EventLoop>(kit: &Kit<L>) 
     })
     .join()
     .unwrap();
-    if !kit.capabilities().multi_thread {
+    if kit.capabilities().multi_thread {
+        let deadline = Instant::now() + PATIENCE;
+        while !h.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            ran.load(Ordering::SeqCst) && h.is_finished(),
+            "{}: a multi-thread loop's workers did not run it before any run",
+            kit.name()
+        );
+    } else {
         // Nothing can run it: the loop has not run yet.
+        thread::sleep(Duration::from_millis(50));
         assert!(!ran.load(Ordering::SeqCst), "{}", kit.name());
         assert!(!h.is_finished());
     }
@@ -634,37 +647,47 @@ pub fn loop_handle_spawn_after_close_is_closed<L: EventLoop>(kit: &Kit<L>) {
     assert!(!polled.load(Ordering::SeqCst));
 }
 
+thread_local! {
+    /// True on this thread while a spawn call is under way.
+    static IN_SPAWN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Spawns `make()`'s task with [`IN_SPAWN`] set around the call: a task polled inline, inside the
+/// call, sees it set on its thread; one polled later, or on a worker thread, does not.
+fn spawn_marked<T>(spawn: impl FnOnce() -> T) -> T {
+    IN_SPAWN.with(|f| f.set(true));
+    let out = spawn();
+    IN_SPAWN.with(|f| f.set(false));
+    out
+}
+
 /// "`Spawner::spawn` never polls the task inline; it queues it" (the `EventLoop` contract), for
 /// `spawn` and `spawn_local`, from the main future and from a task: a spawner holding a lock or
 /// a `RefCell` borrow the new task needs must not deadlock or panic. (glommio's own
-/// `spawn_local` runs the new task at once.) On multi-thread loops a worker may start it at any
-/// moment, so only local loops can assert that it has not run yet.
+/// `spawn_local` runs the new task at once.) Each new task records whether it was first polled
+/// inside the spawn call that made it (a thread-local flag set around the call), which holds
+/// whichever thread polls it, so multi-thread loops are checked as fully as local ones.
 pub fn spawn_never_polls_inline<L: EventLoop>(kit: &Kit<L>) {
     let mut rt = kit.runner();
     let caps = kit.capabilities();
     let name = kit.name();
     rt.run(async move {
-        let ran = Arc::new(AtomicBool::new(false));
-        let r = ran.clone();
-        let h = runner_core::spawn(async move { r.store(true, Ordering::SeqCst) });
-        assert!(
-            caps.multi_thread || !ran.load(Ordering::SeqCst),
-            "{name}: spawn ran inline"
-        );
-        h.await.unwrap();
+        let h = spawn_marked(|| runner_core::spawn(async { IN_SPAWN.with(|f| f.get()) }));
+        assert!(!h.await.unwrap(), "{name}: spawn polled the task inline");
         let from_task = runner_core::spawn(async move {
-            let ran = Arc::new(AtomicBool::new(false));
-            let r = ran.clone();
-            let h = runner_core::spawn(async move { r.store(true, Ordering::SeqCst) });
-            let inline = ran.load(Ordering::SeqCst);
-            h.await.unwrap();
-            inline
+            let h = spawn_marked(|| runner_core::spawn(async { IN_SPAWN.with(|f| f.get()) }));
+            h.await.unwrap()
         });
         assert!(
-            caps.multi_thread || !from_task.await.unwrap(),
-            "{name}: spawn ran inline"
+            !from_task.await.unwrap(),
+            "{name}: spawn from a task polled the new task inline"
         );
         if caps.local_tasks {
+            let h = spawn_marked(|| runner_core::spawn_local(async { IN_SPAWN.with(|f| f.get()) }));
+            assert!(
+                !h.await.unwrap(),
+                "{name}: spawn_local polled the task inline"
+            );
             let cell = std::rc::Rc::new(std::cell::RefCell::new(0));
             let c = cell.clone();
             let borrow = cell.borrow_mut();
@@ -673,32 +696,78 @@ pub fn spawn_never_polls_inline<L: EventLoop>(kit: &Kit<L>) {
             h.await.unwrap();
             assert_eq!(*cell.borrow(), 1);
         }
+        // A lock the new task needs, held across the spawn: an inline poll would deadlock.
+        let lock = Arc::new(Mutex::new(0));
+        let l = lock.clone();
+        let guard = lock.lock().unwrap();
+        let h = runner_core::spawn(async move { *l.lock().unwrap() += 1 });
+        drop(guard);
+        h.await.unwrap();
+        assert_eq!(*lock.lock().unwrap(), 1);
     })
     .unwrap();
 }
 
 /// "`spawn_local` ... returns a clear error where the loop cannot run `!Send` tasks": local tasks
-/// run on the runner's own thread, so `try_spawn_local` works from a task polled there and is
-/// `LocalUnsupported` from a task on a worker thread of a multi-thread loop.
+/// run on the runner's own thread, so `try_spawn_local` works from a task polled there (where the
+/// loop has local tasks) and is `LocalUnsupported` from a task on a worker thread of a
+/// multi-thread loop. Tasks are spawned until one has run on a worker thread (multi-thread
+/// loops; bounded) and every attempt is checked against the thread it ran on.
 pub fn spawn_local_off_the_runner_thread<L: EventLoop>(kit: &Kit<L>) {
     let mut rt = kit.runner();
+    let caps = kit.capabilities();
     let runner_thread = std::thread::current().id();
-    let (on_runner_thread, spawned) = rt
+    let attempts = rt
         .run(async move {
-            runner_core::spawn(async move {
-                let here = std::thread::current().id() == runner_thread;
-                let r = runner_core::try_spawn_local(async { 1 }).map(drop);
-                (here, r)
-            })
-            .await
-            .unwrap()
+            let mut attempts = Vec::new();
+            let deadline = Instant::now() + PATIENCE;
+            loop {
+                let batch: Vec<_> = (0..8)
+                    .map(|_| {
+                        runner_core::spawn(async move {
+                            runner_core::yield_now().await;
+                            let here = std::thread::current().id() == runner_thread;
+                            let r = runner_core::try_spawn_local(async { 1 }).map(drop);
+                            (here, r)
+                        })
+                    })
+                    .collect();
+                for h in batch {
+                    attempts.push(h.await.unwrap());
+                }
+                let off = attempts.iter().any(|(here, _)| !here);
+                if !caps.multi_thread || off || Instant::now() > deadline {
+                    break attempts;
+                }
+            }
         })
         .unwrap();
-    if on_runner_thread {
-        assert_eq!(spawned, Ok(()), "{}", kit.name());
-    } else {
-        assert!(kit.capabilities().multi_thread, "{}", kit.name());
-        assert_eq!(spawned, Err(SpawnError::LocalUnsupported), "{}", kit.name());
+    let name = kit.name();
+    for (on_runner_thread, spawned) in &attempts {
+        if *on_runner_thread {
+            let expected = if caps.local_tasks {
+                Ok(())
+            } else {
+                Err(SpawnError::LocalUnsupported)
+            };
+            assert_eq!(*spawned, expected, "{name}: on the runner's thread");
+        } else {
+            assert!(
+                caps.multi_thread,
+                "{name}: a task ran off the runner's thread"
+            );
+            assert_eq!(
+                *spawned,
+                Err(SpawnError::LocalUnsupported),
+                "{name}: on a worker thread"
+            );
+        }
+    }
+    if caps.multi_thread {
+        assert!(
+            attempts.iter().any(|(here, _)| !here),
+            "{name}: no task ever ran on a worker thread"
+        );
     }
     rt.close().unwrap();
 }

@@ -1,0 +1,273 @@
+//! One operation, repeated, for `valgrind --tool=callgrind`: instruction counts per operation,
+//! runner against the raw backend, that a noisy machine does not disturb.
+//!
+//! `scripts/bench.py` builds this binary (`cargo bench --all-features --bench callgrind_ops
+//! --no-run`) and runs it under callgrind twice per row, with `N` and `2N` iterations:
+//!
+//! ```text
+//! callgrind_ops <op> <raw|runner> <backend> <iterations>
+//! ```
+//!
+//! The difference of the two totals divided by `N` is the cost of one iteration, without the
+//! process start, the loop's creation and everything else done once. Only the current-thread
+//! flavours are measured: on a multi-thread loop the workers' spinning and parking depend on the
+//! scheduling, so their counts are not repeatable. Run without arguments (as `cargo bench` does),
+//! it lists the operations and exits.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use runner::smol::SmolLoop;
+use runner::tokio::TokioLoop;
+use runner::{EventLoop, Runner};
+
+/// The operations, each with what one iteration does.
+const OPS: [(&str, &str); 6] = [
+    ("run_ready", "one `run` of a ready future"),
+    ("run_yield10", "one `run` of a future that yields 10 times"),
+    (
+        "spawn_join_100",
+        "one `run` that spawns 100 tasks and joins them",
+    ),
+    (
+        "task_yield100",
+        "one `run` that spawns a task yielding 100 times and joins it",
+    ),
+    (
+        "create_close",
+        "a loop made, one `run` of a ready future, closed",
+    ),
+    (
+        "cancel_100_at_close",
+        "a loop made, 100 pending tasks spawned, closed",
+    ),
+];
+
+const BACKENDS: [&str; 3] = ["tokio_current", "smol_local", "glommio"];
+
+struct YieldN(u32);
+
+impl Future for YieldN {
+    type Output = u32;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        if self.0 == 0 {
+            return Poll::Ready(7);
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A raw backend: what one iteration of each operation is without the runner.
+trait Raw {
+    fn make() -> Self;
+    fn block_on<F: Future>(&self, fut: F) -> F::Output;
+    /// Spawns onto the loop from inside `block_on`; the output is joined by the returned future.
+    fn spawn<F: Future<Output = u32> + Send + 'static>(
+        &self,
+        fut: F,
+    ) -> Pin<Box<dyn Future<Output = u32>>>;
+    /// Spawns a task that never completes, left to the loop's shutdown.
+    fn spawn_pending(&self);
+}
+
+struct RawTokio(tokio::runtime::Runtime);
+
+impl Raw for RawTokio {
+    fn make() -> Self {
+        RawTokio(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        )
+    }
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.0.block_on(fut)
+    }
+    fn spawn<F: Future<Output = u32> + Send + 'static>(
+        &self,
+        fut: F,
+    ) -> Pin<Box<dyn Future<Output = u32>>> {
+        let h = tokio::spawn(fut);
+        Box::pin(async move { h.await.unwrap() })
+    }
+    fn spawn_pending(&self) {
+        tokio::spawn(std::future::pending::<()>());
+    }
+}
+
+struct RawSmol(std::sync::Arc<async_executor::Executor<'static>>);
+
+impl Raw for RawSmol {
+    fn make() -> Self {
+        RawSmol(std::sync::Arc::new(async_executor::Executor::new()))
+    }
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        async_io::block_on(self.0.run(fut))
+    }
+    fn spawn<F: Future<Output = u32> + Send + 'static>(
+        &self,
+        fut: F,
+    ) -> Pin<Box<dyn Future<Output = u32>>> {
+        Box::pin(self.0.spawn(fut))
+    }
+    fn spawn_pending(&self) {
+        self.0.spawn(std::future::pending::<()>()).detach();
+    }
+}
+
+struct RawGlommio(glommio::LocalExecutor);
+
+impl Raw for RawGlommio {
+    fn make() -> Self {
+        RawGlommio(
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .io_memory(512 << 10)
+                .make()
+                .unwrap(),
+        )
+    }
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.0.run(fut)
+    }
+    fn spawn<F: Future<Output = u32> + Send + 'static>(
+        &self,
+        fut: F,
+    ) -> Pin<Box<dyn Future<Output = u32>>> {
+        let h = glommio::spawn_local(fut);
+        Box::pin(h)
+    }
+    fn spawn_pending(&self) {
+        glommio::spawn_local(std::future::pending::<()>()).detach();
+    }
+}
+
+fn raw<R: Raw>(op: &str, n: u32) {
+    match op {
+        "create_close" => {
+            // glommio: a fresh executor per iteration leaks an eventfd (glommio#448), so the raw
+            // row reuses one executor, as the runner's glommio backend does.
+            if std::any::type_name::<R>().contains("Glommio") {
+                let r = R::make();
+                for _ in 0..n {
+                    black_box(r.block_on(async { 1 }));
+                }
+            } else {
+                for _ in 0..n {
+                    let r = R::make();
+                    black_box(r.block_on(async { 1 }));
+                }
+            }
+        }
+        "cancel_100_at_close" => {
+            for _ in 0..n {
+                let r = R::make();
+                r.block_on(async {
+                    for _ in 0..100 {
+                        r.spawn_pending();
+                    }
+                });
+            }
+        }
+        _ => {
+            let r = R::make();
+            for _ in 0..n {
+                black_box(match op {
+                    "run_ready" => r.block_on(async { 1 }),
+                    "run_yield10" => r.block_on(YieldN(10)),
+                    "spawn_join_100" => r.block_on(async {
+                        let hs: Vec<_> = (0..100u32).map(|i| r.spawn(async move { i })).collect();
+                        let mut s = 0;
+                        for h in hs {
+                            s += h.await;
+                        }
+                        s
+                    }),
+                    "task_yield100" => r.block_on(async { r.spawn(YieldN(100)).await }),
+                    _ => unreachable!(),
+                });
+            }
+        }
+    }
+}
+
+fn runner_on<L: EventLoop>(factory: fn() -> std::io::Result<L>) -> Runner<L> {
+    // The default settings, what an application gets (`Interrupt::Auto` on the main thread).
+    Runner::<L>::builder().loop_factory(factory).build()
+}
+
+fn ours<L: EventLoop>(op: &str, n: u32, factory: fn() -> std::io::Result<L>) {
+    match op {
+        "create_close" => {
+            for _ in 0..n {
+                let mut rt = runner_on(factory);
+                black_box(rt.run(async { 1 }).unwrap());
+                rt.close().unwrap();
+            }
+        }
+        "cancel_100_at_close" => {
+            for _ in 0..n {
+                let mut rt = runner_on(factory);
+                rt.run(async {
+                    for _ in 0..100 {
+                        drop(runner::spawn(std::future::pending::<()>()));
+                    }
+                })
+                .unwrap();
+                black_box(rt.close().unwrap());
+            }
+        }
+        _ => {
+            let mut rt = runner_on(factory);
+            for _ in 0..n {
+                black_box(match op {
+                    "run_ready" => rt.run(async { 1 }).unwrap(),
+                    "run_yield10" => rt.run(YieldN(10)).unwrap(),
+                    "spawn_join_100" => rt
+                        .run(async {
+                            let hs: Vec<_> = (0..100u32)
+                                .map(|i| runner::spawn(async move { i }))
+                                .collect();
+                            let mut s = 0;
+                            for h in hs {
+                                s += h.await.unwrap();
+                            }
+                            s
+                        })
+                        .unwrap(),
+                    "task_yield100" => rt
+                        .run(async { runner::spawn(YieldN(100)).await.unwrap() })
+                        .unwrap(),
+                    _ => unreachable!(),
+                });
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [op, kind, backend, n] = args.as_slice() else {
+        eprintln!("usage: callgrind_ops <op> <raw|runner> <backend> <iterations>");
+        for (op, what) in OPS {
+            println!("OP {op}: {what}");
+        }
+        println!("BACKENDS {}", BACKENDS.join(" "));
+        return;
+    };
+    let n: u32 = n.parse().expect("iterations: a number");
+    assert!(OPS.iter().any(|(o, _)| o == op), "unknown op {op}");
+    match (kind.as_str(), backend.as_str()) {
+        ("raw", "tokio_current") => raw::<RawTokio>(op, n),
+        ("raw", "smol_local") => raw::<RawSmol>(op, n),
+        ("raw", "glommio") => raw::<RawGlommio>(op, n),
+        ("runner", "tokio_current") => ours(op, n, TokioLoop::current_thread),
+        ("runner", "smol_local") => ours(op, n, SmolLoop::local),
+        ("runner", "glommio") => ours(op, n, runner::glommio::GlommioLoop::new),
+        _ => panic!("unknown kind or backend: {kind} {backend}"),
+    }
+}
