@@ -89,8 +89,8 @@ mod doc {
         ]
     }
 
-    const GENERATED_START: &str = "<!-- generated from the kit by tests/conformance_backends.rs: \
-    do not edit; RUNNER_BLESS=1 cargo test --all-features --test conformance_backends \
+    const GENERATED_START: &str = "<!-- generated from the kit by runner-tests/tests/conformance_backends.rs: \
+    do not edit; RUNNER_BLESS=1 cargo test -p runner-tests --all-features --test conformance_backends \
     conformance_doc rewrites it -->";
     const GENERATED_END: &str = "<!-- end of the generated part -->";
 

@@ -13,7 +13,7 @@
 //! the model runs each child to completion at its spawn, and the real program, whose children run
 //! concurrently, reports them when it joins them, at the end of the spawner's frame.
 
-#[path = "../examples/custom_loop/minimal_loop.rs"]
+#[path = "../../examples/custom_loop/minimal_loop.rs"]
 #[allow(dead_code)]
 mod minimal_loop;
 
@@ -309,7 +309,7 @@ proptest! {
 
     #[test]
     fn custom_matches_model((runs, init) in program()) {
-        let builder = runner::Runner::<minimal_loop::MiniLoop>::builder()
+        let builder = runner::Runner::builder()
             .loop_factory(minimal_loop::MiniLoop::new);
         prop_assert_eq!(real(builder, &runs, init), model(&runs, init));
     }
