@@ -60,8 +60,8 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
             shared: &shared,
             fut: close,
         });
-        // Every local task has ended by now; drop the runner's executor on this thread.
-        local::forget(&shared);
+        // Every local task has ended by now; let go of the runner's executor.
+        local::release(&shared);
     }
     let outcomes = shared.registry().outcomes;
     let blocking_left_behind = wait_blocking(&shared);
@@ -159,6 +159,9 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     for t in &pending {
         t.header().abort();
     }
+    // Local tasks on this thread are dropped now, with their destructors; on another thread,
+    // when that thread next runs a loop (see `local.rs`).
+    local::release(&shared);
     eprintln!(
         "runner: a runner was dropped where its loop cannot run ({} tasks left); close it outside any running loop instead",
         pending.len()

@@ -58,7 +58,9 @@ impl LoopHandle {
             name: None,
             location: Location::caller(),
         };
-        spawn_on(&self.shared, fut, Context::copy_current(), meta).map_err(RunError::from)
+        let from_loop = shared::running_here(&self.shared);
+        spawn_on(&self.shared, from_loop, fut, Context::copy_current(), meta)
+            .map_err(RunError::from)
     }
 
     /// The handle of the runner running the caller: inside a `run`, in its tasks (on any worker

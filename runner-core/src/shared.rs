@@ -2,8 +2,8 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context as TaskCx, Poll, Waker};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use slab::Slab;
 use crate::diagnostic::{Diagnostic, Handler, UnhandledPanic};
 use crate::error::{RunError, SpawnError};
 use crate::event_loop::{LocalSpawner, Spawner};
+use crate::local::{LocalExecutor, LocalTarget};
 use crate::signal::Interrupt;
 use crate::task::TaskRef;
 
@@ -190,10 +191,15 @@ pub(crate) struct Shared {
     pub(crate) main_waker: AtomicWaker,
     pub(crate) blocking: Mutex<Slab<crate::task::BlockingInfo>>,
     pub(crate) blocking_done: Condvar,
-    /// The thread of the first `spawn_local`: local tasks pin the runner to it.
-    pub(crate) local_home: OnceLock<ThreadId>,
-    /// Set once the runner's own local executor exists (see `local.rs`): until then, driving
-    /// local tasks costs one relaxed load.
+    /// The thread the runner's local tasks live on: while any is alive (`local_alive`), the
+    /// runner runs and closes only there.
+    pub(crate) local_home: Mutex<Option<ThreadId>>,
+    /// Local tasks spawned and not yet ended.
+    pub(crate) local_alive: AtomicUsize,
+    /// The `Send` half of the runner's own local executor, naming its thread (see `local.rs`).
+    pub(crate) local: Mutex<Option<Arc<crate::local::LocalQueue>>>,
+    /// Set once the runner's own local executor exists: until then, driving local tasks costs
+    /// one relaxed load.
     pub(crate) has_local: AtomicBool,
 }
 
@@ -217,7 +223,9 @@ impl Shared {
             main_waker: AtomicWaker::new(),
             blocking: Mutex::new(Slab::new()),
             blocking_done: Condvar::new(),
-            local_home: OnceLock::new(),
+            local_home: Mutex::new(None),
+            local_alive: AtomicUsize::new(0),
+            local: Mutex::new(None),
             has_local: AtomicBool::new(false),
         }
     }
@@ -229,17 +237,21 @@ impl Shared {
     /// Adds a task. `make` runs under the registry lock with the task's key and whether it is
     /// born cancelled.
     ///
-    /// Once close is cancelling, only spawns made on a thread that is running a loop (a task's
-    /// poll or destructor, the close itself) are accepted, born cancelled; a spawn from anywhere
-    /// else (a `LoopHandle` on another thread, a blocking job) is refused. Otherwise threads that
-    /// keep spawning could keep the registry from ever draining, and close from ever returning.
+    /// Once close is cancelling, only spawns made from this runner's own loop (one of its tasks'
+    /// polls or destructors, the close itself) are accepted, born cancelled; a spawn from anywhere
+    /// else (a `LoopHandle` on another thread, a blocking job, a task of another runner) is
+    /// refused. Otherwise threads that keep spawning could keep the registry from ever draining,
+    /// and close from ever returning.
+    ///
+    /// `from_loop` says the spawn comes from this runner's own loop (see [`running_here`]).
     pub(crate) fn register<R>(
         &self,
+        from_loop: bool,
         make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
     ) -> Result<R, SpawnError> {
         let mut reg = self.registry();
         let cancelled = reg.phase >= Phase::Cancelling;
-        if reg.phase == Phase::Closed || (cancelled && !loop_running()) {
+        if reg.phase == Phase::Closed || (cancelled && !from_loop) {
             return Err(SpawnError::Closed);
         }
         let entry = reg.tasks.vacant_entry();
@@ -248,13 +260,19 @@ impl Shared {
         Ok(out)
     }
 
-    /// Removes a finished task and counts its outcome when close is under way.
-    pub(crate) fn deregister(&self, key: usize, outcome: Outcome) {
+    /// Removes a finished task and counts its outcome when close is under way; true when it
+    /// was (the task ended while the runner was closing).
+    ///
+    /// The one point where a task's outcome is counted: called before the output is handed to
+    /// the join handle, so a task joined before close began is never counted by close.
+    #[must_use]
+    pub(crate) fn deregister(&self, key: usize, outcome: Outcome) -> bool {
         let mut reg = self.registry();
         // The registry's reference is dropped after the lock is released: it may be the last one,
         // and dropping the task runs user code (the output's destructor).
         let removed = reg.tasks.try_remove(key);
-        if removed.is_some() && reg.phase > Phase::Open {
+        let closing = reg.phase > Phase::Open;
+        if removed.is_some() && closing {
             match outcome {
                 Outcome::Finished => reg.outcomes.finished += 1,
                 Outcome::Cancelled => reg.outcomes.cancelled += 1,
@@ -271,6 +289,7 @@ impl Shared {
         if let Some(w) = waker {
             w.wake();
         }
+        closing
     }
 
     /// Ready when no tracked task is left; with `seal`, the registry then refuses new tasks, in
@@ -307,11 +326,28 @@ impl Shared {
         lock(&self.abort_main).take()
     }
 
-    /// `Err(WrongThread)` when local tasks live on another thread than the calling one.
+    /// `Err(WrongThread)` while local tasks are alive on another thread than the calling one.
     pub(crate) fn check_home(&self) -> Result<(), RunError> {
-        match self.local_home.get() {
-            Some(home) if *home != std::thread::current().id() => Err(RunError::WrongThread),
+        if self.local_alive.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        match *lock(&self.local_home) {
+            Some(home) if home != std::thread::current().id() => Err(RunError::WrongThread),
             _ => Ok(()),
+        }
+    }
+
+    /// Makes the calling thread the home of the runner's local tasks, unless some are alive on
+    /// another thread (`false` then).
+    pub(crate) fn claim_local_home(&self) -> bool {
+        let here = std::thread::current().id();
+        let mut home = lock(&self.local_home);
+        match *home {
+            Some(h) if h != here && self.local_alive.load(Ordering::Acquire) > 0 => false,
+            _ => {
+                *home = Some(here);
+                true
+            }
         }
     }
 
@@ -334,6 +370,8 @@ struct Ambient {
     owner: Cell<usize>,
     /// The loop's native local spawner, when it has one.
     local: Cell<Option<Rc<dyn LocalSpawner>>>,
+    /// The running runner's own local executor on this thread, once it has one.
+    own: Cell<Option<Rc<LocalExecutor>>>,
 }
 
 thread_local! {
@@ -343,6 +381,7 @@ thread_local! {
             depth: Cell::new(0),
             owner: Cell::new(0),
             local: Cell::new(None),
+            own: Cell::new(None),
         }
     };
 }
@@ -366,6 +405,14 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
 /// the poll of one of a runner's tasks (on any backend's worker thread).
 pub(crate) fn loop_running() -> bool {
     AMBIENT.with(|a| a.depth.get() > 0)
+}
+
+/// True while `shared`'s own loop is running on this thread and `shared` is the current runner:
+/// inside its run or close, or one of its tasks' polls or destructors. Not to be called inside
+/// [`with_current`] (which lends the current runner out for its length): there, compare its
+/// argument instead.
+pub(crate) fn running_here(shared: &Arc<Shared>) -> bool {
+    loop_running() && with_current(|cur| cur.is_some_and(|c| Arc::ptr_eq(c, shared)))
 }
 
 /// Makes `shared` the current runner and marks a loop as running on this thread, until dropped.
@@ -413,11 +460,13 @@ pub(crate) struct EnterLocal(());
 
 impl EnterLocal {
     pub(crate) fn new(shared: &Shared, native: Option<Rc<dyn LocalSpawner>>) -> Self {
+        let own = crate::local::find(shared);
         AMBIENT.with(|a| {
             a.owner.set(shared as *const Shared as usize);
             if native.is_some() {
                 a.local.set(native);
             }
+            a.own.set(own);
         });
         EnterLocal(())
     }
@@ -425,18 +474,30 @@ impl EnterLocal {
 
 impl Drop for EnterLocal {
     fn drop(&mut self) {
-        let native = AMBIENT.with(|a| {
+        let (native, own) = AMBIENT.with(|a| {
             a.owner.set(0);
-            a.local.take()
+            (a.local.take(), a.own.take())
         });
         drop(native);
+        drop(own);
     }
 }
 
-/// Where `shared`'s local tasks can be spawned from here: the loop's native local spawner, or the
-/// runner's own local executor, when this thread is running `shared`'s `run`; `None` elsewhere
-/// (a worker thread of a multi-thread loop, another runner's run).
-pub(crate) fn local_spawner(shared: &Shared) -> Option<Rc<dyn LocalSpawner>> {
+/// The own local executor of the runner whose run (or close) this thread is inside.
+pub(crate) fn own_local() -> Option<Rc<LocalExecutor>> {
+    AMBIENT.with(|a| {
+        let own = a.own.take();
+        let out = own.clone();
+        a.own.set(own);
+        out
+    })
+}
+
+/// Where `shared`'s local tasks can be spawned from here: the runner's own executor (polled by
+/// the runner, or through the loop's native local spawner when it has one), when this thread is
+/// running `shared`'s `run`; `None` elsewhere (a worker thread of a multi-thread loop, another
+/// runner's run).
+pub(crate) fn local_spawner(shared: &Shared) -> Option<LocalTarget> {
     let (owner, native) = AMBIENT.with(|a| {
         let native = a.local.take();
         let out = native.clone();
@@ -446,5 +507,10 @@ pub(crate) fn local_spawner(shared: &Shared) -> Option<Rc<dyn LocalSpawner>> {
     if owner != shared as *const Shared as usize {
         return None;
     }
-    Some(native.unwrap_or_else(|| crate::local::executor(shared)))
+    let own = own_local().unwrap_or_else(|| {
+        let ex = crate::local::create(shared);
+        AMBIENT.with(|a| a.own.set(Some(ex.clone())));
+        ex
+    });
+    Some(LocalTarget { own, native })
 }

@@ -21,7 +21,7 @@ use pin_project_lite::pin_project;
 use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 use crate::error::{panic_message, JoinError, RunError, SpawnError, TaskPanicked};
-use crate::shared::{self, lock, Outcome, Phase, Shared};
+use crate::shared::{self, lock, Outcome, Shared};
 
 const ABORTED: u8 = 1;
 const COMPLETE: u8 = 2;
@@ -33,6 +33,8 @@ pub(crate) trait TaskRef: Send + Sync + 'static {
 
 pub(crate) struct Header {
     key: usize,
+    /// A `spawn_local` task: its end is counted in `Shared::local_alive`.
+    local: bool,
     state: AtomicU8,
     driver: AtomicWaker,
     pub(crate) info: TaskInfo,
@@ -41,9 +43,10 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    fn new(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool) -> Self {
+    fn new(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool, local: bool) -> Self {
         Header {
             key,
+            local,
             state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
             driver: AtomicWaker::new(),
             spawned_at: shared.config.debug.then(Instant::now),
@@ -123,7 +126,14 @@ impl<T, H: Borrow<Header>> Task<T, H> {
             Err(e) if e.is_panic() => Outcome::Panicked,
             Err(_) => Outcome::Cancelled,
         };
-        let closing = shared.is_some_and(|s| s.registry().phase > Phase::Open);
+        // Counted first, at this one point, before anyone can see the output: a task joined
+        // before close began has left the registry by then and is never counted by close.
+        let closing = shared.is_some_and(|s| s.deregister(header.key, outcome));
+        if header.local {
+            if let Some(s) = shared {
+                s.local_alive.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
         let mut slot = lock(&self.slot);
         let waker = slot.waker.take();
         let mut unread = None;
@@ -159,17 +169,28 @@ impl<T, H: Borrow<Header>> Task<T, H> {
                 duration: None,
             });
         }
-        if let Some(Err(e)) = unread {
-            if e.is_panic() {
-                report_unobserved(shared, &header.info, e, closing);
-            }
+        if let Some(unread) = unread {
+            drop_unread(unread, shared, &header.info, closing);
         }
-        self.finish(shared, outcome);
     }
+}
 
-    fn finish(&self, shared: Option<&Shared>, outcome: Outcome) {
-        if let Some(s) = shared {
-            s.deregister(self.header().key, outcome);
+/// Drops an output nobody will read: a panic is reported; a value is dropped under
+/// `catch_unwind`, and a panic of its destructor reported in its turn (it must reach neither the
+/// loop nor whoever dropped the handle, and nothing is lost silently).
+fn drop_unread<T>(
+    unread: Result<T, JoinError>,
+    shared: Option<&Shared>,
+    info: &TaskInfo,
+    closing: bool,
+) {
+    match unread {
+        Err(e) if e.is_panic() => report_unobserved(shared, info, e, closing),
+        Err(_) => {}
+        Ok(v) => {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(v))) {
+                report_unobserved(shared, info, JoinError::panic(payload), closing);
+            }
         }
     }
 }
@@ -262,10 +283,9 @@ impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
         let mut this = self.project();
         let header = this.task.header();
-        let fut = match this.stage.as_mut().project() {
-            StageProj::Running { fut } => fut,
-            StageProj::Done => return Poll::Ready(()),
-        };
+        if let StageProj::Done = this.stage.as_mut().project() {
+            return Poll::Ready(());
+        }
         if !header.is_aborted() {
             header.driver.register(cx.waker());
         }
@@ -283,7 +303,7 @@ impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
             let _scope = shared::Enter::new(this.scope);
             let _ctx = context::Enter::new(this.ctx);
             let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
-            let r = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+            let r = catch_unwind(AssertUnwindSafe(|| poll_stage(this.stage.as_mut(), cx)));
             if let (Some(s), Some(start)) = (&debug, start) {
                 crate::debug::check_poll(s, &header.info, start);
             }
@@ -304,6 +324,32 @@ impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
         this.task.complete(result, shared.as_deref());
         Poll::Ready(())
     }
+}
+
+/// Polls a running stage. If the poll panics, the future is dropped during the unwind (with the
+/// runner and context still installed), as tokio drops it: its destructors see
+/// `thread::panicking()`, so a `MutexGuard` held across an `.await` poisons its mutex. A panic of
+/// that destructor is caught and dropped: the poll's panic is the task's result.
+fn poll_stage<F: Future>(stage: Pin<&mut Stage<F>>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
+    struct DropOnUnwind<'a, F>(Pin<&'a mut Stage<F>>);
+
+    impl<F> Drop for DropOnUnwind<'_, F> {
+        fn drop(&mut self) {
+            let stage = self.0.as_mut();
+            let _ = catch_unwind(AssertUnwindSafe(move || {
+                let mut stage = stage;
+                stage.set(Stage::Done)
+            }));
+        }
+    }
+
+    let mut guard = DropOnUnwind(stage);
+    let out = match guard.0.as_mut().project() {
+        StageProj::Running { fut } => fut.poll(cx),
+        StageProj::Done => unreachable!("polled only while running"),
+    };
+    std::mem::forget(guard);
+    out
 }
 
 /// An owned permission to await a task's output.
@@ -409,21 +455,20 @@ impl<T> Drop for JoinHandle<T> {
         let mut slot = lock(self.slot());
         slot.detached = true;
         slot.waker = None;
-        let unread = match slot.output.take() {
-            Some(Err(e)) if e.is_panic() && !slot.reported => Some(e),
-            other => {
-                slot.output = other;
-                None
-            }
-        };
+        let output = slot.output.take();
+        let reported = slot.reported;
         drop(slot);
-        if let Some(e) = unread {
-            // Not reported yet, so the panic happened before close began: an unobserved panic,
+        let unread = match output {
+            Some(Err(e)) if e.is_panic() && reported => None,
+            other => other,
+        };
+        if let Some(unread) = unread {
+            // Not reported yet, so any panic happened before close began: an unobserved panic,
             // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
             // closing has no run left to end; the abort it records is never read.)
             let header = self.header();
             let shared = header.shared.upgrade();
-            report_unobserved(shared.as_deref(), &header.info, e, false);
+            drop_unread(unread, shared.as_deref(), &header.info, false);
         }
     }
 }
@@ -443,9 +488,10 @@ pub(crate) struct Meta {
     pub(crate) location: &'static Location<'static>,
 }
 
-/// Spawns a `Send` task onto `shared`'s loop, in `ctx`.
+/// Spawns a `Send` task onto `shared`'s loop, in `ctx`; `from_loop` as in `Shared::register`.
 pub(crate) fn spawn_on<F>(
     shared: &Arc<Shared>,
+    from_loop: bool,
     fut: F,
     ctx: Context,
     meta: Meta,
@@ -454,8 +500,8 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let task = shared.register(|key, cancelled| {
-        let task = Arc::new(Task::new(Header::new(key, meta, shared, cancelled)));
+    let task = shared.register(from_loop, |key, cancelled| {
+        let task = Arc::new(Task::new(Header::new(key, meta, shared, cancelled, false)));
         (task.clone() as Arc<dyn TaskRef>, task)
     })?;
     let driver = Driver {
@@ -480,14 +526,15 @@ where
     F::Output: 'static,
 {
     let local = shared::local_spawner(shared).ok_or(SpawnError::LocalUnsupported)?;
-    let here = std::thread::current().id();
-    if *shared.local_home.get_or_init(|| here) != here {
+    if !shared.claim_local_home() {
         return Err(SpawnError::LocalUnsupported);
     }
-    let header = shared.register(|key, cancelled| {
-        let header = Arc::new(Header::new(key, meta, shared, cancelled));
+    let header = shared.register(shared::loop_running(), |key, cancelled| {
+        let header = Arc::new(Header::new(key, meta, shared, cancelled, true));
         (header.clone() as Arc<dyn TaskRef>, header)
     })?;
+    // Counted before the task can run, and ended in `Task::complete`.
+    shared.local_alive.fetch_add(1, Ordering::AcqRel);
     let task = Arc::new(Task::new(header));
     let driver = Driver {
         stage: Stage::Running { fut },
@@ -495,7 +542,7 @@ where
         scope: Some(shared.clone()),
         ctx: Context::copy_current(),
     };
-    local.spawn_local(Box::pin(driver));
+    local.spawn(Box::pin(driver));
     Ok(JoinHandle {
         inner: Inner::Local(task),
     })
@@ -512,7 +559,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let header = Header::new(usize::MAX, meta, shared, false);
+    let header = Header::new(usize::MAX, meta, shared, false, false);
     let key = lock(&shared.blocking).insert(BlockingInfo {
         info: header.info.clone(),
         since: Instant::now(),
@@ -628,7 +675,13 @@ impl Builder {
         let meta = self.meta(Location::caller());
         shared::with_current(|s| {
             let s = s.ok_or(SpawnError::NoRunner)?;
-            spawn_on(s, fut, Context::copy_current(), meta)
+            spawn_on(
+                s,
+                shared::loop_running(),
+                fut,
+                Context::copy_current(),
+                meta,
+            )
         })
     }
 

@@ -3,5 +3,6 @@
 pub mod close;
 pub mod context;
 pub mod debug;
+pub mod engine;
 pub mod lifecycle;
 pub mod tasks;
