@@ -62,13 +62,12 @@ pub fn local_tasks_run_after_a_runner_dropped_in_another_run<L: EventLoop>(kit: 
         return;
     }
     watchdog(kit, "spawn_local after a nested drop", |kit| {
-        for round in 0..20 {
+        for round in 0..50 {
+            // A runner whose local tasks have all ended (so nothing keeps its state alive once it
+            // is dropped), dropped inside another runner's run.
             let mut inner = kit.runner();
             inner
-                .run(async {
-                    runner_core::spawn_local(pending::<()>());
-                    runner_core::yield_now().await;
-                })
+                .run(async { runner_core::spawn_local(async { 1 }).await.unwrap() })
                 .unwrap();
             let mut outer = kit.runner();
             outer.run(async move { drop(inner) }).unwrap();
@@ -88,86 +87,77 @@ pub fn local_tasks_run_after_a_runner_dropped_in_another_run<L: EventLoop>(kit: 
     });
 }
 
-/// Bug 2: "once close is cancelling, spawns from outside the loop are refused". Tasks of
-/// *another* runner spawning onto this runner's `LoopHandle` are outside this loop: close
-/// refuses them at once instead of cancelling what they keep spawning, and every spawn it
-/// accepted is dropped exactly once.
+/// Sets a flag when dropped, then holds the loop's close until `until` is set (or `PATIENCE`).
+struct Gate {
+    dropped: Arc<AtomicBool>,
+    until: Arc<AtomicBool>,
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + PATIENCE;
+        while !self.until.load(Ordering::SeqCst) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Bug 2: "once close is cancelling, spawns from outside the loop are refused". A task of
+/// *another* runner (running its own loop on another thread) is outside this loop: its spawn
+/// onto this runner's `LoopHandle` while close cancels is refused, not accepted born cancelled,
+/// and the report counts only this runner's own task.
 pub fn spawns_from_another_runner_are_refused_while_closing<L: EventLoop>(kit: &Kit<L>) {
-    watchdog(kit, "close racing another runner's spawns", |kit| {
+    watchdog(kit, "close racing another runner's spawn", |kit| {
         let mut rt = kit.runner();
         let handle = rt.handle().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
+        let cancelling = Arc::new(AtomicBool::new(false));
+        let attempted = Arc::new(AtomicBool::new(false));
+        let gate = Gate {
+            dropped: cancelling.clone(),
+            until: attempted.clone(),
+        };
+        rt.run(async move {
+            runner_core::spawn(async move {
+                let _gate = gate;
+                pending::<()>().await
+            });
+            runner_core::yield_now().await;
+        })
+        .unwrap();
+        let (c, a, k) = (cancelling.clone(), attempted.clone(), kit.clone());
         let dropped = Arc::new(AtomicUsize::new(0));
-        let refused = Arc::new(AtomicUsize::new(0));
-        let stop = Instant::now() + Duration::from_secs(20);
-        let (a, d, r, k) = (
-            accepted.clone(),
-            dropped.clone(),
-            refused.clone(),
-            kit.clone(),
-        );
+        let d = dropped.clone();
         let other = thread::spawn(move || {
             let mut other = k.runner();
-            other
+            let refused = other
                 .run(async move {
-                    let spammers: Vec<_> = (0..3)
-                        .map(|_| {
-                            let (h, a, d, r) = (handle.clone(), a.clone(), d.clone(), r.clone());
-                            runner_core::spawn(async move {
-                                while Instant::now() < stop {
-                                    let guard = DropCount(d.clone());
-                                    match h.spawn(async move {
-                                        let _guard = guard;
-                                        pending::<()>().await
-                                    }) {
-                                        Ok(_) => a.fetch_add(1, Ordering::SeqCst),
-                                        Err(_) => {
-                                            r.fetch_add(1, Ordering::SeqCst);
-                                            return;
-                                        }
-                                    };
-                                    runner_core::yield_now().await;
-                                }
-                            })
-                        })
-                        .collect();
-                    for s in spammers {
-                        s.await.unwrap();
-                    }
+                    runner_core::spawn(async move {
+                        assert!(eventually(|| c.load(Ordering::SeqCst)).await);
+                        let guard = DropCount(d);
+                        let r = handle.spawn(async move {
+                            let _guard = guard;
+                        });
+                        a.store(true, Ordering::SeqCst);
+                        r.is_err()
+                    })
+                    .await
+                    .unwrap()
                 })
                 .unwrap();
             other.close().unwrap();
+            refused
         });
-        let deadline = Instant::now() + PATIENCE;
-        while accepted.load(Ordering::SeqCst) < 300 {
-            assert!(Instant::now() < deadline, "{}: no spawn landed", kit.name());
-            thread::sleep(Duration::from_millis(1));
-        }
-        let start = Instant::now();
         let report = rt.close().unwrap();
-        let took = start.elapsed();
-        other.join().unwrap();
+        let refused = other.join().unwrap();
+        assert!(refused, "{}: the spawn was accepted", kit.name());
         assert_eq!(
-            refused.load(Ordering::SeqCst),
-            3,
-            "{}: every spammer is refused (close took {took:?})",
+            (report.cancelled, report.finished, report.panicked),
+            (1, 0, 0),
+            "{}: {report}",
             kit.name()
         );
-        let accepted = accepted.load(Ordering::SeqCst);
-        assert_eq!(
-            report.cancelled + report.finished + report.panicked,
-            accepted,
-            "{}: {report}, dropped {}",
-            kit.name(),
-            dropped.load(Ordering::SeqCst)
-        );
-        // A refused spawn drops its future at once.
-        assert_eq!(
-            dropped.load(Ordering::SeqCst),
-            accepted + 3,
-            "{}",
-            kit.name()
-        );
+        assert_eq!(dropped.load(Ordering::SeqCst), 1, "{}", kit.name());
     });
 }
 
@@ -176,17 +166,34 @@ pub fn spawns_from_another_runner_are_refused_while_closing<L: EventLoop>(kit: &
 /// close does not count it.
 pub fn tasks_joined_before_close_are_not_counted<L: EventLoop>(kit: &Kit<L>) {
     watchdog(kit, "join then close", |kit| {
-        for round in 0..20 {
+        for round in 0..200 {
             let mut rt = kit.runner();
-            rt.run(async {
-                let handles: Vec<_> = (0..500u32)
-                    .map(|i| runner_core::spawn(async move { i }))
-                    .collect();
-                for (i, h) in handles.into_iter().enumerate() {
-                    assert_eq!(h.await.unwrap(), i as u32);
+            let handles = rt
+                .run(async {
+                    (0..4u32)
+                        .map(|i| runner_core::spawn(async move { i }))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap();
+            // Joined from this plain thread (tasks progress here on multi-thread loops), the
+            // last one just before close begins; in a second run elsewhere.
+            let mut outputs = Vec::new();
+            if kit.capabilities().multi_thread {
+                for h in handles {
+                    outputs.push(futures_lite::future::block_on(h).unwrap());
                 }
-            })
-            .unwrap();
+            } else {
+                outputs = rt
+                    .run(async {
+                        let mut out = Vec::new();
+                        for h in handles {
+                            out.push(h.await.unwrap());
+                        }
+                        out
+                    })
+                    .unwrap();
+            }
+            assert_eq!(outputs, [0, 1, 2, 3], "{}", kit.name());
             let report = rt.close().unwrap();
             assert_eq!(
                 (report.finished, report.cancelled, report.panicked),
