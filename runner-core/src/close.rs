@@ -106,8 +106,10 @@ async fn drive_close(shared: &Arc<Shared>) {
             });
         }
     }
+    // In bulk, here on the loop's thread with the runner and context installed: each future is
+    // dropped in place (see `TaskRef::cancel_now`), not woken to be polled once more.
     for t in &pending {
-        t.header().abort();
+        t.cancel_now();
     }
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;

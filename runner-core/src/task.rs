@@ -29,6 +29,13 @@ const COMPLETE: u8 = 2;
 /// What the registry keeps of a task: enough to cancel it and describe it.
 pub(crate) trait TaskRef: Send + Sync + 'static {
     fn header(&self) -> &Header;
+
+    /// Cancels the task now, on the calling thread (close's, with the runner installed):
+    /// drops its future in place when nobody is polling it, or else makes sure its next poll
+    /// drops it. The default, for tasks whose future lives elsewhere (local tasks), aborts it.
+    fn cancel_now(&self) {
+        self.header().abort();
+    }
 }
 
 pub(crate) struct Header {
@@ -195,12 +202,6 @@ fn drop_unread<T>(
     }
 }
 
-impl<T: Send + 'static> TaskRef for Task<T, Header> {
-    fn header(&self) -> &Header {
-        &self.header
-    }
-}
-
 /// Reports a panic nobody will read. Without a runner (the handle outlived it), the default
 /// handler still prints it: nothing is lost silently.
 fn report_unobserved(shared: Option<&Shared>, info: &TaskInfo, e: JoinError, closing: bool) {
@@ -238,91 +239,210 @@ pin_project! {
     }
 }
 
-pin_project! {
-    /// The wrapper every task runs in, whatever the backend.
-    struct Driver<F: Future, H: Borrow<Header>> {
-        #[pin]
-        stage: Stage<F>,
-        task: Arc<Task<F::Output, H>>,
-        scope: Option<Arc<Shared>>,
-        ctx: Context,
-    }
-
-    impl<F: Future, H: Borrow<Header>> PinnedDrop for Driver<F, H> {
-        fn drop(this: Pin<&mut Self>) {
-            // The backend dropped the task before it completed (a loop shutting down): the future
-            // is dropped here, on the loop's thread, and the task ends cancelled.
-            let mut this = this.project();
-            if let StageProj::Running { .. } = this.stage.as_mut().project() {
-                let shared = this.scope.clone();
-                let result = drop_future(this.stage, this.scope, this.ctx)
-                    .and(Err(JoinError::cancelled()));
-                this.task.complete(result, shared.as_deref());
-            }
-        }
-    }
+/// What a running task needs besides its future: its runner (lent to the thread-local scope
+/// around each poll) and its context.
+struct Env {
+    scope: Option<Arc<Shared>>,
+    ctx: Context,
 }
 
 /// Drops the future with the task's runner and context installed (its destructors may use
 /// them). A destructor that panics makes the task's result that panic, as tokio does: the
 /// cleanup of a cancelled task failed, and someone must hear of it.
-fn drop_future<F>(
-    stage: Pin<&mut Stage<F>>,
-    scope: &mut Option<Arc<Shared>>,
-    ctx: &mut Context,
-) -> Result<(), JoinError> {
-    let _scope = shared::Enter::new(scope);
-    let _ctx = context::Enter::new(ctx);
+fn drop_future<F>(stage: Pin<&mut Stage<F>>, env: &mut Env) -> Result<(), JoinError> {
+    let _scope = shared::Enter::new(&mut env.scope);
+    let _ctx = context::Enter::new(&mut env.ctx);
     let mut stage = stage;
     catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))).map_err(JoinError::panic)
 }
 
-impl<F: Future, H: Borrow<Header>> Future for Driver<F, H> {
+/// Cancels a task that is still running: drops its future (see [`drop_future`]) and completes
+/// it as cancelled. Nothing to do for a task that has ended.
+fn cancel<F: Future, H: Borrow<Header>>(
+    mut stage: Pin<&mut Stage<F>>,
+    env: &mut Env,
+    task: &Task<F::Output, H>,
+) {
+    if let StageProj::Running { .. } = stage.as_mut().project() {
+        let shared = env.scope.clone();
+        let result = drop_future(stage, env).and(Err(JoinError::cancelled()));
+        task.complete(result, shared.as_deref());
+    }
+}
+
+/// The harness every task's poll goes through, whatever the backend and whoever holds the
+/// future: catches the task's panics, installs the runner and the task's context, drops the
+/// future when the task was aborted, times polls in debug mode, and completes the task.
+fn poll_task<F: Future, H: Borrow<Header>>(
+    mut stage: Pin<&mut Stage<F>>,
+    env: &mut Env,
+    task: &Task<F::Output, H>,
+    cx: &mut TaskCx<'_>,
+) -> Poll<()> {
+    let header = task.header();
+    if let StageProj::Done = stage.as_mut().project() {
+        return Poll::Ready(());
+    }
+    if !header.is_aborted() {
+        header.driver.register(cx.waker());
+    }
+    // Checked again after registering: an abort in between has woken the new waker or is
+    // seen here.
+    if header.is_aborted() {
+        cancel(stage, env, task);
+        return Poll::Ready(());
+    }
+    let debug = env.scope.as_ref().filter(|s| s.config.debug).cloned();
+    let result = {
+        let _scope = shared::Enter::new(&mut env.scope);
+        let _ctx = context::Enter::new(&mut env.ctx);
+        let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
+        let r = catch_unwind(AssertUnwindSafe(|| poll_stage(stage.as_mut(), cx)));
+        if let (Some(s), Some(start)) = (&debug, start) {
+            crate::debug::check_poll(s, &header.info, start);
+        }
+        r
+    };
+    let result = match result {
+        Ok(Poll::Pending) => return Poll::Pending,
+        Ok(Poll::Ready(v)) => Ok(v),
+        Err(payload) => Err(JoinError::panic(payload)),
+    };
+    let shared = env.scope.clone();
+    let dropped = drop_future(stage, env);
+    // A panicking destructor overrides a value (dropped with it), not an earlier panic.
+    let result = match (result, dropped) {
+        (Ok(_), Err(e)) => Err(e),
+        (result, _) => result,
+    };
+    task.complete(result, shared.as_deref());
+    Poll::Ready(())
+}
+
+pin_project! {
+    /// The wrapper a local task runs in: its future inline, polled by the runner's own local
+    /// executor (which owns it) on the runner's thread.
+    struct LocalDriver<F: Future> {
+        #[pin]
+        stage: Stage<F>,
+        task: Arc<Task<F::Output, Arc<Header>>>,
+        env: Env,
+    }
+
+    impl<F: Future> PinnedDrop for LocalDriver<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before it completed (its runner let go of it): the future is dropped here,
+            // on its thread, and the task ends cancelled.
+            let this = this.project();
+            cancel(this.stage, this.env, this.task);
+        }
+    }
+}
+
+impl<F: Future> Future for LocalDriver<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
-        let mut this = self.project();
-        let header = this.task.header();
-        if let StageProj::Done = this.stage.as_mut().project() {
-            return Poll::Ready(());
-        }
-        if !header.is_aborted() {
-            header.driver.register(cx.waker());
-        }
-        // Checked again after registering: an abort in between has woken the new waker or is
-        // seen here.
-        if header.is_aborted() {
-            let shared = this.scope.clone();
-            let result =
-                drop_future(this.stage, this.scope, this.ctx).and(Err(JoinError::cancelled()));
-            this.task.complete(result, shared.as_deref());
-            return Poll::Ready(());
-        }
-        let debug = this.scope.as_ref().filter(|s| s.config.debug).cloned();
-        let result = {
-            let _scope = shared::Enter::new(this.scope);
-            let _ctx = context::Enter::new(this.ctx);
-            let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
-            let r = catch_unwind(AssertUnwindSafe(|| poll_stage(this.stage.as_mut(), cx)));
-            if let (Some(s), Some(start)) = (&debug, start) {
-                crate::debug::check_poll(s, &header.info, start);
+        let this = self.project();
+        poll_task(this.stage, this.env, this.task, cx)
+    }
+}
+
+/// A `Send` task's cell, shared by the wrapper the backend runs, the [`JoinHandle`] and the
+/// registry: the task's header and output slot, and its future with what polls it. The future
+/// lives here rather than in the backend's task so that close can drop it in place, on its own
+/// thread, without a wake-and-poll round through the backend.
+struct Cell<F: Future> {
+    task: Task<F::Output, Header>,
+    /// Locked by whoever polls or drops the future: the backend's wrapper, or close. Never
+    /// contended but by close, which only tries it.
+    run: Mutex<Run<F>>,
+}
+
+struct Run<F> {
+    stage: Stage<F>,
+    env: Env,
+}
+
+impl<F: Future> Run<F> {
+    fn parts(&mut self) -> (Pin<&mut Stage<F>>, &mut Env) {
+        // SAFETY: a `Run` lives only inside a `Cell` in an `Arc`, which is never moved out of its
+        // allocation, and its stage is only ever replaced through `Pin::set` or dropped in
+        // place with the cell: the future is never moved once polled.
+        let stage = unsafe { Pin::new_unchecked(&mut self.stage) };
+        (stage, &mut self.env)
+    }
+}
+
+/// The output side of a `Send` task's cell, whatever its future: what a [`JoinHandle`] holds.
+trait Output<T>: Send + Sync {
+    fn task(&self) -> &Task<T, Header>;
+}
+
+impl<F> Output<F::Output> for Cell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn task(&self) -> &Task<F::Output, Header> {
+        &self.task
+    }
+}
+
+impl<F> TaskRef for Cell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn header(&self) -> &Header {
+        &self.task.header
+    }
+
+    fn cancel_now(&self) {
+        let header = &self.task.header;
+        header.state.fetch_or(ABORTED, Ordering::AcqRel);
+        let mut run = match self.run.try_lock() {
+            Ok(run) => run,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                // Being polled on another thread right now: that poll's next turn sees the
+                // flag; make sure there is one.
+                header.driver.wake();
+                return;
             }
-            r
         };
-        let result = match result {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(v)) => Ok(v),
-            Err(payload) => Err(JoinError::panic(payload)),
-        };
-        let shared = this.scope.clone();
-        let dropped = drop_future(this.stage, this.scope, this.ctx);
-        // A panicking destructor overrides a value (dropped with it), not an earlier panic.
-        let result = match (result, dropped) {
-            (Ok(_), Err(e)) => Err(e),
-            (result, _) => result,
-        };
-        this.task.complete(result, shared.as_deref());
-        Poll::Ready(())
+        let (stage, env) = run.parts();
+        cancel(stage, env, &self.task);
+        drop(run);
+        // The backend's task is an empty shell now: let the backend finish it.
+        header.driver.wake();
+    }
+}
+
+/// The wrapper a `Send` task runs in on the backend: a reference to its [`Cell`].
+struct Driver<F: Future> {
+    cell: Arc<Cell<F>>,
+}
+
+impl<F: Future> Future for Driver<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
+        let cell = &*self.cell;
+        let mut run = lock(&cell.run);
+        let (stage, env) = run.parts();
+        poll_task(stage, env, &cell.task, cx)
+    }
+}
+
+impl<F: Future> Drop for Driver<F> {
+    fn drop(&mut self) {
+        // The backend dropped the task before it completed (a loop shutting down): the future
+        // is dropped here, on the loop's thread, and the task ends cancelled.
+        let cell = &*self.cell;
+        let mut run = lock(&cell.run);
+        let (stage, env) = run.parts();
+        cancel(stage, env, &cell.task);
     }
 }
 
@@ -390,7 +510,7 @@ pub struct JoinHandle<T> {
 }
 
 enum Inner<T> {
-    Shared(Arc<Task<T, Header>>),
+    Shared(Arc<dyn Output<T>>),
     Local(Arc<Task<T, Arc<Header>>>),
     Blocking(Arc<Task<T, Header>>),
 }
@@ -398,14 +518,16 @@ enum Inner<T> {
 impl<T> JoinHandle<T> {
     fn header(&self) -> &Header {
         match &self.inner {
-            Inner::Shared(t) | Inner::Blocking(t) => t.header(),
+            Inner::Shared(c) => c.task().header(),
+            Inner::Blocking(t) => t.header(),
             Inner::Local(t) => t.header(),
         }
     }
 
     fn slot(&self) -> &Mutex<Slot<T>> {
         match &self.inner {
-            Inner::Shared(t) | Inner::Blocking(t) => &t.slot,
+            Inner::Shared(c) => &c.task().slot,
+            Inner::Blocking(t) => &t.slot,
             Inner::Local(t) => &t.slot,
         }
     }
@@ -500,19 +622,24 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let task = shared.register(from_loop, |key, cancelled| {
-        let task = Arc::new(Task::new(Header::new(key, meta, shared, cancelled, false)));
-        (task.clone() as Arc<dyn TaskRef>, task)
+    let cell = shared.register(from_loop, |key, cancelled| {
+        let cell = Arc::new(Cell {
+            task: Task::new(Header::new(key, meta, shared, cancelled, false)),
+            run: Mutex::new(Run {
+                stage: Stage::Running { fut },
+                env: Env {
+                    scope: Some(shared.clone()),
+                    ctx,
+                },
+            }),
+        });
+        (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
-    let driver = Driver {
-        stage: Stage::Running { fut },
-        task: task.clone(),
-        scope: Some(shared.clone()),
-        ctx,
-    };
-    shared.spawner.spawn(Box::pin(driver));
+    shared
+        .spawner
+        .spawn(Box::pin(Driver { cell: cell.clone() }));
     Ok(JoinHandle {
-        inner: Inner::Shared(task),
+        inner: Inner::Shared(cell),
     })
 }
 
@@ -536,11 +663,13 @@ where
     // Counted before the task can run, and ended in `Task::complete`.
     shared.local_alive.fetch_add(1, Ordering::AcqRel);
     let task = Arc::new(Task::new(header));
-    let driver = Driver {
+    let driver = LocalDriver {
         stage: Stage::Running { fut },
         task: task.clone(),
-        scope: Some(shared.clone()),
-        ctx: Context::copy_current(),
+        env: Env {
+            scope: Some(shared.clone()),
+            ctx: Context::copy_current(),
+        },
     };
     local.spawn(Box::pin(driver));
     Ok(JoinHandle {
