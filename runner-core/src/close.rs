@@ -113,6 +113,7 @@ async fn drive_close(shared: &Arc<Shared>) {
     }
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;
+    poll_fn(|cx| shared.poll_shells(cx)).await;
 }
 
 /// Step 5: gives blocking jobs their timeout, then reports and counts the ones left behind.

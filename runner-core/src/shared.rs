@@ -189,6 +189,10 @@ pub(crate) struct Shared {
     abort_main: Mutex<Option<RunError>>,
     abort_flag: AtomicBool,
     pub(crate) main_waker: AtomicWaker,
+    /// Tasks close cancelled in place whose empty shell the backend has not polled or dropped
+    /// yet; close waits for none to be left.
+    pub(crate) shells: AtomicUsize,
+    shells_waker: AtomicWaker,
     pub(crate) blocking: Mutex<Slab<crate::task::BlockingInfo>>,
     pub(crate) blocking_done: Condvar,
     /// The thread the runner's local tasks live on: while any is alive (`local_alive`), the
@@ -221,6 +225,8 @@ impl Shared {
             abort_main: Mutex::new(None),
             abort_flag: AtomicBool::new(false),
             main_waker: AtomicWaker::new(),
+            shells: AtomicUsize::new(0),
+            shells_waker: AtomicWaker::new(),
             blocking: Mutex::new(Slab::new()),
             blocking_done: Condvar::new(),
             local_home: Mutex::new(None),
@@ -303,6 +309,25 @@ impl Shared {
             Poll::Ready(())
         } else {
             reg.waiter = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    pub(crate) fn shell_done(&self) {
+        if self.shells.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shells_waker.wake();
+        }
+    }
+
+    /// Ready when the backend has seen every shell close left (see `task::SHELL`).
+    pub(crate) fn poll_shells(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
+        if self.shells.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        self.shells_waker.register(cx.waker());
+        if self.shells.load(Ordering::Acquire) == 0 {
+            Poll::Ready(())
+        } else {
             Poll::Pending
         }
     }

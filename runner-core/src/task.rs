@@ -25,6 +25,9 @@ use crate::shared::{self, lock, Outcome, Shared};
 
 const ABORTED: u8 = 1;
 const COMPLETE: u8 = 2;
+/// Close dropped the future in place; the backend's task is an empty shell that close waits to
+/// see polled (or dropped) once, so that no shell is left queued when the loop shuts down.
+const SHELL: u8 = 4;
 
 /// What the registry keeps of a task: enough to cancel it and describe it.
 pub(crate) trait TaskRef: Send + Sync + 'static {
@@ -411,11 +414,33 @@ where
                 return;
             }
         };
-        let (stage, env) = run.parts();
+        let (mut stage, env) = run.parts();
+        if let StageProj::Done = stage.as_mut().project() {
+            return;
+        }
+        // Marked while the lock is held, so that no poll of the backend's task can miss it:
+        // once the future is gone the task is an empty shell, which close waits to see polled
+        // or dropped (see `SHELL`).
+        if let Some(s) = &env.scope {
+            s.shells.fetch_add(1, Ordering::AcqRel);
+            header.state.fetch_or(SHELL, Ordering::AcqRel);
+        }
         cancel(stage, env, &self.task);
         drop(run);
-        // The backend's task is an empty shell now: let the backend finish it.
         header.driver.wake();
+    }
+}
+
+impl Header {
+    /// The backend is done with a shell (see `SHELL`): tell close.
+    fn shell_done(&self) {
+        if self.state.load(Ordering::Acquire) & SHELL != 0
+            && self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0
+        {
+            if let Some(s) = self.shared.upgrade() {
+                s.shell_done();
+            }
+        }
     }
 }
 
@@ -431,7 +456,10 @@ impl<F: Future> Future for Driver<F> {
         let cell = &*self.cell;
         let mut run = lock(&cell.run);
         let (stage, env) = run.parts();
-        poll_task(stage, env, &cell.task, cx)
+        let out = poll_task(stage, env, &cell.task, cx);
+        drop(run);
+        cell.task.header.shell_done();
+        out
     }
 }
 
@@ -443,6 +471,8 @@ impl<F: Future> Drop for Driver<F> {
         let mut run = lock(&cell.run);
         let (stage, env) = run.parts();
         cancel(stage, env, &cell.task);
+        drop(run);
+        cell.task.header.shell_done();
     }
 }
 
@@ -981,4 +1011,62 @@ where
     R: Send + 'static,
 {
     Builder::new().spawn_blocking(f)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The task cell under Miri: poll, complete, abort, and close's in-place cancel.
+
+    use std::future::pending;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    struct Count(Arc<AtomicUsize>);
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn cell_polls_completes_aborts_and_cancels_in_place() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        let (value, aborted) = rt
+            .run(async move {
+                let count = Count(d.clone());
+                let h = super::spawn(async move {
+                    let _count = count;
+                    crate::yield_now().await;
+                    String::from("done")
+                });
+                let count = Count(d.clone());
+                let a = super::spawn(async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                crate::yield_now().await;
+                a.abort();
+                for _ in 0..3 {
+                    let count = Count(d.clone());
+                    super::spawn(async move {
+                        let _count = count;
+                        pending::<()>().await
+                    });
+                }
+                (h.await.unwrap(), a.await.unwrap_err().is_cancelled())
+            })
+            .unwrap();
+        assert_eq!(value, "done");
+        assert!(aborted);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        let report = rt.close().unwrap();
+        assert_eq!(report.cancelled, 3);
+        assert_eq!(drops.load(Ordering::SeqCst), 5);
+    }
 }

@@ -39,8 +39,12 @@ pub fn sleep(duration: Duration) -> Sleep {
 ///
 /// When first polled outside any runner.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    let timer = shared::with_current(|s| s.map(|s| s.spawner.sleep_until(deadline)));
-    Sleep { deadline, timer }
+    // The loop's timer is made at the first poll that finds the deadline ahead: a sleep whose
+    // deadline has passed by then (a zero-length one) costs no timer and no allocation.
+    Sleep {
+        deadline,
+        timer: None,
+    }
 }
 
 /// The future of [`sleep`] and [`sleep_until`]. Dropping it cancels the timer.
