@@ -79,6 +79,27 @@ pub trait EventLoop: Sized + 'static {
         None
     }
 
+    /// Runs `f` on the calling thread inside the loop's context (its runtime entered, as tokio's
+    /// `Handle::enter`), without driving the loop; `None` when the loop cannot do that (the
+    /// default), and then `f` is not called.
+    ///
+    /// The runner uses it to poll the main future of every `run` once inline, before
+    /// [`block_on`](Self::block_on): a future that is ready at once is then done without
+    /// starting the loop; a pending one goes to `block_on`, which polls it again with a real
+    /// waker (the inline poll's waker does nothing).
+    ///
+    /// # Contract
+    ///
+    /// Return `Some` only if any future the loop can run may be polled inside `f`: everything
+    /// it needs from the loop (spawning, timers, I/O registration) must work there. The tokio
+    /// backend enters the runtime's context; the smol backend needs no context (its tasks and
+    /// timers reach the executor and the reactor through handles). The glommio backend returns
+    /// `None`: glommio's timers, I/O and `spawn_local` work only inside its executor's `run`.
+    fn enter<R, F: FnOnce() -> R>(&self, f: F) -> Option<R> {
+        let _ = f;
+        None
+    }
+
     /// True when the loop runs tasks on worker threads of its own, so that they also progress
     /// between runs. Read once, when the runner makes the loop; shown by
     /// [`LoopHandle::is_multi_thread`](crate::LoopHandle::is_multi_thread). The default is

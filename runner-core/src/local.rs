@@ -24,7 +24,7 @@ use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, ThreadId};
@@ -43,6 +43,9 @@ impl Drop for Home {
         // Thread exit: the tasks' destructors may need thread-locals that are already gone; a
         // panic from one of them must not abort the process from a thread-local destructor.
         for ex in mem::take(self.0.get_mut()) {
+            if ex.queue.orphaned.load(Ordering::Acquire) {
+                ORPHANS.fetch_sub(1, Ordering::AcqRel);
+            }
             let _ = catch_unwind(AssertUnwindSafe(|| drop(ex)));
         }
     }
@@ -51,6 +54,10 @@ impl Drop for Home {
 thread_local! {
     static HOME: Home = const { Home(RefCell::new(Vec::new())) };
 }
+
+/// Executors orphaned on some thread and not yet dropped there: while it is 0, entering a run
+/// costs one relaxed load for them.
+static ORPHANS: AtomicUsize = AtomicUsize::new(0);
 
 /// The `Send + Sync` half of an executor: the slots woken since the last drive, shared with the
 /// wakers, and the thread the executor lives on.
@@ -220,20 +227,8 @@ impl Drop for Shim {
 /// `shared`'s executor on this thread, if it has one here. Drops this thread's orphaned
 /// executors first: entering a run or close is when a thread takes them back.
 pub(crate) fn find(shared: &Shared) -> Option<Rc<LocalExecutor>> {
-    let orphans = HOME.with(|h| {
-        let mut h = h.0.borrow_mut();
-        if h.iter().any(|ex| ex.queue.orphaned.load(Ordering::Acquire)) {
-            let (gone, kept) = mem::take(&mut *h)
-                .into_iter()
-                .partition(|ex| ex.queue.orphaned.load(Ordering::Acquire));
-            *h = kept;
-            gone
-        } else {
-            Vec::new()
-        }
-    });
-    for ex in orphans {
-        ex.drop_tasks();
+    if ORPHANS.load(Ordering::Relaxed) != 0 {
+        drop_orphans();
     }
     if !shared.has_local.load(Ordering::Acquire) {
         return None;
@@ -248,6 +243,26 @@ pub(crate) fn find(shared: &Shared) -> Option<Rc<LocalExecutor>> {
             .find(|ex| Arc::ptr_eq(&ex.queue, &queue))
             .cloned()
     })
+}
+
+/// Drops this thread's orphaned executors, with their tasks.
+fn drop_orphans() {
+    let orphans: Vec<Rc<LocalExecutor>> = HOME.with(|h| {
+        let mut h = h.0.borrow_mut();
+        if h.iter().any(|ex| ex.queue.orphaned.load(Ordering::Acquire)) {
+            let (gone, kept) = mem::take(&mut *h)
+                .into_iter()
+                .partition(|ex| ex.queue.orphaned.load(Ordering::Acquire));
+            *h = kept;
+            gone
+        } else {
+            Vec::new()
+        }
+    });
+    for ex in orphans {
+        ORPHANS.fetch_sub(1, Ordering::AcqRel);
+        ex.drop_tasks();
+    }
 }
 
 /// A new executor for `shared` on this thread, replacing the one it had elsewhere (which has no
@@ -266,11 +281,18 @@ pub(crate) fn create(shared: &Shared) -> Rc<LocalExecutor> {
     });
     let old = lock(&shared.local).replace(ex.queue.clone());
     if let Some(old) = old {
-        old.orphaned.store(true, Ordering::Release);
+        orphan(&old);
     }
     HOME.with(|h| h.0.borrow_mut().push(ex.clone()));
     shared.has_local.store(true, Ordering::Release);
     ex
+}
+
+/// Leaves an executor to its thread, which drops it when it next enters a run or close.
+fn orphan(queue: &LocalQueue) {
+    // Counted before it is marked: the thread that drops it counts it down.
+    ORPHANS.fetch_add(1, Ordering::AcqRel);
+    queue.orphaned.store(true, Ordering::Release);
 }
 
 /// Lets go of `shared`'s executor: dropped now with its tasks when this is its thread, left to its
@@ -282,10 +304,11 @@ pub(crate) fn release(shared: &Shared) {
     let Some(queue) = lock(&shared.local).take() else {
         return;
     };
-    queue.orphaned.store(true, Ordering::Release);
     if queue.home != thread::current().id() {
+        orphan(&queue);
         return;
     }
+    queue.orphaned.store(true, Ordering::Release);
     let ex = HOME.with(|h| {
         let mut h = h.0.borrow_mut();
         h.iter()

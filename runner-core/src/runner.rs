@@ -3,9 +3,9 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{Context as TaskCx, Poll};
+use std::task::{Context as TaskCx, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
@@ -257,7 +257,14 @@ impl<L: EventLoop> Runner<L> {
             let _scope = shared::Enter::new(scope);
             let _ctx = context::Enter::new(ctx.unwrap_or(runner_ctx));
             let signal = signal::RunGuard::enter(shared);
-            let mut outcome = lp.block_on(main);
+            // One inline poll first where the loop allows it (see `EventLoop::enter`): a main
+            // future that is ready at once costs no `block_on`.
+            let mut main = pin!(main);
+            let first = lp.enter(|| main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop())));
+            let mut outcome = match first {
+                Some(Poll::Ready(outcome)) => outcome,
+                _ => lp.block_on(main),
+            };
             if matches!(outcome, MainOutcome::Done(_)) && signal.finish() {
                 // A Ctrl-C counted for this run arrived after the future's last poll.
                 outcome = MainOutcome::Aborted(RunError::Interrupted);
