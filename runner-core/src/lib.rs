@@ -30,8 +30,10 @@ mod error;
 mod event_loop;
 mod factory;
 mod handle;
+mod latch;
 mod local;
 mod runner;
+mod scope;
 mod shared;
 #[allow(unsafe_code)]
 mod signal;
@@ -60,7 +62,7 @@ mod shutdown {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use crate::shared::SignalWait;
+    use crate::scope::SignalWait;
 
     /// Resolves when the runner running the caller begins to close: the signal to finish up
     /// within [`Builder::shutdown_grace`](crate::Builder::shutdown_grace).

@@ -25,15 +25,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, ThreadId};
 
 use atomic_waker::AtomicWaker;
 use slab::Slab;
 
+use crate::error::RunError;
 use crate::event_loop::{LocalBoxFuture, LocalSpawner};
-use crate::shared::{lock, Shared};
 
 /// The executors living on this thread.
 struct Home(RefCell<Vec<Rc<LocalExecutor>>>);
@@ -58,6 +58,63 @@ thread_local! {
 /// Executors orphaned on some thread and not yet dropped there: while it is 0, entering a run
 /// costs one relaxed load for them.
 static ORPHANS: AtomicUsize = AtomicUsize::new(0);
+
+/// Locks a mutex, ignoring poisoning: no user code runs under these locks.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A runner's local tasks, as its shared state keeps them (`Send + Sync`).
+#[derive(Default)]
+pub(crate) struct LocalState {
+    /// The thread the local tasks live on: while any is alive, the runner runs and closes only
+    /// there.
+    home: Mutex<Option<ThreadId>>,
+    /// Local tasks spawned and not yet ended.
+    alive: AtomicUsize,
+    /// The `Send` half of the runner's own executor, naming its thread.
+    queue: Mutex<Option<Arc<LocalQueue>>>,
+    /// Set once the runner's own executor exists: until then, driving local tasks costs one
+    /// relaxed load.
+    pub(crate) has_local: AtomicBool,
+}
+
+impl LocalState {
+    /// `Err(WrongThread)` while local tasks are alive on another thread than the calling one.
+    pub(crate) fn check_home(&self) -> Result<(), RunError> {
+        if self.alive.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        match *lock(&self.home) {
+            Some(home) if home != thread::current().id() => Err(RunError::WrongThread),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes the calling thread the home of the local tasks, unless some are alive on another
+    /// thread (`false` then).
+    pub(crate) fn claim_home(&self) -> bool {
+        let here = thread::current().id();
+        let mut home = lock(&self.home);
+        match *home {
+            Some(h) if h != here && self.alive.load(Ordering::Acquire) > 0 => false,
+            _ => {
+                *home = Some(here);
+                true
+            }
+        }
+    }
+
+    /// A local task was spawned.
+    pub(crate) fn started(&self) {
+        self.alive.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A local task ended (its future is gone).
+    pub(crate) fn ended(&self) {
+        self.alive.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// The `Send + Sync` half of an executor: the slots woken since the last drive, shared with the
 /// wakers, and the thread the executor lives on.
@@ -226,14 +283,14 @@ impl Drop for Shim {
 
 /// `shared`'s executor on this thread, if it has one here. Drops this thread's orphaned
 /// executors first: entering a run or close is when a thread takes them back.
-pub(crate) fn find(shared: &Shared) -> Option<Rc<LocalExecutor>> {
+pub(crate) fn find(shared: &LocalState) -> Option<Rc<LocalExecutor>> {
     if ORPHANS.load(Ordering::Relaxed) != 0 {
         drop_orphans();
     }
     if !shared.has_local.load(Ordering::Acquire) {
         return None;
     }
-    let queue = lock(&shared.local).clone()?;
+    let queue = lock(&shared.queue).clone()?;
     if queue.home != thread::current().id() {
         return None;
     }
@@ -267,7 +324,7 @@ fn drop_orphans() {
 
 /// A new executor for `shared` on this thread, replacing the one it had elsewhere (which has no
 /// task left: the runner moves only then).
-pub(crate) fn create(shared: &Shared) -> Rc<LocalExecutor> {
+pub(crate) fn create(shared: &LocalState) -> Rc<LocalExecutor> {
     let ex = Rc::new(LocalExecutor {
         queue: Arc::new(LocalQueue {
             slots: Mutex::new(Vec::new()),
@@ -279,7 +336,7 @@ pub(crate) fn create(shared: &Shared) -> Rc<LocalExecutor> {
         tasks: RefCell::new(Slab::new()),
         next_id: Cell::new(0),
     });
-    let old = lock(&shared.local).replace(ex.queue.clone());
+    let old = lock(&shared.queue).replace(ex.queue.clone());
     if let Some(old) = old {
         orphan(&old);
     }
@@ -297,11 +354,11 @@ fn orphan(queue: &LocalQueue) {
 
 /// Lets go of `shared`'s executor: dropped now with its tasks when this is its thread, left to its
 /// thread otherwise (see the module docs).
-pub(crate) fn release(shared: &Shared) {
+pub(crate) fn release(shared: &LocalState) {
     if !shared.has_local.load(Ordering::Acquire) {
         return;
     }
-    let Some(queue) = lock(&shared.local).take() else {
+    let Some(queue) = lock(&shared.queue).take() else {
         return;
     };
     if queue.home != thread::current().id() {
@@ -324,13 +381,7 @@ pub(crate) fn release(shared: &Shared) {
 /// waker to be woken when one is woken again. Called before and after each poll of the main
 /// future: the main future itself may spawn local tasks, and their first wake-up happens before
 /// any waker is registered.
-pub(crate) fn drive(shared: &Shared, cx: &mut Context<'_>) {
-    if !shared.has_local.load(Ordering::Relaxed) {
-        return;
-    }
-    let Some(ex) = crate::shared::own_local() else {
-        return;
-    };
+pub(crate) fn drive(ex: &LocalExecutor, cx: &mut Context<'_>) {
     ex.queue.main.register(cx.waker());
     if !ex.queue.any.swap(false, Ordering::AcqRel) {
         return;
@@ -356,24 +407,5 @@ pub(crate) fn drive(shared: &Shared, cx: &mut Context<'_>) {
     // next one: come back soon rather than loop here and starve the main future.
     if ex.queue.any.load(Ordering::Acquire) {
         cx.waker().wake_by_ref();
-    }
-}
-
-/// Runs `fut`, driving `shared`'s local tasks around each of its polls.
-pub(crate) struct WithLocal<'a, F> {
-    pub(crate) shared: &'a Shared,
-    pub(crate) fut: Pin<&'a mut F>,
-}
-
-impl<F: Future> Future for WithLocal<'_, F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        drive(self.shared, cx);
-        let out = self.fut.as_mut().poll(cx);
-        if out.is_pending() {
-            drive(self.shared, cx);
-        }
-        out
     }
 }

@@ -10,13 +10,14 @@ use std::task::{Context as TaskCx, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use crate::builder::Builder;
-use crate::close::{self, CloseReport};
+use crate::close::{self, CloseReport, Live};
 use crate::context::{self, Context};
 use crate::diagnostic::TaskInfo;
 use crate::error::RunError;
 use crate::factory::LoopFactory;
 use crate::handle::LoopHandle;
-use crate::shared::{self, Config, Shared};
+use crate::scope;
+use crate::shared::{Config, Shared};
 use crate::signal;
 use crate::EventLoop;
 
@@ -40,15 +41,6 @@ pub enum State {
     /// The loop was shut down. Every call returns [`RunError::Closed`] without polling anything;
     /// `close` does nothing.
     Closed,
-}
-
-pub(crate) struct Live<L> {
-    pub(crate) lp: L,
-    pub(crate) shared: Arc<Shared>,
-    /// A second reference to `shared`, lent to the thread-local scope for the length of each
-    /// `run` (and given back), so a run costs no reference counting.
-    pub(crate) scope: Option<Arc<Shared>>,
-    pub(crate) ctx: Context,
 }
 
 enum Inner<L> {
@@ -232,11 +224,11 @@ impl<L: EventLoop> Runner<L> {
         fut: F,
         location: &'static Location<'static>,
     ) -> Result<F::Output, RunError> {
-        if shared::loop_running() || L::is_nested() {
+        if scope::loop_running() || L::is_nested() {
             return Err(RunError::NestedRun);
         }
         let live = self.live()?;
-        live.shared.check_home()?;
+        live.shared.local.check_home()?;
         let Live {
             lp,
             shared,
@@ -253,8 +245,8 @@ impl<L: EventLoop> Runner<L> {
             },
         };
         let outcome = {
-            let _local = shared::EnterLocal::new(shared, lp.local_spawner());
-            let _scope = shared::Enter::new(scope);
+            let _local = scope::EnterLocal::new(shared, lp.local_spawner());
+            let _scope = scope::Enter::new(scope);
             let _ctx = context::Enter::new(ctx.unwrap_or(runner_ctx));
             let signal = signal::RunGuard::enter(shared);
             // One inline poll first where the loop allows it (see `EventLoop::enter`): a main
@@ -291,10 +283,10 @@ impl<L: EventLoop> Runner<L> {
         let Inner::Initialized(live) = &self.inner else {
             return Ok(CloseReport::default());
         };
-        if shared::loop_running() || L::is_nested() {
+        if scope::loop_running() || L::is_nested() {
             return Err(RunError::NestedRun);
         }
-        live.shared.check_home()?;
+        live.shared.local.check_home()?;
         let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) else {
             unreachable!("checked above")
         };
@@ -313,7 +305,7 @@ impl<L: EventLoop> Drop for Runner<L> {
         let Inner::Initialized(live) = &self.inner else {
             return;
         };
-        if shared::loop_running() || L::is_nested() || live.shared.check_home().is_err() {
+        if scope::loop_running() || L::is_nested() || live.shared.local.check_home().is_err() {
             // The loop cannot be driven from here: cancel what can be cancelled and let the
             // backend drop the rest without blocking.
             if let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) {
@@ -369,14 +361,14 @@ impl<F: Future> Future for Main<'_, F> {
         if let Some(err) = this.shared.take_main_abort() {
             return Poll::Ready(MainOutcome::Aborted(err));
         }
-        crate::local::drive(this.shared, cx);
+        scope::drive_local(this.shared, cx);
         let start = this.shared.config.debug.then(crate::debug::PollStart::now);
         let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
         if let Some(start) = start {
             crate::debug::check_poll(this.shared, this.info, start);
         }
         if let Ok(Poll::Pending) = polled {
-            crate::local::drive(this.shared, cx);
+            scope::drive_local(this.shared, cx);
             // Only a pending future can be woken to be aborted: a ready one costs no waker
             // registration. The flag is checked again after registering, so an abort that raced
             // with the poll is not missed.

@@ -21,7 +21,8 @@ use pin_project_lite::pin_project;
 use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 use crate::error::{panic_message, JoinError, RunError, SpawnError, TaskPanicked};
-use crate::shared::{self, lock, Outcome, Shared};
+use crate::scope;
+use crate::shared::{lock, BlockingInfo, Outcome, Shared, TaskRef};
 
 const ABORTED: u8 = 1;
 const COMPLETE: u8 = 2;
@@ -29,21 +30,9 @@ const COMPLETE: u8 = 2;
 /// see polled (or dropped) once, so that no shell is left queued when the loop shuts down.
 const SHELL: u8 = 4;
 
-/// What the registry keeps of a task: enough to cancel it and describe it.
-pub(crate) trait TaskRef: Send + Sync + 'static {
-    fn header(&self) -> &Header;
-
-    /// Cancels the task now, on the calling thread (close's, with the runner installed):
-    /// drops its future in place when nobody is polling it, or else makes sure its next poll
-    /// drops it. The default, for tasks whose future lives elsewhere (local tasks), aborts it.
-    fn cancel_now(&self) {
-        self.header().abort();
-    }
-}
-
 pub(crate) struct Header {
     key: usize,
-    /// A `spawn_local` task: its end is counted in `Shared::local_alive`.
+    /// A `spawn_local` task: its end is counted in `LocalState`.
     local: bool,
     state: AtomicU8,
     driver: AtomicWaker,
@@ -85,8 +74,16 @@ impl Header {
 }
 
 impl TaskRef for Header {
-    fn header(&self) -> &Header {
-        self
+    fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    fn spawned_at(&self) -> Option<Instant> {
+        self.spawned_at
+    }
+
+    fn abort(&self) {
+        Header::abort(self);
     }
 }
 
@@ -141,7 +138,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         let closing = shared.is_some_and(|s| s.deregister(header.key, outcome));
         if header.local {
             if let Some(s) = shared {
-                s.local_alive.fetch_sub(1, Ordering::AcqRel);
+                s.local.ended();
             }
         }
         let mut slot = lock(&self.slot);
@@ -253,7 +250,7 @@ struct Env {
 /// them). A destructor that panics makes the task's result that panic, as tokio does: the
 /// cleanup of a cancelled task failed, and someone must hear of it.
 fn drop_future<F>(stage: Pin<&mut Stage<F>>, env: &mut Env) -> Result<(), JoinError> {
-    let _scope = shared::Enter::new(&mut env.scope);
+    let _scope = scope::Enter::new(&mut env.scope);
     let _ctx = context::Enter::new(&mut env.ctx);
     let mut stage = stage;
     catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))).map_err(JoinError::panic)
@@ -297,7 +294,7 @@ fn poll_task<F: Future, H: Borrow<Header>>(
     }
     let debug = env.scope.as_ref().filter(|s| s.config.debug).cloned();
     let result = {
-        let _scope = shared::Enter::new(&mut env.scope);
+        let _scope = scope::Enter::new(&mut env.scope);
         let _ctx = context::Enter::new(&mut env.ctx);
         let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
         let r = catch_unwind(AssertUnwindSafe(|| poll_stage(stage.as_mut(), cx)));
@@ -397,8 +394,16 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    fn header(&self) -> &Header {
-        &self.task.header
+    fn info(&self) -> &TaskInfo {
+        &self.task.header.info
+    }
+
+    fn spawned_at(&self) -> Option<Instant> {
+        self.task.header.spawned_at
+    }
+
+    fn abort(&self) {
+        self.task.header.abort();
     }
 
     fn cancel_now(&self) {
@@ -682,16 +687,16 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let local = shared::local_spawner(shared).ok_or(SpawnError::LocalUnsupported)?;
-    if !shared.claim_local_home() {
+    let local = scope::local_spawner(shared).ok_or(SpawnError::LocalUnsupported)?;
+    if !shared.local.claim_home() {
         return Err(SpawnError::LocalUnsupported);
     }
-    let header = shared.register(shared::loop_running(), |key, cancelled| {
+    let header = shared.register(scope::loop_running(), |key, cancelled| {
         let header = Arc::new(Header::new(key, meta, shared, cancelled, true));
         (header.clone() as Arc<dyn TaskRef>, header)
     })?;
     // Counted before the task can run, and ended in `Task::complete`.
-    shared.local_alive.fetch_add(1, Ordering::AcqRel);
+    shared.local.started();
     let task = Arc::new(Task::new(header));
     let driver = LocalDriver {
         stage: Stage::Running { fut },
@@ -705,12 +710,6 @@ where
     Ok(JoinHandle {
         inner: Inner::Local(task),
     })
-}
-
-/// What the runner keeps of a running blocking job, to report it if it outlives close.
-pub(crate) struct BlockingInfo {
-    pub(crate) info: TaskInfo,
-    pub(crate) since: Instant,
 }
 
 fn spawn_blocking_on<F, R>(shared: &Arc<Shared>, f: F, meta: Meta) -> JoinHandle<R>
@@ -738,7 +737,7 @@ where
         let result = if task.header.is_aborted() {
             Err(JoinError::cancelled())
         } else {
-            let _scope = shared::Enter::with_running(&mut scope, false);
+            let _scope = scope::Enter::with_running(&mut scope, false);
             catch_unwind(AssertUnwindSafe(|| ctx.run(f))).map_err(JoinError::panic)
         };
         task.complete(result, scope.as_deref());
@@ -832,15 +831,9 @@ impl Builder {
         F::Output: Send + 'static,
     {
         let meta = self.meta(Location::caller());
-        shared::with_current(|s| {
+        scope::with_current(|s| {
             let s = s.ok_or(SpawnError::NoRunner)?;
-            spawn_on(
-                s,
-                shared::loop_running(),
-                fut,
-                Context::copy_current(),
-                meta,
-            )
+            spawn_on(s, scope::loop_running(), fut, Context::copy_current(), meta)
         })
     }
 
@@ -870,7 +863,7 @@ impl Builder {
         F::Output: 'static,
     {
         let meta = self.meta(Location::caller());
-        shared::with_current(|s| spawn_local_on(s.ok_or(SpawnError::NoRunner)?, fut, meta))
+        scope::with_current(|s| spawn_local_on(s.ok_or(SpawnError::NoRunner)?, fut, meta))
     }
 
     /// [`spawn_blocking`] with this configuration.
@@ -885,7 +878,7 @@ impl Builder {
         R: Send + 'static,
     {
         let meta = self.meta(Location::caller());
-        unwrap_spawn(shared::with_current(|s| {
+        unwrap_spawn(scope::with_current(|s| {
             Ok(spawn_blocking_on(s.ok_or(SpawnError::NoRunner)?, f, meta))
         }))
     }
