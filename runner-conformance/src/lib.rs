@@ -53,14 +53,14 @@ pub struct Kit<L: EventLoop> {
     mover: Option<Mover<L>>,
 }
 
+/// A job to run on a runner, on another thread.
+pub type Job<L> = Box<dyn FnOnce(&mut Runner<L>) + Send>;
+
 /// Runs a job on a runner from a thread of its own and gives the runner back: only for loops
 /// whose runner is `Send` (see [`Kit::on_other_thread`]).
-pub type Mover<L> = fn(Runner<L>, Box<dyn FnOnce(&mut Runner<L>) + Send>) -> Runner<L>;
+pub type Mover<L> = fn(Runner<L>, Job<L>) -> Runner<L>;
 
-fn move_runner<L: EventLoop + Send>(
-    rt: Runner<L>,
-    job: Box<dyn FnOnce(&mut Runner<L>) + Send>,
-) -> Runner<L> {
+fn move_runner<L: EventLoop + Send>(rt: Runner<L>, job: Job<L>) -> Runner<L> {
     std::thread::spawn(move || {
         let mut rt = rt;
         job(&mut rt);

@@ -2,7 +2,7 @@
 //! foreign spawns while close cancels, and panics in destructors (of a task's future, of its
 //! output) handled as tokio handles them (CONTRACT §3 "Tasks", §4 "Close").
 //!
-//! Every case that could hang runs under [`watchdog`], which turns a hang into a failure naming
+//! Every case that could hang runs under a watchdog, which turns a hang into a failure naming
 //! the case.
 
 use std::future::{pending, Future};
@@ -307,6 +307,8 @@ pub fn detached_output_destructor_panic_reaches_handler<L: EventLoop>(kit: &Kit<
 
 /// Bug 6: "a runner with local tasks must run and close on their thread": once they have all
 /// ended, the runner is free to move again.
+// The first run's output is a handle, awaited in a later run.
+#[allow(clippy::async_yields_async)]
 pub fn wrong_thread_only_while_local_tasks_live<L: EventLoop>(kit: &Kit<L>) {
     if !kit.capabilities().local_tasks {
         return;

@@ -84,7 +84,7 @@ impl<T> JoinHandle<T> {
         self.header().is_complete()
     }
 
-    /// The name given with [`Builder::name`], if any.
+    /// The name given with [`Builder::name`](super::Builder::name), if any.
     pub fn name(&self) -> Option<&str> {
         self.header().info.name()
     }

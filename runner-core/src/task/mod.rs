@@ -211,7 +211,7 @@ where
 /// local spawner, as glommio's), polling them on the runner's thread while a `run` (or close) is
 /// under way, like the main future. So they progress during runs only, on multi-thread loops too,
 /// and a runner with local tasks must then run and close on that thread
-/// ([`RunError::WrongThread`] otherwise).
+/// ([`RunError::WrongThread`](crate::RunError::WrongThread) otherwise).
 ///
 /// # Panics
 ///
