@@ -80,7 +80,10 @@ enum Inner<L> {
 /// 2. the loop keeps running until every task spawned through the runner has finished, or
 ///    [`Builder::shutdown_grace`] (default 0) runs out;
 /// 3. every remaining task is cancelled and its future dropped on the loop's own thread, so its
-///    destructors run (tasks spawned meanwhile are cancelled too);
+///    destructors run (tasks spawned meanwhile are cancelled too): in bulk, on the thread running
+///    close, each with the runner and its own context installed; from then on, spawns from
+///    outside this runner's loop (other threads, blocking jobs, tasks of other runners) are
+///    refused;
 /// 4. panics nobody observed are reported to the exception handler as they happen;
 /// 5. blocking jobs get [`Builder::blocking_shutdown_timeout`] (default 10 s), then the ones still
 ///    running are reported and left behind: close never waits forever on them;

@@ -211,7 +211,13 @@ where
 /// local spawner, as glommio's), polling them on the runner's thread while a `run` (or close) is
 /// under way, like the main future. So they progress during runs only, on multi-thread loops too,
 /// and a runner with local tasks must then run and close on that thread
-/// ([`RunError::WrongThread`](crate::RunError::WrongThread) otherwise).
+/// ([`RunError::WrongThread`](crate::RunError::WrongThread) otherwise) for as long as one of
+/// them is alive; once they have all ended, the runner may move again.
+///
+/// The runner owns its local tasks. Dropped on their thread (even inside another runner's run),
+/// it drops them there and then, their destructors running before the drop returns. Dropped on
+/// another thread, it leaves them to their thread, which drops them the next time it enters a
+/// runner's run or close, or at the latest when it exits.
 ///
 /// # Panics
 ///
