@@ -9,6 +9,8 @@ mod blocking;
 mod cell;
 mod harness;
 mod join;
+#[cfg(all(test, loom))]
+mod loom;
 mod spawn;
 
 use std::future::Future;
