@@ -255,10 +255,21 @@ impl<L: EventLoop> Runner<L> {
             // One inline poll first where the loop allows it (see `EventLoop::enter`): a main
             // future that is ready at once costs no `block_on`.
             let mut main = pin!(main);
-            let first = lp.enter(|| main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop())));
+            let mut held = Vec::new();
+            let first = lp.enter(|| {
+                let inline = scope::InlinePoll::begin();
+                let polled = main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop()));
+                held = inline.finish();
+                polled
+            });
             let mut outcome = match first {
-                Some(Poll::Ready(outcome)) => outcome,
-                _ => lp.block_on(main),
+                Some(Poll::Ready(outcome)) => {
+                    for (spawner, task) in held {
+                        spawner.spawn(task);
+                    }
+                    outcome
+                }
+                _ => lp.block_on(SpawnHeld { held, main }),
             };
             if matches!(outcome, MainOutcome::Done(_)) && signal.finish() {
                 // A Ctrl-C counted for this run arrived after the future's last poll.
@@ -333,6 +344,24 @@ impl<L: EventLoop> fmt::Debug for Runner<L> {
             .field("state", &self.state())
             .field("debug", &self.config.debug)
             .finish_non_exhaustive()
+    }
+}
+
+/// Hands the spawns held back during the inline first poll to their loops from inside
+/// `block_on` (see `scope::InlinePoll`), then runs the main future.
+struct SpawnHeld<F> {
+    held: Vec<scope::Deferred>,
+    main: F,
+}
+
+impl<F: Future + Unpin> Future for SpawnHeld<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
+        for (spawner, task) in self.held.drain(..) {
+            spawner.spawn(task);
+        }
+        Pin::new(&mut self.main).poll(cx)
     }
 }
 

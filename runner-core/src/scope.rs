@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
-use crate::event_loop::LocalSpawner;
+use crate::event_loop::{BoxFuture, LocalSpawner, Spawner};
 use crate::latch::{Latch, LatchWait};
 use crate::local::{LocalExecutor, LocalTarget};
 use crate::shared::Shared;
@@ -27,6 +27,52 @@ struct Ambient {
     local: Cell<Option<Rc<dyn LocalSpawner>>>,
     /// The running runner's own local executor on this thread, once it has one.
     own: Cell<Option<Rc<LocalExecutor>>>,
+    /// Set during the inline first poll of a main future (see [`InlinePoll`]): spawns made then
+    /// are held here and handed to their loop from inside its `block_on`.
+    deferred: Cell<Option<Vec<Deferred>>>,
+}
+
+/// A spawn held back during an inline first poll: the loop to hand it to, and the task.
+pub(crate) type Deferred = (Arc<dyn Spawner>, BoxFuture);
+
+/// Marks the inline first poll of a main future on this thread, until [`finish`](Self::finish)
+/// or drop. A spawn made meanwhile is held back ([`defer`]): handed to a loop from outside its
+/// `block_on`, it would take the loop's cross-thread path (tokio's injection queue and a wake-up
+/// of its driver, a system call), while from inside `block_on` it takes the local one.
+pub(crate) struct InlinePoll(());
+
+impl InlinePoll {
+    pub(crate) fn begin() -> Self {
+        AMBIENT.with(|a| a.deferred.set(Some(Vec::new())));
+        InlinePoll(())
+    }
+
+    /// The spawns held back, in order.
+    pub(crate) fn finish(self) -> Vec<Deferred> {
+        AMBIENT.with(|a| a.deferred.take()).unwrap_or_default()
+    }
+}
+
+impl Drop for InlinePoll {
+    fn drop(&mut self) {
+        let held = AMBIENT.with(|a| a.deferred.take());
+        // Unwinding out of the inline poll: hand them over now rather than lose them.
+        for (spawner, task) in held.into_iter().flatten() {
+            spawner.spawn(task);
+        }
+    }
+}
+
+/// Holds `task` back when this thread is in an inline first poll; gives it back otherwise.
+pub(crate) fn defer(spawner: &Arc<dyn Spawner>, task: BoxFuture) -> Option<BoxFuture> {
+    AMBIENT.with(|a| match a.deferred.take() {
+        Some(mut held) => {
+            held.push((spawner.clone(), task));
+            a.deferred.set(Some(held));
+            None
+        }
+        None => Some(task),
+    })
 }
 
 thread_local! {
@@ -37,6 +83,7 @@ thread_local! {
             owner: Cell::new(0),
             local: Cell::new(None),
             own: Cell::new(None),
+            deferred: Cell::new(None),
         }
     };
 }

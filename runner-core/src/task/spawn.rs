@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::context::Context;
 use crate::error::SpawnError;
+use crate::event_loop::BoxFuture;
 use crate::scope;
 use crate::shared::{Shared, TaskRef};
 
@@ -37,9 +38,10 @@ where
         });
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
-    shared
-        .spawner
-        .spawn(Box::pin(Driver { cell: cell.clone() }));
+    let task: BoxFuture = Box::pin(Driver { cell: cell.clone() });
+    if let Some(task) = scope::defer(&shared.spawner, task) {
+        shared.spawner.spawn(task);
+    }
     Ok(JoinHandle {
         inner: Inner::Shared(cell),
     })
