@@ -61,6 +61,60 @@ pub struct Kit<L: EventLoop> {
     factory: Arc<dyn Fn() -> io::Result<L> + Send + Sync>,
     caps: Caps,
     send: SendProof<L>,
+    mover: Option<Mover<L>>,
+}
+
+/// A job to run on a runner, on another thread.
+pub type Job<L> = Box<dyn FnOnce(&mut Runner<L>) + Send>;
+
+/// Runs a job on a runner from a thread of its own and gives the runner back: only for loops
+/// whose runner is `Send` (see [`Kit::on_other_thread`]).
+pub type Mover<L> = fn(Runner<L>, Job<L>) -> Runner<L>;
+
+fn move_runner<L: EventLoop + Send>(rt: Runner<L>, job: Job<L>) -> Runner<L> {
+    std::thread::spawn(move || {
+        let mut rt = rt;
+        job(&mut rt);
+        rt
+    })
+    .join()
+    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Finds [`Kit::on_other_thread`]'s mover for a concrete loop type: `suite!` calls
+/// `(&MoverProbe::of(&kit)).mover()`, which picks [`SendMover`] when the loop is `Send` and
+/// [`NoMover`] otherwise (autoref specialisation).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct MoverProbe<L>(std::marker::PhantomData<L>);
+
+impl<L: EventLoop> MoverProbe<L> {
+    #[doc(hidden)]
+    pub fn of(_: &Kit<L>) -> Self {
+        MoverProbe(std::marker::PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait SendMover<L: EventLoop> {
+    fn mover(&self) -> Option<Mover<L>>;
+}
+
+impl<L: EventLoop + Send> SendMover<L> for MoverProbe<L> {
+    fn mover(&self) -> Option<Mover<L>> {
+        Some(move_runner::<L>)
+    }
+}
+
+#[doc(hidden)]
+pub trait NoMover<L: EventLoop> {
+    fn mover(&self) -> Option<Mover<L>>;
+}
+
+impl<L: EventLoop> NoMover<L> for &MoverProbe<L> {
+    fn mover(&self) -> Option<Mover<L>> {
+        None
+    }
 }
 
 /// What is known about `Runner<L>: Send`: only [`suite!`], where `L` is a concrete type, can
@@ -91,7 +145,26 @@ impl<L: EventLoop> Kit<L> {
             factory: Arc::new(factory),
             caps: Caps::LOCAL,
             send: SendProof::Unknown,
+            mover: None,
         }
+    }
+
+    /// Sets how to move this kit's runners to another thread (`suite!` sets it for every `Send`
+    /// loop).
+    #[doc(hidden)]
+    pub fn with_mover(mut self, mover: Option<Mover<L>>) -> Self {
+        self.mover = mover;
+        self
+    }
+
+    /// Runs `job` on `rt` from another thread and gives the runner back; `None` (with the runner
+    /// dropped on this thread) when the loop's runner is not `Send`.
+    pub fn on_other_thread(
+        &self,
+        rt: Runner<L>,
+        job: impl FnOnce(&mut Runner<L>) + Send + 'static,
+    ) -> Option<Runner<L>> {
+        self.mover.map(|m| m(rt, Box::new(job)))
     }
 
     /// Sets the capabilities.
@@ -430,6 +503,7 @@ impl<L: EventLoop> Clone for Kit<L> {
             factory: self.factory.clone(),
             caps: self.caps,
             send: self.send,
+            mover: self.mover,
         }
     }
 }
@@ -538,6 +612,16 @@ macro_rules! __cases {
             close::drop_while_panicking_never_double_panics,
             close::drop_inside_another_run_does_not_block,
             close::close_cancels_tasks_queued_before_any_run,
+            engine::local_tasks_run_after_a_runner_dropped_in_another_run,
+            engine::spawns_from_another_runner_are_refused_while_closing,
+            engine::tasks_joined_before_close_are_not_counted,
+            engine::local_tasks_of_a_runner_dropped_in_another_run_are_dropped,
+            engine::local_tasks_of_a_runner_dropped_elsewhere_are_dropped_at_home,
+            engine::detached_output_destructor_panic_reaches_handler,
+            engine::wrong_thread_only_while_local_tasks_live,
+            engine::dropping_a_handle_whose_output_panics_on_drop,
+            engine::panicking_future_is_dropped_while_unwinding,
+            engine::abort_after_finish_keeps_the_output,
             idle::sleeping_main_future_parks,
         );
     };
@@ -551,9 +635,10 @@ macro_rules! __stamp {
             #[test]
             fn $case() {
                 #[allow(unused_imports)]
-                use $crate::{__IsSend as _, __NotSend as _};
+                use $crate::{NoMover as _, SendMover as _, __IsSend as _, __NotSend as _};
                 let kit = $kit;
-                let kit = (&$crate::__SendProbe::of(&kit)).attach(kit);
+                let mover = (&$crate::MoverProbe::of(&kit)).mover();
+                let kit = (&$crate::__SendProbe::of(&kit)).attach(kit).with_mover(mover);
                 $crate::__run_case(
                     kit,
                     concat!(stringify!($module), "::", stringify!($case)),

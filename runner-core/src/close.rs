@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use crate::context;
+use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
-use crate::local::{self, WithLocal};
-use crate::runner::Live;
-use crate::shared::{self, lock, Phase, Shared};
-use crate::task::TaskRef;
+use crate::local;
+use crate::scope::{self, WithLocal};
+use crate::shared::{lock, Phase, Shared, TaskRef};
 use crate::EventLoop;
 
 /// What `Runner::close` did. Every task that was alive when close began,
@@ -42,6 +41,17 @@ impl fmt::Display for CloseReport {
     }
 }
 
+/// A runner's live parts: its loop, its shared state and its context. `Runner` holds them while
+/// `Initialized`; close consumes them.
+pub(crate) struct Live<L> {
+    pub(crate) lp: L,
+    pub(crate) shared: Arc<Shared>,
+    /// A second reference to `shared`, lent to the thread-local scope for the length of each
+    /// `run` (and given back), so a run costs no reference counting.
+    pub(crate) scope: Option<Arc<Shared>>,
+    pub(crate) ctx: Context,
+}
+
 pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
     let Live {
         lp,
@@ -52,16 +62,16 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
     shared.registry().phase = Phase::Grace;
     shared.shutdown.fire();
     {
-        let _local = shared::EnterLocal::new(&shared, lp.local_spawner());
-        let _scope = shared::Enter::new(&mut scope);
+        let _local = scope::EnterLocal::new(&shared, lp.local_spawner());
+        let _scope = scope::Enter::new(&mut scope);
         let _ctx = context::Enter::new(&mut ctx);
         let close = pin!(drive_close(&shared));
         lp.block_on(WithLocal {
             shared: &shared,
             fut: close,
         });
-        // Every local task has ended by now; drop the runner's executor on this thread.
-        local::forget(&shared);
+        // Every local task has ended by now; let go of the runner's executor.
+        local::release(&shared.local);
     }
     let outcomes = shared.registry().outcomes;
     let blocking_left_behind = wait_blocking(&shared);
@@ -96,21 +106,23 @@ async fn drive_close(shared: &Arc<Shared>) {
     };
     if shared.config.debug {
         for t in &pending {
-            let h = t.header();
             shared.report(&Diagnostic {
                 kind: DiagnosticKind::PendingAtClose,
-                task: h.info.clone(),
+                task: t.info().clone(),
                 payload: None,
                 message: None,
-                duration: h.spawned_at.map(|at| at.elapsed()),
+                duration: t.spawned_at().map(|at| at.elapsed()),
             });
         }
     }
+    // In bulk, here on the loop's thread with the runner and context installed: each future is
+    // dropped in place (see `TaskRef::cancel_now`), not woken to be polled once more.
     for t in &pending {
-        t.header().abort();
+        t.cancel_now();
     }
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;
+    poll_fn(|cx| shared.poll_shells(cx)).await;
 }
 
 /// Step 5: gives blocking jobs their timeout, then reports and counts the ones left behind.
@@ -157,8 +169,11 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     };
     shared.shutdown.fire();
     for t in &pending {
-        t.header().abort();
+        t.abort();
     }
+    // Local tasks on this thread are dropped now, with their destructors; on another thread,
+    // when that thread next runs a loop (see `local.rs`).
+    local::release(&shared.local);
     eprintln!(
         "runner: a runner was dropped where its loop cannot run ({} tasks left); close it outside any running loop instead",
         pending.len()

@@ -12,7 +12,8 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo};
-use crate::shared::{self, Shared};
+use crate::scope;
+use crate::shared::Shared;
 
 thread_local! {
     /// Time spent, so far, in timed polls nested inside the timed poll running on this thread.
@@ -36,7 +37,7 @@ thread_local! {
 /// assert!(!runner::is_debug(), "outside any run");
 /// ```
 pub fn is_debug() -> bool {
-    shared::with_current(|s| s.is_some_and(|s| s.config.debug))
+    scope::with_current(|s| s.is_some_and(|s| s.config.debug))
 }
 
 /// The start of a timed poll: made only in debug mode, right before the poll.

@@ -63,6 +63,11 @@ pub trait EventLoop: Sized + 'static {
     ///   a multi-thread loop as soon as a worker is free.
     /// - Every task it accepted is eventually polled to completion or dropped; it drops tasks on a
     ///   thread of the loop.
+    /// - A task may complete without its waker being called by anyone but the runner: at close,
+    ///   the runner drops the futures of pending tasks in place (on its own thread, in bulk) and
+    ///   wakes each task once, so that its next poll returns `Ready` at once; close waits for that
+    ///   poll (or for the task to be dropped), so that no task of the runner's is left queued when
+    ///   [`shutdown`](Self::shutdown) is called.
     fn spawner(&self) -> Arc<dyn Spawner>;
 
     /// A handle that spawns `!Send` tasks onto this loop, when it can run them; `None` otherwise
@@ -75,7 +80,32 @@ pub trait EventLoop: Sized + 'static {
     /// `block_on` on the same thread (including the one under way). A loop that is `Send` keeps
     /// its local executor per thread; the runner itself refuses to run or close on another thread
     /// while local tasks are alive ([`RunError::WrongThread`](crate::RunError::WrongThread)).
+    ///
+    /// The runner keeps every local task's future itself (so that it can drop them when the
+    /// runner goes, wherever that happens): what it hands this spawner is a small task that polls
+    /// the runner's future when woken, and ends at once when the runner has let go of it.
     fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
+        None
+    }
+
+    /// Runs `f` on the calling thread inside the loop's context (its runtime entered, as tokio's
+    /// `Handle::enter`), without driving the loop; `None` when the loop cannot do that (the
+    /// default), and then `f` is not called.
+    ///
+    /// The runner uses it to poll the main future of every `run` once inline, before
+    /// [`block_on`](Self::block_on): a future that is ready at once is then done without
+    /// starting the loop; a pending one goes to `block_on`, which polls it again with a real
+    /// waker (the inline poll's waker does nothing).
+    ///
+    /// # Contract
+    ///
+    /// Return `Some` only if any future the loop can run may be polled inside `f`: everything
+    /// it needs from the loop (spawning, timers, I/O registration) must work there. The tokio
+    /// backend enters the runtime's context; the smol backend needs no context (its tasks and
+    /// timers reach the executor and the reactor through handles). The glommio backend returns
+    /// `None`: glommio's timers, I/O and `spawn_local` work only inside its executor's `run`.
+    fn enter<R, F: FnOnce() -> R>(&self, f: F) -> Option<R> {
+        let _ = f;
         None
     }
 

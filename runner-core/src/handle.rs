@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::context::Context;
 use crate::error::{RunError, MSG_NO_RUNTIME};
-use crate::shared::{self, Shared};
+use crate::scope;
+use crate::shared::Shared;
 use crate::task::{spawn_on, JoinHandle, Meta};
 
 /// A handle to a runner's loop: spawn onto it from any thread (Python's
@@ -58,7 +59,9 @@ impl LoopHandle {
             name: None,
             location: Location::caller(),
         };
-        spawn_on(&self.shared, fut, Context::copy_current(), meta).map_err(RunError::from)
+        let from_loop = scope::running_here(&self.shared);
+        spawn_on(&self.shared, from_loop, fut, Context::copy_current(), meta)
+            .map_err(RunError::from)
     }
 
     /// The handle of the runner running the caller: inside a `run`, in its tasks (on any worker
@@ -86,7 +89,7 @@ impl LoopHandle {
 
     /// [`current`](Self::current), or `None` outside any run.
     pub fn try_current() -> Option<LoopHandle> {
-        shared::with_current(|s| s.cloned()).map(LoopHandle::new)
+        scope::with_current(|s| s.cloned()).map(LoopHandle::new)
     }
 
     /// True when both handles point to the same runner.

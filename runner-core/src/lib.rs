@@ -16,7 +16,8 @@
 //! conformance kit on it: add `runner-conformance` as a dev-dependency and write, in
 //! `tests/conformance.rs`, `runner_conformance::suite!(|| MyLoop::new());`.
 
-// `unsafe` lives only in the signal module (FFI to install a SIGINT handler): see its docs.
+// `unsafe` lives only in the signal module (FFI to install a SIGINT handler) and in the task
+// cell (pinning a future inside its `Arc`): see their SAFETY lines.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -29,12 +30,15 @@ mod error;
 mod event_loop;
 mod factory;
 mod handle;
+mod latch;
 mod local;
 mod nesting;
 mod runner;
+mod scope;
 mod shared;
 #[allow(unsafe_code)]
 mod signal;
+#[allow(unsafe_code)]
 pub mod task;
 pub mod testing;
 pub mod time;
@@ -62,7 +66,7 @@ mod shutdown {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use crate::shared::SignalWait;
+    use crate::scope::SignalWait;
 
     /// Resolves when the runner running the caller begins to close: the signal to finish up
     /// within `Builder::shutdown_grace`. That grace is 0 unless set, and then close cancels

@@ -3,21 +3,22 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{Context as TaskCx, Poll};
+use std::task::{Context as TaskCx, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
 use crate::builder::Builder;
-use crate::close::{self, CloseReport};
+use crate::close::{self, CloseReport, Live};
 use crate::context::{self, Context};
 use crate::diagnostic::TaskInfo;
 use crate::error::RunError;
 use crate::factory::LoopFactory;
 use crate::handle::LoopHandle;
 use crate::nesting;
-use crate::shared::{self, Config, Shared};
+use crate::scope;
+use crate::shared::{Config, Shared};
 use crate::signal;
 use crate::EventLoop;
 
@@ -41,15 +42,6 @@ pub enum State {
     /// The loop was shut down. Every call returns [`RunError::Closed`] without polling anything;
     /// `close` does nothing.
     Closed,
-}
-
-pub(crate) struct Live<L> {
-    pub(crate) lp: L,
-    pub(crate) shared: Arc<Shared>,
-    /// A second reference to `shared`, lent to the thread-local scope for the length of each
-    /// `run` (and given back), so a run costs no reference counting.
-    pub(crate) scope: Option<Arc<Shared>>,
-    pub(crate) ctx: Context,
 }
 
 enum Inner<L> {
@@ -89,7 +81,10 @@ enum Inner<L> {
 /// 2. the loop keeps running until every task spawned through the runner has finished, or
 ///    [`Builder::shutdown_grace`] (default 0) runs out;
 /// 3. every remaining task is cancelled and its future dropped on the loop's own thread, so its
-///    destructors run (tasks spawned meanwhile are cancelled too);
+///    destructors run (tasks spawned meanwhile are cancelled too): in bulk, on the thread running
+///    close, each with the runner and its own context installed; from then on, spawns from
+///    outside this runner's loop (other threads, blocking jobs, tasks of other runners) are
+///    refused;
 /// 4. panics nobody observed are reported to the exception handler as they happen;
 /// 5. blocking jobs get [`Builder::blocking_shutdown_timeout`] (default 10 s), then the ones still
 ///    running are reported and left behind: close never waits forever on them;
@@ -233,11 +228,11 @@ impl<L: EventLoop> Runner<L> {
         fut: F,
         location: &'static Location<'static>,
     ) -> Result<F::Output, RunError> {
-        if shared::loop_running() || L::is_nested() || nesting::foreign_runtime_driving() {
+        if scope::loop_running() || L::is_nested() || nesting::foreign_runtime_driving() {
             return Err(RunError::NestedRun);
         }
         let live = self.live()?;
-        live.shared.check_home()?;
+        live.shared.local.check_home()?;
         let Live {
             lp,
             shared,
@@ -254,11 +249,29 @@ impl<L: EventLoop> Runner<L> {
             },
         };
         let outcome = {
-            let _local = shared::EnterLocal::new(shared, lp.local_spawner());
-            let _scope = shared::Enter::new(scope);
+            let _local = scope::EnterLocal::new(shared, lp.local_spawner());
+            let _scope = scope::Enter::new(scope);
             let _ctx = context::Enter::new(ctx.unwrap_or(runner_ctx));
             let signal = signal::RunGuard::enter(shared);
-            let mut outcome = lp.block_on(main);
+            // One inline poll first where the loop allows it (see `EventLoop::enter`): a main
+            // future that is ready at once costs no `block_on`.
+            let mut main = pin!(main);
+            let mut held = Vec::new();
+            let first = lp.enter(|| {
+                let inline = scope::InlinePoll::begin();
+                let polled = main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop()));
+                held = inline.finish();
+                polled
+            });
+            let mut outcome = match first {
+                Some(Poll::Ready(outcome)) => {
+                    for (spawner, task) in held {
+                        spawner.spawn(task);
+                    }
+                    outcome
+                }
+                _ => lp.block_on(SpawnHeld { held, main }),
+            };
             if matches!(outcome, MainOutcome::Done(_)) && signal.finish() {
                 // A Ctrl-C counted for this run arrived after the future's last poll.
                 outcome = MainOutcome::Aborted(RunError::Interrupted);
@@ -285,10 +298,10 @@ impl<L: EventLoop> Runner<L> {
         let Inner::Initialized(live) = &self.inner else {
             return Ok(CloseReport::default());
         };
-        if shared::loop_running() || L::is_nested() || nesting::foreign_runtime_driving() {
+        if scope::loop_running() || L::is_nested() || nesting::foreign_runtime_driving() {
             return Err(RunError::NestedRun);
         }
-        live.shared.check_home()?;
+        live.shared.local.check_home()?;
         let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) else {
             unreachable!("checked above")
         };
@@ -307,10 +320,10 @@ impl<L: EventLoop> Drop for Runner<L> {
         let Inner::Initialized(live) = &self.inner else {
             return;
         };
-        if shared::loop_running()
+        if scope::loop_running()
             || L::is_nested()
             || nesting::foreign_runtime_driving()
-            || live.shared.check_home().is_err()
+            || live.shared.local.check_home().is_err()
         {
             // The loop cannot be driven from here: cancel what can be cancelled and let the
             // backend drop the rest without blocking.
@@ -336,6 +349,24 @@ impl<L: EventLoop> fmt::Debug for Runner<L> {
             .field("state", &self.state())
             .field("debug", &self.config.debug)
             .finish_non_exhaustive()
+    }
+}
+
+/// Hands the spawns held back during the inline first poll to their loops from inside
+/// `block_on` (see `scope::InlinePoll`), then runs the main future.
+struct SpawnHeld<F> {
+    held: Vec<scope::Deferred>,
+    main: F,
+}
+
+impl<F: Future + Unpin> Future for SpawnHeld<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
+        for (spawner, task) in self.held.drain(..) {
+            spawner.spawn(task);
+        }
+        Pin::new(&mut self.main).poll(cx)
     }
 }
 
@@ -367,14 +398,14 @@ impl<F: Future> Future for Main<'_, F> {
         if let Some(err) = this.shared.take_main_abort() {
             return Poll::Ready(MainOutcome::Aborted(err));
         }
-        crate::local::drive(this.shared, cx);
+        scope::drive_local(this.shared, cx);
         let start = this.shared.config.debug.then(crate::debug::PollStart::now);
         let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
         if let Some(start) = start {
             crate::debug::check_poll(this.shared, this.info, start);
         }
         if let Ok(Poll::Pending) = polled {
-            crate::local::drive(this.shared, cx);
+            scope::drive_local(this.shared, cx);
             // Only a pending future can be woken to be aborted: a ready one costs no waker
             // registration. The flag is checked again after registering, so an abort that raced
             // with the poll is not missed.

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 use crate::error::MSG_NO_RUNTIME;
 use crate::event_loop::BoxFuture;
-use crate::shared;
+use crate::scope;
 
 /// Waits until `duration` has passed, on the current runner's loop timer.
 ///
@@ -39,8 +39,12 @@ pub fn sleep(duration: Duration) -> Sleep {
 ///
 /// When first polled outside any runner.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    let timer = shared::with_current(|s| s.map(|s| s.spawner.sleep_until(deadline)));
-    Sleep { deadline, timer }
+    // The loop's timer is made at the first poll that finds the deadline ahead: a sleep whose
+    // deadline has passed by then (a zero-length one) costs no timer and no allocation.
+    Sleep {
+        deadline,
+        timer: None,
+    }
 }
 
 /// The future of [`sleep`] and [`sleep_until`]. Dropping it cancels the timer.
@@ -65,7 +69,7 @@ impl Future for Sleep {
                 return Poll::Ready(());
             }
             let deadline = self.deadline;
-            let timer = shared::with_current(|s| s.map(|s| s.spawner.sleep_until(deadline)));
+            let timer = scope::with_current(|s| s.map(|s| s.spawner.sleep_until(deadline)));
             match timer {
                 Some(t) => self.timer = Some(t),
                 None => panic!("runner::time::sleep: {MSG_NO_RUNTIME}"),

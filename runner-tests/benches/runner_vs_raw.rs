@@ -363,6 +363,119 @@ fn poll_wrapper(c: &mut Criterion) {
     g.finish();
 }
 
+/// 1,000 zero-length sleeps in a row, on the loop's own timer.
+fn sleep_1k(c: &mut Criterion) {
+    const SLEEPS: usize = 1_000;
+    let mut g = c.benchmark_group("sleep_1k");
+    // A loop whose timer rounds a zero-length sleep up to its tick (1 ms for tokio) takes a
+    // second per iteration: ten samples.
+    g.sample_size(10);
+    let rt = tokio_current();
+    g.bench_function("raw/tokio_current", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for _ in 0..SLEEPS {
+                    tokio::time::sleep(Duration::ZERO).await;
+                }
+            })
+        })
+    });
+    let rt = tokio_multi();
+    g.bench_function("raw/tokio_multi", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for _ in 0..SLEEPS {
+                    tokio::time::sleep(Duration::ZERO).await;
+                }
+            })
+        })
+    });
+    g.bench_function("raw/smol_local", |b| {
+        b.iter(|| {
+            async_io::block_on(async {
+                for _ in 0..SLEEPS {
+                    async_io::Timer::after(Duration::ZERO).await;
+                }
+            })
+        })
+    });
+    let gex = glommio_raw();
+    g.bench_function("raw/glommio", |b| {
+        b.iter(|| {
+            gex.run(async {
+                for _ in 0..SLEEPS {
+                    glommio::timer::sleep(Duration::ZERO).await;
+                }
+            })
+        })
+    });
+    drop(gex);
+    runner_rows!(g, |rt| rt
+        .run(async {
+            for _ in 0..SLEEPS {
+                runner::time::sleep(Duration::ZERO).await;
+            }
+        })
+        .unwrap());
+    g.finish();
+}
+
+/// Two plain threads each spawn 10,000 tasks onto a multi-thread loop through its handle; the
+/// tasks are then joined.
+fn spawn_2threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spawn_2threads");
+    g.sample_size(10);
+    let rt = tokio_multi();
+    g.bench_function("raw/tokio_multi", |b| {
+        b.iter(|| {
+            let joins: Vec<_> = (0..2)
+                .map(|_| {
+                    let h = rt.handle().clone();
+                    std::thread::spawn(move || {
+                        (0..TASKS)
+                            .map(|i| h.spawn(async move { i }))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let hs: Vec<_> = joins.into_iter().flat_map(|j| j.join().unwrap()).collect();
+            rt.block_on(async {
+                let mut n = 0;
+                for h in hs {
+                    n += h.await.unwrap();
+                }
+                n
+            })
+        })
+    });
+    let mut r = runner_on(tokio_multi_loop);
+    let handle = r.handle().unwrap();
+    g.bench_function("runner/tokio_multi", |b| {
+        b.iter(|| {
+            let joins: Vec<_> = (0..2)
+                .map(|_| {
+                    let h = handle.clone();
+                    std::thread::spawn(move || {
+                        (0..TASKS)
+                            .map(|i| h.spawn(async move { i }).unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let hs: Vec<_> = joins.into_iter().flat_map(|j| j.join().unwrap()).collect();
+            r.run(async {
+                let mut n = 0;
+                for h in hs {
+                    n += h.await.unwrap();
+                }
+                n
+            })
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -374,6 +487,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = run_ready, run_yield10, spawn_join_10k, create_close, cancel_10k_at_close,
-        contextvars, poll_wrapper
+        contextvars, poll_wrapper, sleep_1k, spawn_2threads
 }
 criterion_main!(benches);

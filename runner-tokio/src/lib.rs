@@ -108,6 +108,11 @@ impl EventLoop for TokioLoop {
         self.runtime().block_on(fut)
     }
 
+    fn enter<R, F: FnOnce() -> R>(&self, f: F) -> Option<R> {
+        let _guard = self.handle().enter();
+        Some(f())
+    }
+
     fn spawner(&self) -> Arc<dyn Spawner> {
         Arc::new(TokioSpawner {
             handle: self.handle().clone(),

@@ -3,6 +3,7 @@
 pub mod close;
 pub mod context;
 pub mod debug;
+pub mod engine;
 pub mod idle;
 pub mod lifecycle;
 pub mod nested;

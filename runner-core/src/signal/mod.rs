@@ -122,7 +122,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
-use crate::shared::{Shared, SignalWait};
+use crate::scope::SignalWait;
+use crate::shared::Shared;
 
 #[cfg(unix)]
 #[path = "unix.rs"]

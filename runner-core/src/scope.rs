@@ -1,0 +1,266 @@
+//! The thread-local scope: which runner is current on this thread, how many loops are running
+//! on it, and, inside a runner's run or close, where its local tasks go. One thread-local for
+//! all of it, so entering and leaving costs one access each.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context as TaskCx, Poll};
+
+use crate::event_loop::{BoxFuture, LocalSpawner, Spawner};
+use crate::latch::{Latch, LatchWait};
+use crate::local::{LocalExecutor, LocalTarget};
+use crate::shared::Shared;
+
+/// The runner running on this thread, and how many loops are running on it (runs, closes, and
+/// task polls nest). One thread-local for both, so entering and leaving costs one access each.
+struct Ambient {
+    scope: Cell<Option<Arc<Shared>>>,
+    depth: Cell<usize>,
+    /// The runner whose `run` (or close) this thread is inside, as its address; 0 when none.
+    /// Only that runner's main future drives local tasks here.
+    owner: Cell<usize>,
+    /// The loop's native local spawner, when it has one.
+    local: Cell<Option<Rc<dyn LocalSpawner>>>,
+    /// The running runner's own local executor on this thread, once it has one.
+    own: Cell<Option<Rc<LocalExecutor>>>,
+    /// Set during the inline first poll of a main future (see [`InlinePoll`]): spawns made then
+    /// are held here and handed to their loop from inside its `block_on`.
+    deferred: Cell<Option<Vec<Deferred>>>,
+}
+
+/// A spawn held back during an inline first poll: the loop to hand it to, and the task.
+pub(crate) type Deferred = (Arc<dyn Spawner>, BoxFuture);
+
+/// Marks the inline first poll of a main future on this thread, until [`finish`](Self::finish)
+/// or drop. A spawn made meanwhile is held back ([`defer`]): handed to a loop from outside its
+/// `block_on`, it would take the loop's cross-thread path (tokio's injection queue and a wake-up
+/// of its driver, a system call), while from inside `block_on` it takes the local one.
+pub(crate) struct InlinePoll(());
+
+impl InlinePoll {
+    pub(crate) fn begin() -> Self {
+        AMBIENT.with(|a| a.deferred.set(Some(Vec::new())));
+        InlinePoll(())
+    }
+
+    /// The spawns held back, in order.
+    pub(crate) fn finish(self) -> Vec<Deferred> {
+        AMBIENT.with(|a| a.deferred.take()).unwrap_or_default()
+    }
+}
+
+impl Drop for InlinePoll {
+    fn drop(&mut self) {
+        let held = AMBIENT.with(|a| a.deferred.take());
+        // Unwinding out of the inline poll: hand them over now rather than lose them.
+        for (spawner, task) in held.into_iter().flatten() {
+            spawner.spawn(task);
+        }
+    }
+}
+
+/// Holds `task` back when this thread is in an inline first poll; gives it back otherwise.
+pub(crate) fn defer(spawner: &Arc<dyn Spawner>, task: BoxFuture) -> Option<BoxFuture> {
+    AMBIENT.with(|a| match a.deferred.take() {
+        Some(mut held) => {
+            held.push((spawner.clone(), task));
+            a.deferred.set(Some(held));
+            None
+        }
+        None => Some(task),
+    })
+}
+
+thread_local! {
+    static AMBIENT: Ambient = const {
+        Ambient {
+            scope: Cell::new(None),
+            depth: Cell::new(0),
+            owner: Cell::new(0),
+            local: Cell::new(None),
+            own: Cell::new(None),
+            deferred: Cell::new(None),
+        }
+    };
+}
+
+/// Calls `f` with the runner of the current scope, if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
+    AMBIENT.with(|a| {
+        let cur = a.scope.take();
+        struct Restore<'a>(&'a Cell<Option<Arc<Shared>>>, Option<Arc<Shared>>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1.take());
+            }
+        }
+        let restore = Restore(&a.scope, cur);
+        f(restore.1.as_ref())
+    })
+}
+
+/// True while a runner's loop is running on this thread: inside `run`, inside close, or inside
+/// the poll of one of a runner's tasks (on any backend's worker thread).
+pub(crate) fn loop_running() -> bool {
+    AMBIENT.with(|a| a.depth.get() > 0)
+}
+
+/// True while `shared`'s own loop is running on this thread and `shared` is the current runner:
+/// inside its run or close, or one of its tasks' polls or destructors. Not to be called inside
+/// [`with_current`] (which lends the current runner out for its length): there, compare its
+/// argument instead.
+pub(crate) fn running_here(shared: &Arc<Shared>) -> bool {
+    loop_running() && with_current(|cur| cur.is_some_and(|c| Arc::ptr_eq(c, shared)))
+}
+
+/// Makes `shared` the current runner and marks a loop as running on this thread, until dropped.
+/// `slot` lends its `Arc` to the thread-local and gets it back on drop: no reference counting on
+/// the per-poll path.
+pub(crate) struct Enter<'a> {
+    slot: &'a mut Option<Arc<Shared>>,
+    running: bool,
+}
+
+impl<'a> Enter<'a> {
+    pub(crate) fn new(slot: &'a mut Option<Arc<Shared>>) -> Self {
+        Self::with_running(slot, true)
+    }
+
+    /// `running: false` makes the runner current without marking a loop as running: for blocking
+    /// jobs, which may spawn onto the loop and may also run another runner.
+    pub(crate) fn with_running(slot: &'a mut Option<Arc<Shared>>, running: bool) -> Self {
+        AMBIENT.with(|a| {
+            *slot = a.scope.replace(slot.take());
+            if running {
+                a.depth.set(a.depth.get() + 1);
+            }
+        });
+        Enter { slot, running }
+    }
+}
+
+impl Drop for Enter<'_> {
+    fn drop(&mut self) {
+        let prev = self.slot.take();
+        *self.slot = AMBIENT.with(|a| {
+            if self.running {
+                a.depth.set(a.depth.get() - 1);
+            }
+            a.scope.replace(prev)
+        });
+    }
+}
+
+/// Marks this thread as running `shared`'s `run` (or close), with the loop's native local
+/// spawner if it has one, until dropped. A run never nests in another on one thread, so there is
+/// nothing to restore.
+pub(crate) struct EnterLocal(());
+
+impl EnterLocal {
+    pub(crate) fn new(shared: &Shared, native: Option<Rc<dyn LocalSpawner>>) -> Self {
+        let own = crate::local::find(&shared.local);
+        AMBIENT.with(|a| {
+            a.owner.set(shared as *const Shared as usize);
+            if native.is_some() {
+                a.local.set(native);
+            }
+            a.own.set(own);
+        });
+        EnterLocal(())
+    }
+}
+
+impl Drop for EnterLocal {
+    fn drop(&mut self) {
+        let (native, own) = AMBIENT.with(|a| {
+            a.owner.set(0);
+            (a.local.take(), a.own.take())
+        });
+        drop(native);
+        drop(own);
+    }
+}
+
+/// The own local executor of the runner whose run (or close) this thread is inside.
+pub(crate) fn own_local() -> Option<Rc<LocalExecutor>> {
+    AMBIENT.with(|a| {
+        let own = a.own.take();
+        let out = own.clone();
+        a.own.set(own);
+        out
+    })
+}
+
+/// Where `shared`'s local tasks can be spawned from here: the runner's own executor (polled by
+/// the runner, or through the loop's native local spawner when it has one), when this thread is
+/// running `shared`'s `run`; `None` elsewhere (a worker thread of a multi-thread loop, another
+/// runner's run).
+pub(crate) fn local_spawner(shared: &Shared) -> Option<LocalTarget> {
+    let (owner, native) = AMBIENT.with(|a| {
+        let native = a.local.take();
+        let out = native.clone();
+        a.local.set(native);
+        (a.owner.get(), out)
+    });
+    if owner != shared as *const Shared as usize {
+        return None;
+    }
+    let own = own_local().unwrap_or_else(|| {
+        let ex = crate::local::create(&shared.local);
+        AMBIENT.with(|a| a.own.set(Some(ex.clone())));
+        ex
+    });
+    Some(LocalTarget { own, native })
+}
+
+/// Polls the local tasks of the runner whose run (or close) this thread is inside (see
+/// `local::drive`); one relaxed load when it has none.
+pub(crate) fn drive_local(shared: &Shared, cx: &mut TaskCx<'_>) {
+    if !shared.local.has_local.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Some(ex) = own_local() {
+        crate::local::drive(&ex, cx);
+    }
+}
+
+/// Runs `fut`, driving `shared`'s local tasks around each of its polls.
+pub(crate) struct WithLocal<'a, F> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) fut: Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for WithLocal<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
+        drive_local(self.shared, cx);
+        let out = self.fut.as_mut().poll(cx);
+        if out.is_pending() {
+            drive_local(self.shared, cx);
+        }
+        out
+    }
+}
+
+/// Waits for one of the current runner's one-shot latches: what `shutdown_requested()` and
+/// `interrupted()` return, wrapped.
+pub(crate) type SignalWait = LatchWait<Shared>;
+
+impl LatchWait<Shared> {
+    /// Waits on `latch` of the runner running the caller.
+    ///
+    /// # Panics
+    ///
+    /// Outside any run, with a message naming `what`.
+    #[track_caller]
+    pub(crate) fn current(what: &str, latch: fn(&Shared) -> &Latch) -> Self {
+        let shared = with_current(|s| s.cloned())
+            .unwrap_or_else(|| panic!("{what}: {}", crate::error::MSG_NO_RUNTIME));
+        LatchWait::new(shared, latch)
+    }
+}

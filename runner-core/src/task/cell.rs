@@ -1,0 +1,334 @@
+//! The task cell: the header with its state word, the output slot, and, for a `Send` task, its
+//! future with what polls it.
+
+use std::borrow::Borrow;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::Waker;
+use std::time::Instant;
+
+use atomic_waker::AtomicWaker;
+use pin_project_lite::pin_project;
+
+use crate::context::Context;
+use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
+use crate::error::{panic_message, JoinError, RunError, TaskPanicked};
+use crate::shared::{lock, Outcome, Shared, TaskRef};
+
+// The state word (`Header::state`), three independent bits. Every transition is a `fetch_or` or
+// `fetch_and`, so no transition is lost to a race and none needs a loop.
+//
+// - `ABORTED`: set by `JoinHandle::abort`, by close (`TaskRef::cancel_now`, `abort`) and at
+//   spawn for a task born cancelled; never cleared. Once it is set, the next poll of the task
+//   drops its future instead of polling it. `abort` wakes the task's waker only on the
+//   transition from neither `ABORTED` nor `COMPLETE`, so a task is woken for it at most once.
+// - `COMPLETE`: set once, by `Task::complete`, under the output slot's lock and after the output
+//   is stored, so that `JoinHandle::is_finished()` means the output is there to take. Set after
+//   the registry has counted the task: whoever sees it sees a task close no longer counts.
+// - `SHELL`: set by close while it holds the cell's `run` lock and drops the future in place;
+//   the backend's task is then an empty shell. Cleared (with `fetch_and`) by the first poll or
+//   drop of the wrapper after that, which alone tells close (`Shared::shell_done`): close waits
+//   for every shell, so that no task is left queued in a backend when the loop shuts down.
+//
+// Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
+// `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`.
+
+/// The task was cancelled: its next poll drops its future.
+pub(crate) const ABORTED: u8 = 1;
+/// The task has ended and its output (or error) is stored.
+pub(crate) const COMPLETE: u8 = 2;
+/// Close dropped the future in place; the backend's task is an empty shell that close waits to
+/// see polled (or dropped) once, so that no shell is left queued when the loop shuts down.
+pub(crate) const SHELL: u8 = 4;
+
+/// What every task has, whatever holds its future: its registry key, its state word, the waker
+/// of its last poll, and what diagnostics show of it.
+pub(crate) struct Header {
+    pub(crate) key: usize,
+    /// A `spawn_local` task: its end is counted in `LocalState`.
+    pub(crate) local: bool,
+    pub(crate) state: AtomicU8,
+    pub(crate) driver: AtomicWaker,
+    pub(crate) info: TaskInfo,
+    pub(crate) spawned_at: Option<Instant>,
+    pub(crate) shared: Weak<Shared>,
+}
+
+impl Header {
+    pub(crate) fn new(
+        key: usize,
+        meta: Meta,
+        shared: &Arc<Shared>,
+        cancelled: bool,
+        local: bool,
+    ) -> Self {
+        Header {
+            key,
+            local,
+            state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
+            driver: AtomicWaker::new(),
+            spawned_at: shared.config.debug.then(Instant::now),
+            info: TaskInfo {
+                name: meta.name,
+                location: meta.location,
+                main: false,
+            },
+            shared: Arc::downgrade(shared),
+        }
+    }
+
+    pub(crate) fn abort(&self) {
+        if self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0 {
+            self.driver.wake();
+        }
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.state.load(Ordering::Acquire) & ABORTED != 0
+    }
+
+    pub(crate) fn is_complete(&self) -> bool {
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+}
+
+impl TaskRef for Header {
+    fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    fn spawned_at(&self) -> Option<Instant> {
+        self.spawned_at
+    }
+
+    fn abort(&self) {
+        Header::abort(self);
+    }
+}
+
+pub(crate) struct Slot<T> {
+    pub(crate) output: Option<Result<T, JoinError>>,
+    pub(crate) waker: Option<Waker>,
+    pub(crate) detached: bool,
+    pub(crate) taken: bool,
+    /// The panic in `output` was already reported (it happened during close): dropping the
+    /// handle unread must not report it a second time.
+    pub(crate) reported: bool,
+}
+
+/// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
+/// tasks, whose output need not be `Send`) and its output slot.
+pub(crate) struct Task<T, H> {
+    pub(crate) header: H,
+    pub(crate) slot: Mutex<Slot<T>>,
+}
+
+impl<T, H: Borrow<Header>> Task<T, H> {
+    pub(crate) fn new(header: H) -> Self {
+        Task {
+            header,
+            slot: Mutex::new(Slot {
+                output: None,
+                waker: None,
+                detached: false,
+                taken: false,
+                reported: false,
+            }),
+        }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.header.borrow()
+    }
+
+    /// Hands the output to the join handle, or reports it when nobody will read it.
+    ///
+    /// A panic is reported exactly once: here when the handle is already gone or close is under
+    /// way, otherwise by the handle's `Drop` if it is dropped unread.
+    pub(crate) fn complete(&self, result: Result<T, JoinError>, shared: Option<&Shared>) {
+        let header = self.header();
+        let outcome = match &result {
+            Ok(_) => Outcome::Finished,
+            Err(e) if e.is_panic() => Outcome::Panicked,
+            Err(_) => Outcome::Cancelled,
+        };
+        // Counted first, at this one point, before anyone can see the output: a task joined
+        // before close began has left the registry by then and is never counted by close.
+        let closing = shared.is_some_and(|s| s.deregister(header.key, outcome));
+        if header.local {
+            if let Some(s) = shared {
+                s.local.ended();
+            }
+        }
+        let mut slot = lock(&self.slot);
+        let waker = slot.waker.take();
+        let mut unread = None;
+        let mut during_close = None;
+        if slot.detached {
+            unread = Some(result);
+        } else {
+            if closing {
+                if let Err(e) = &result {
+                    if e.is_panic() {
+                        // Close cannot know whether the holder will ever look: report the
+                        // message now and leave the payload to the handle.
+                        during_close = Some(e.message().to_owned());
+                        slot.reported = true;
+                    }
+                }
+            }
+            slot.output = Some(result);
+        }
+        // Set under the slot lock, after the output is stored: `is_finished()` then means the
+        // output is there to take.
+        header.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        drop(slot);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        if let (Some(message), Some(s)) = (during_close, shared) {
+            s.report(&Diagnostic {
+                kind: DiagnosticKind::PanicDuringShutdown,
+                task: header.info.clone(),
+                payload: None,
+                message: Some(message),
+                duration: None,
+            });
+        }
+        if let Some(unread) = unread {
+            drop_unread(unread, shared, &header.info, closing);
+        }
+    }
+}
+
+/// Drops an output nobody will read: a panic is reported; a value is dropped under
+/// `catch_unwind`, and a panic of its destructor reported in its turn (it must reach neither the
+/// loop nor whoever dropped the handle, and nothing is lost silently).
+pub(crate) fn drop_unread<T>(
+    unread: Result<T, JoinError>,
+    shared: Option<&Shared>,
+    info: &TaskInfo,
+    closing: bool,
+) {
+    match unread {
+        Err(e) if e.is_panic() => report_unobserved(shared, info, e, closing),
+        Err(_) => {}
+        Ok(v) => {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(v))) {
+                report_unobserved(shared, info, JoinError::panic(payload), closing);
+            }
+        }
+    }
+}
+
+/// Reports a panic nobody will read. Without a runner (the handle outlived it), the default
+/// handler still prints it: nothing is lost silently.
+pub(crate) fn report_unobserved(
+    shared: Option<&Shared>,
+    info: &TaskInfo,
+    e: JoinError,
+    closing: bool,
+) {
+    let payload = e.into_panic();
+    let message = panic_message(payload.as_ref()).to_owned();
+    let d = Diagnostic {
+        kind: if closing {
+            DiagnosticKind::PanicDuringShutdown
+        } else {
+            DiagnosticKind::UnobservedPanic
+        },
+        task: info.clone(),
+        payload: Some(payload),
+        message: None,
+        duration: None,
+    };
+    let Some(shared) = shared else {
+        crate::diagnostic::default_handler(&d);
+        return;
+    };
+    shared.report(&d);
+    if !closing && shared.config.unhandled == UnhandledPanic::ShutdownRunner {
+        shared.abort_main(RunError::TaskPanicked(TaskPanicked {
+            task: info.to_string(),
+            message,
+        }));
+    }
+}
+
+pin_project! {
+    #[project = StageProj]
+    pub(crate) enum Stage<F> {
+        Running { #[pin] fut: F },
+        Done,
+    }
+}
+
+/// A `Send` task's cell, shared by the wrapper the backend runs, the [`JoinHandle`] and the
+/// registry: the task's header and output slot, and its future with what polls it. The future
+/// lives here rather than in the backend's task so that close can drop it in place, on its own
+/// thread, without a wake-and-poll round through the backend.
+pub(crate) struct Cell<F: Future> {
+    pub(crate) task: Task<F::Output, Header>,
+    /// Locked by whoever polls or drops the future: the backend's wrapper, or close. Never
+    /// contended but by close, which only tries it.
+    pub(crate) run: Mutex<Run<F>>,
+}
+
+pub(crate) struct Run<F> {
+    pub(crate) stage: Stage<F>,
+    pub(crate) env: Env,
+}
+
+impl<F: Future> Run<F> {
+    pub(crate) fn parts(&mut self) -> (Pin<&mut Stage<F>>, &mut Env) {
+        // SAFETY: a `Run` lives only inside a `Cell` in an `Arc`, which is never moved out of its
+        // allocation, and its stage is only ever replaced through `Pin::set` or dropped in
+        // place with the cell: the future is never moved once polled.
+        let stage = unsafe { Pin::new_unchecked(&mut self.stage) };
+        (stage, &mut self.env)
+    }
+}
+
+/// The output side of a `Send` task's cell, whatever its future: what a [`JoinHandle`] holds.
+pub(crate) trait Output<T>: Send + Sync {
+    fn task(&self) -> &Task<T, Header>;
+}
+
+impl<F> Output<F::Output> for Cell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn task(&self) -> &Task<F::Output, Header> {
+        &self.task
+    }
+}
+
+impl Header {
+    /// The backend is done with a shell (see `SHELL`): tell close.
+    pub(crate) fn shell_done(&self) {
+        if self.state.load(Ordering::Acquire) & SHELL != 0
+            && self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0
+        {
+            if let Some(s) = self.shared.upgrade() {
+                s.shell_done();
+            }
+        }
+    }
+}
+
+/// What a running task needs besides its future: its runner (lent to the thread-local scope
+/// around each poll) and its context.
+pub(crate) struct Env {
+    pub(crate) scope: Option<Arc<Shared>>,
+    pub(crate) ctx: Context,
+}
+
+/// Name and spawn location of a task.
+pub(crate) struct Meta {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) location: &'static Location<'static>,
+}

@@ -1,0 +1,144 @@
+//! [`JoinHandle`]: an owned permission to await a task's output.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskCx, Poll};
+
+use crate::error::JoinError;
+use crate::shared::lock;
+
+use super::cell::*;
+
+/// An owned permission to await a task's output.
+///
+/// **Dropping a `JoinHandle` detaches the task**: it keeps running, and if it then panics, the
+/// panic goes to the runner's exception handler (nothing is lost silently). This is the same
+/// rule on every backend. [`abort`](Self::abort) cancels the task: its future is dropped on its
+/// loop's thread, and awaiting the handle then gives a [`JoinError`] that
+/// [`is_cancelled`](JoinError::is_cancelled).
+///
+/// A `JoinHandle` can be awaited from any thread and any executor (it is `Send` when `T` is), for
+/// example with `futures_lite::future::block_on` on a plain thread: Python's
+/// `run_coroutine_threadsafe`.
+///
+/// # Examples
+///
+/// ```
+/// # use runner_core as runner;
+/// # fn main() { let mut rt = runner::Runner::<runner::testing::TestLoop>::new();
+/// rt.run(async {
+///     let handle = runner::spawn(async { 6 * 7 });
+///     assert_eq!(handle.await.unwrap(), 42);
+/// })
+/// .unwrap();
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// Polling the handle again after it returned `Ready` panics.
+///
+/// # Cancel safety
+///
+/// Dropping the `await` of a handle loses nothing: the output stays in the task until the handle
+/// is polled again or dropped.
+pub struct JoinHandle<T> {
+    pub(crate) inner: Inner<T>,
+}
+
+pub(crate) enum Inner<T> {
+    Shared(Arc<dyn Output<T>>),
+    Local(Arc<Task<T, Arc<Header>>>),
+    Blocking(Arc<Task<T, Header>>),
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn header(&self) -> &Header {
+        match &self.inner {
+            Inner::Shared(c) => c.task().header(),
+            Inner::Blocking(t) => t.header(),
+            Inner::Local(t) => t.header(),
+        }
+    }
+
+    fn slot(&self) -> &Mutex<Slot<T>> {
+        match &self.inner {
+            Inner::Shared(c) => &c.task().slot,
+            Inner::Blocking(t) => &t.slot,
+            Inner::Local(t) => &t.slot,
+        }
+    }
+
+    /// Cancels the task. Its future is dropped on its loop's thread the next time the loop runs,
+    /// and the handle then yields a cancelled [`JoinError`] (or, if the future's destructor
+    /// panicked, that panic, as with tokio). Does nothing to a task that has already finished,
+    /// nor to a blocking job that has started.
+    pub fn abort(&self) {
+        self.header().abort();
+    }
+
+    /// True once the task has finished, by any path: its output (or error) is ready.
+    pub fn is_finished(&self) -> bool {
+        self.header().is_complete()
+    }
+
+    /// The name given with [`Builder::name`](super::Builder::name), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.header().info.name()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
+        let mut slot = lock(self.slot());
+        if let Some(out) = slot.output.take() {
+            slot.taken = true;
+            return Poll::Ready(out);
+        }
+        assert!(
+            !slot.taken,
+            "`JoinHandle` polled after it completed: await it once"
+        );
+        match &mut slot.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let mut slot = lock(self.slot());
+        slot.detached = true;
+        slot.waker = None;
+        let output = slot.output.take();
+        let reported = slot.reported;
+        drop(slot);
+        let unread = match output {
+            Some(Err(e)) if e.is_panic() && reported => None,
+            other => other,
+        };
+        if let Some(unread) = unread {
+            // Not reported yet, so any panic happened before close began: an unobserved panic,
+            // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
+            // closing has no run left to end; the abort it records is never read.)
+            let header = self.header();
+            let shared = header.shared.upgrade();
+            drop_unread(unread, shared.as_deref(), &header.info, false);
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("task", &self.header().info)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

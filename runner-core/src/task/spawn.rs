@@ -1,0 +1,82 @@
+//! The spawn paths: a `Send` task into a cell on the loop, a local task onto the runner's thread.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use crate::context::Context;
+use crate::error::SpawnError;
+use crate::event_loop::BoxFuture;
+use crate::scope;
+use crate::shared::{Shared, TaskRef};
+
+use super::cell::*;
+use super::harness::*;
+use super::join::*;
+
+/// Spawns a `Send` task onto `shared`'s loop, in `ctx`; `from_loop` as in `Shared::register`.
+pub(crate) fn spawn_on<F>(
+    shared: &Arc<Shared>,
+    from_loop: bool,
+    fut: F,
+    ctx: Context,
+    meta: Meta,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let cell = shared.register(from_loop, |key, cancelled| {
+        let cell = Arc::new(Cell {
+            task: Task::new(Header::new(key, meta, shared, cancelled, false)),
+            run: Mutex::new(Run {
+                stage: Stage::Running { fut },
+                env: Env {
+                    scope: Some(shared.clone()),
+                    ctx,
+                },
+            }),
+        });
+        (cell.clone() as Arc<dyn TaskRef>, cell)
+    })?;
+    let task: BoxFuture = Box::pin(Driver { cell: cell.clone() });
+    if let Some(task) = scope::defer(&shared.spawner, task) {
+        shared.spawner.spawn(task);
+    }
+    Ok(JoinHandle {
+        inner: Inner::Shared(cell),
+    })
+}
+
+pub(crate) fn spawn_local_on<F>(
+    shared: &Arc<Shared>,
+    fut: F,
+    meta: Meta,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let local = scope::local_spawner(shared).ok_or(SpawnError::LocalUnsupported)?;
+    if !shared.local.claim_home() {
+        return Err(SpawnError::LocalUnsupported);
+    }
+    let header = shared.register(scope::loop_running(), |key, cancelled| {
+        let header = Arc::new(Header::new(key, meta, shared, cancelled, true));
+        (header.clone() as Arc<dyn TaskRef>, header)
+    })?;
+    // Counted before the task can run, and ended in `Task::complete`.
+    shared.local.started();
+    let task = Arc::new(Task::new(header));
+    let driver = LocalDriver {
+        stage: Stage::Running { fut },
+        task: task.clone(),
+        env: Env {
+            scope: Some(shared.clone()),
+            ctx: Context::copy_current(),
+        },
+    };
+    local.spawn(Box::pin(driver));
+    Ok(JoinHandle {
+        inner: Inner::Local(task),
+    })
+}
