@@ -221,6 +221,11 @@ impl EventLoop for AnyLoop {
         delegate!(self, (), l => EventLoop::is_multi_thread(l))
     }
 
+    fn enter<R, F: FnOnce() -> R>(&self, f: F) -> Option<R> {
+        // The chosen backend's answer: the inline first poll of `run` where it allows it.
+        delegate!(self, (f), l => l.enter(f))
+    }
+
     fn is_nested() -> bool {
         // An associated function sees no variant, so any compiled-in backend's "inside a runtime"
         // counts; the contract makes a running tokio runtime nesting for every runner anyway.

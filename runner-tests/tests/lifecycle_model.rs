@@ -86,9 +86,6 @@ model_test!(
 );
 #[cfg(feature = "tokio")]
 model_test!(
-    #[ignore = "engine bug (issue 13, bug 3): a task whose output was taken through its \
-                JoinHandle before close began is counted `finished` by close on multi-thread \
-                loops (the `SpawnJoin` step); fixed on the engine branch"]
     tokio_multi,
     Kit::new("tokio_multi", || runner::tokio::TokioLoop::multi_thread(2)).multi_thread(true)
 );
@@ -99,9 +96,6 @@ model_test!(
 );
 #[cfg(feature = "smol")]
 model_test!(
-    #[ignore = "engine bug (issue 13, bug 3): a task whose output was taken through its \
-                JoinHandle before close began is counted `finished` by close on multi-thread \
-                loops (the `SpawnJoin` step); fixed on the engine branch"]
     smol_multi,
     Kit::new("smol_multi", || runner::smol::SmolLoop::multi_thread(2)).multi_thread(true)
 );
