@@ -492,6 +492,36 @@ pub const LIMITS: &[Limit] = &[
         on: When::NoLocalTasks,
         what: "the `spawn_local` half",
     },
+    Limit {
+        case: "engine::local_tasks_run_after_a_runner_dropped_in_another_run",
+        on: When::NoLocalTasks,
+        what: "not applicable: the loop has no local tasks",
+    },
+    Limit {
+        case: "engine::local_tasks_of_a_runner_dropped_in_another_run_are_dropped",
+        on: When::NoLocalTasks,
+        what: "not applicable: the loop has no local tasks",
+    },
+    Limit {
+        case: "engine::local_tasks_of_a_runner_dropped_elsewhere_are_dropped_at_home",
+        on: When::NoLocalTasks,
+        what: "not applicable: the loop has no local tasks",
+    },
+    Limit {
+        case: "engine::local_tasks_of_a_runner_dropped_elsewhere_are_dropped_at_home",
+        on: When::NotSend,
+        what: "not applicable: the runner cannot be moved to another thread to be dropped there",
+    },
+    Limit {
+        case: "engine::wrong_thread_only_while_local_tasks_live",
+        on: When::NoLocalTasks,
+        what: "not applicable: the loop has no local tasks",
+    },
+    Limit {
+        case: "engine::wrong_thread_only_while_local_tasks_live",
+        on: When::NotSend,
+        what: "not applicable: the runner cannot be moved to another thread",
+    },
 ];
 
 crate::__cases!(__names!());
