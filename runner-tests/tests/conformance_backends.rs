@@ -104,7 +104,7 @@ mod doc {
         let mut s = String::new();
         writeln!(
             s,
-            "The kit has {} cases. `tests/conformance_backends.rs` runs every one of them on each \
+            "The kit has {} cases. `runner-tests/tests/conformance_backends.rs` runs every one of them on each \
              loop below, and on `any_loop` (`runner::AnyLoop`, as `RUNNER_BACKEND` picks it: CI runs \
              it once per compiled-in backend, and its reach is that backend's column). Each stamped \
              test first checks the loop's declared capabilities against the loop itself \
