@@ -88,9 +88,7 @@ fn tokio() {
         ("tokio_current", TokioLoop::current_thread as fn() -> _),
         ("tokio_multi", || TokioLoop::multi_thread(2)),
     ] {
-        let mut rt = runner::Runner::<TokioLoop>::builder()
-            .loop_factory(make)
-            .build();
+        let mut rt = runner::Runner::builder().loop_factory(make).build();
         let handle = rt.get_loop().unwrap().handle().clone();
         let (ours, raw) = rt
             .run(async move {
@@ -110,9 +108,7 @@ fn smol() {
         ("smol_local", SmolLoop::local as fn() -> _),
         ("smol_multi", || SmolLoop::multi_thread(2)),
     ] {
-        let mut rt = runner::Runner::<SmolLoop>::builder()
-            .loop_factory(make)
-            .build();
+        let mut rt = runner::Runner::builder().loop_factory(make).build();
         let ex = rt.get_loop().unwrap().executor().clone();
         let (ours, raw) = rt
             .run(async move {
@@ -128,7 +124,7 @@ fn smol() {
 
 fn glommio() {
     use runner::glommio::GlommioLoop;
-    let mut rt = runner::Runner::<GlommioLoop>::builder()
+    let mut rt = runner::Runner::builder()
         .loop_factory(GlommioLoop::new)
         .build();
     let (ours, raw) = rt

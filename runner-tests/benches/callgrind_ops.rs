@@ -197,7 +197,7 @@ fn raw<R: Raw>(op: &str, n: u32) {
 
 fn runner_on<L: EventLoop>(factory: fn() -> std::io::Result<L>) -> Runner<L> {
     // The default settings, what an application gets (`Interrupt::Auto` on the main thread).
-    Runner::<L>::builder().loop_factory(factory).build()
+    Runner::builder().loop_factory(factory).build()
 }
 
 fn ours<L: EventLoop>(op: &str, n: u32, factory: fn() -> std::io::Result<L>) {

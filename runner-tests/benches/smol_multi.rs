@@ -82,7 +82,7 @@ impl Drop for RawMulti {
 }
 
 fn runner() -> Runner<SmolLoop> {
-    let mut rt = Runner::<SmolLoop>::builder()
+    let mut rt = Runner::builder()
         .loop_factory(|| SmolLoop::multi_thread(2))
         .interrupt(runner::Interrupt::Auto)
         .build();
@@ -162,7 +162,7 @@ fn create_close(c: &mut Criterion) {
     });
     g.bench_function(format!("runner/{ROW}"), |b| {
         b.iter(|| {
-            let mut rt = Runner::<SmolLoop>::builder()
+            let mut rt = Runner::builder()
                 .loop_factory(|| SmolLoop::multi_thread(2))
                 .build();
             let v = rt.run(async { 1 }).unwrap();
