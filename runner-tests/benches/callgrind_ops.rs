@@ -17,11 +17,13 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use runner::smol::SmolLoop;
 use runner::tokio::TokioLoop;
 use runner::{EventLoop, Runner};
+use support::YieldN;
+
+mod support;
 
 /// The operations, each with what one iteration does.
 const OPS: [(&str, &str); 6] = [
@@ -46,20 +48,6 @@ const OPS: [(&str, &str); 6] = [
 ];
 
 const BACKENDS: [&str; 3] = ["tokio_current", "smol_local", "glommio"];
-
-struct YieldN(u32);
-
-impl Future for YieldN {
-    type Output = u32;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
-        if self.0 == 0 {
-            return Poll::Ready(7);
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
 
 /// A raw backend: what one iteration of each operation is without the runner.
 trait Raw {

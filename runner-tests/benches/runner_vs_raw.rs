@@ -19,23 +19,11 @@ use runner::glommio::GlommioLoop;
 use runner::smol::SmolLoop;
 use runner::tokio::TokioLoop;
 use runner::{ContextVar, EventLoop, Runner};
+use support::{config, YieldN};
+
+mod support;
 
 const TASKS: usize = 10_000;
-
-/// Yields `n` times.
-struct YieldN(u32);
-
-impl Future for YieldN {
-    type Output = u32;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
-        if self.0 == 0 {
-            return Poll::Ready(7);
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
 
 /// Never completes; keeps its waker, as a task parked on I/O would.
 struct Parked(Option<std::task::Waker>);
@@ -474,13 +462,6 @@ fn spawn_2threads(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots()
 }
 
 criterion_group! {

@@ -8,29 +8,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use async_executor::Executor;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use runner::smol::SmolLoop;
 use runner::Runner;
+use support::{config, YieldN};
+
+mod support;
 
 const TASKS: usize = 10_000;
 const ROW: &str = "smol_multi";
-
-struct YieldN(u32);
-
-impl Future for YieldN {
-    type Output = u32;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
-        if self.0 == 0 {
-            return Poll::Ready(7);
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
 
 struct Parked;
 
@@ -209,13 +197,6 @@ fn cancel_10k_at_close(c: &mut Criterion) {
         )
     });
     g.finish();
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots()
 }
 
 criterion_group! {
