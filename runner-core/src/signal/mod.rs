@@ -117,8 +117,10 @@
 //! `// SAFETY:` line.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::shared::Shared;
+use crate::error::RunError;
+use crate::latch::Latch;
 
 #[cfg(unix)]
 #[path = "unix.rs"]
@@ -129,6 +131,30 @@ mod imp;
 mod imp;
 
 pub(crate) use imp::RunnerSignal;
+
+/// A runner as this module sees it: its part of the Ctrl-C state, what it asked for, and the
+/// means to end its run or fire its [`interrupted()`](crate::interrupted). The runner's shared
+/// state implements it; a trait, so that this module sits below that state rather than in a
+/// circle with it.
+pub(crate) trait Interruptible: Send + Sync + 'static {
+    /// The runner's Ctrl-C state.
+    fn sigint(&self) -> &RunnerSignal;
+
+    /// Whether its runs intercept Ctrl-C ([`Builder::interrupt`](crate::Builder::interrupt)).
+    fn interrupt(&self) -> Interrupt;
+
+    /// [`Builder::interrupt_grace`](crate::Builder::interrupt_grace).
+    fn interrupt_grace(&self) -> Option<Duration>;
+
+    /// The latch behind [`interrupted()`](crate::interrupted).
+    fn interrupted(&self) -> &Latch;
+
+    /// Makes the running `run` (or the next one) return `err`.
+    fn abort_main(&self, err: RunError);
+
+    /// Takes the error the running `run` was to return, if any.
+    fn take_main_abort(&self) -> Option<RunError>;
+}
 
 /// Whether `run` intercepts Ctrl-C (SIGINT).
 ///
@@ -170,8 +196,8 @@ impl<'a> RunGuard<'a> {
     /// Starts intercepting for the run of `shared`, if its configuration, the thread and the
     /// process's SIGINT disposition allow it.
     #[inline]
-    pub(crate) fn enter(shared: &'a Arc<Shared>) -> Self {
-        let active = match shared.config.interrupt {
+    pub(crate) fn enter<S: Interruptible>(shared: &'a Arc<S>) -> Self {
+        let active = match shared.interrupt() {
             Interrupt::Never => None,
             Interrupt::Auto => {
                 if imp::on_main_thread() {
