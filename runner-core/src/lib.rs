@@ -32,6 +32,7 @@ mod factory;
 mod handle;
 mod latch;
 mod local;
+mod lock;
 mod nesting;
 mod runner;
 mod scope;

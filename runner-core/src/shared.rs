@@ -13,6 +13,7 @@ use crate::error::{RunError, SpawnError};
 use crate::event_loop::Spawner;
 use crate::latch::Latch;
 use crate::local::LocalState;
+use crate::lock::lock;
 use crate::signal::{Interrupt, Interruptible, RunnerSignal};
 
 /// Everything the builder decided, fixed at `build()`.
@@ -82,12 +83,6 @@ pub(crate) struct Registry {
     pub(crate) phase: Phase,
     pub(crate) outcomes: Outcomes,
     waiter: Option<Waker>,
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent
-/// before anything that can panic runs (user code never runs under these locks).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub(crate) struct Shared {

@@ -8,7 +8,7 @@ use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use slab::Slab;
 
 use super::Interruptible;
 use crate::error::RunError;
+use crate::lock::lock;
 
 /// Whether our handler is SIGINT's disposition, as far as the runner knows.
 const UNCHECKED: u8 = 0;
@@ -43,11 +44,6 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 /// Every runner that ever intercepted and is still alive; an entry leaves when its
 /// [`RunnerSignal`] drops.
 static RUNNERS: Mutex<Slab<Weak<dyn Interruptible>>> = Mutex::new(Slab::new());
-
-/// Locks a mutex, ignoring poisoning: no user code runs under these locks.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 // A runner's word: bit 0 "a run intercepts", bits 1-2 how many Ctrl-Cs that run got (0, 1, 2+),
 // the rest a generation number that tells one run from the next (for the grace deadline).
