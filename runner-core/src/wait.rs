@@ -30,6 +30,26 @@ impl LatchWait<Shared> {
     }
 }
 
+/// `Future` and `Debug` for a public future that wraps a [`SignalWait`]; the two differ only in
+/// their name.
+macro_rules! waits_on_a_latch {
+    ($name:ident) => {
+        impl Future for $name {
+            type Output = ();
+
+            fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
+                Pin::new(&mut self.0).poll(cx)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 /// Resolves when the runner running the caller begins to close: the signal to finish up
 /// within `Builder::shutdown_grace`. That grace is 0 unless set, and then close cancels
 /// the task right after this resolves: set a grace for clean-up to run.
@@ -47,19 +67,7 @@ pub fn shutdown_requested() -> ShutdownRequested {
 /// The future of [`shutdown_requested`]. Dropping it stops waiting; nothing else happens.
 pub struct ShutdownRequested(SignalWait);
 
-impl Future for ShutdownRequested {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl fmt::Debug for ShutdownRequested {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownRequested").finish_non_exhaustive()
-    }
-}
+waits_on_a_latch!(ShutdownRequested);
 
 /// Resolves when the first Ctrl-C of the current run arrives (with an
 /// `interrupt_grace` set, the main future then has the grace
@@ -98,16 +106,4 @@ pub fn interrupted() -> Interrupted {
 /// Dropping it stops waiting; nothing else happens.
 pub struct Interrupted(SignalWait);
 
-impl Future for Interrupted {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl fmt::Debug for Interrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Interrupted").finish_non_exhaustive()
-    }
-}
+waits_on_a_latch!(Interrupted);
