@@ -5,12 +5,11 @@
 //! With [`Interrupt::Auto`] (the default), while a `run` is in progress on the process's main
 //! thread and SIGINT still had its default disposition, the first Ctrl-C cancels the main future:
 //! it is dropped (on the loop's thread, so its destructors run) and `run` returns
-//! [`RunError::Interrupted`](crate::RunError::Interrupted). With
-//! [`Builder::interrupt_grace`](crate::Builder::interrupt_grace), [`interrupted()`](crate::interrupted) resolves
-//! instead and the main future has the grace to finish (its output is then returned); a second
-//! Ctrl-C, or the end of the grace, drops it. Outside `run`, after `run` returned by any path
-//! (value, error, panic, interruption), Ctrl-C ends the process exactly as the default
-//! disposition does: it is killed by SIGINT.
+//! [`RunError::Interrupted`]. With [`Builder::interrupt_grace`](crate::Builder::interrupt_grace),
+//! [`interrupted()`](crate::interrupted) resolves instead and the main future has the grace to
+//! finish (its output is then returned); a second Ctrl-C, or the end of the grace, drops it.
+//! Outside `run`, after `run` returned by any path (value, error, panic, interruption), Ctrl-C
+//! ends the process exactly as the default disposition does: it is killed by SIGINT.
 //!
 //! # Design: one handler per process, no system call per run
 //!
