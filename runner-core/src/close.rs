@@ -10,8 +10,9 @@ use std::time::Instant;
 use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::local;
+use crate::lock::lock;
 use crate::scope::{self, WithLocal};
-use crate::shared::{lock, Phase, Shared, TaskRef};
+use crate::shared::{Phase, Shared, TaskRef};
 use crate::EventLoop;
 
 /// What `Runner::close` did. Every task that was alive when close began,

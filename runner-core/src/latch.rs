@@ -5,15 +5,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskCx, Poll, Waker};
 
 use slab::Slab;
 
-/// Locks a mutex, ignoring poisoning: no user code runs under these locks.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::lock::lock;
 
 /// A one-shot broadcast that any number of futures can wait on.
 pub(crate) struct Latch {

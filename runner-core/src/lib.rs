@@ -32,6 +32,7 @@ mod factory;
 mod handle;
 mod latch;
 mod local;
+mod lock;
 mod nesting;
 mod runner;
 mod scope;
@@ -42,6 +43,7 @@ mod signal;
 pub mod task;
 pub mod testing;
 pub mod time;
+mod wait;
 
 pub use builder::{Builder, DEFAULT_BLOCKING_SHUTDOWN_TIMEOUT, DEFAULT_SLOW_POLL_THRESHOLD};
 pub use close::CloseReport;
@@ -56,48 +58,7 @@ pub use factory::LoopFactory;
 pub use handle::LoopHandle;
 pub use nesting::{register_runtime_probe, RuntimeProbe};
 pub use runner::{Runner, State};
-pub use signal::{interrupted, Interrupt, Interrupted};
+pub use signal::Interrupt;
 pub use task::{spawn, spawn_blocking, spawn_local, try_spawn, try_spawn_local, JoinHandle};
 pub use time::yield_now;
-
-mod shutdown {
-    use std::fmt;
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use crate::scope::SignalWait;
-
-    /// Resolves when the runner running the caller begins to close: the signal to finish up
-    /// within `Builder::shutdown_grace`. That grace is 0 unless set, and then close cancels
-    /// the task right after this resolves: set a grace for clean-up to run.
-    ///
-    /// # Panics
-    ///
-    /// Outside any run.
-    #[track_caller]
-    pub fn shutdown_requested() -> ShutdownRequested {
-        ShutdownRequested(SignalWait::current("runner::shutdown_requested", |s| {
-            &s.shutdown
-        }))
-    }
-
-    /// The future of [`shutdown_requested`]. Dropping it stops waiting; nothing else happens.
-    pub struct ShutdownRequested(SignalWait);
-
-    impl Future for ShutdownRequested {
-        type Output = ();
-
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            Pin::new(&mut self.0).poll(cx)
-        }
-    }
-
-    impl fmt::Debug for ShutdownRequested {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("ShutdownRequested").finish_non_exhaustive()
-        }
-    }
-}
-
-pub use shutdown::{shutdown_requested, ShutdownRequested};
+pub use wait::{interrupted, shutdown_requested, Interrupted, ShutdownRequested};

@@ -25,7 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, ThreadId};
 
@@ -34,6 +34,7 @@ use slab::Slab;
 
 use crate::error::RunError;
 use crate::event_loop::{LocalBoxFuture, LocalSpawner};
+use crate::lock::lock;
 
 /// The executors living on this thread.
 struct Home(RefCell<Vec<Rc<LocalExecutor>>>);
@@ -58,11 +59,6 @@ thread_local! {
 /// Executors orphaned on some thread and not yet dropped there: while it is 0, entering a run
 /// costs one relaxed load for them.
 static ORPHANS: AtomicUsize = AtomicUsize::new(0);
-
-/// Locks a mutex, ignoring poisoning: no user code runs under these locks.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A runner's local tasks, as its shared state keeps them (`Send + Sync`).
 #[derive(Default)]

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
 use crate::event_loop::{BoxFuture, LocalSpawner, Spawner};
-use crate::latch::{Latch, LatchWait};
 use crate::local::{LocalExecutor, LocalTarget};
 use crate::shared::Shared;
 
@@ -244,23 +243,5 @@ impl<F: Future> Future for WithLocal<'_, F> {
             drive_local(self.shared, cx);
         }
         out
-    }
-}
-
-/// Waits for one of the current runner's one-shot latches: what `shutdown_requested()` and
-/// `interrupted()` return, wrapped.
-pub(crate) type SignalWait = LatchWait<Shared>;
-
-impl LatchWait<Shared> {
-    /// Waits on `latch` of the runner running the caller.
-    ///
-    /// # Panics
-    ///
-    /// Outside any run, with a message naming `what`.
-    #[track_caller]
-    pub(crate) fn current(what: &str, latch: fn(&Shared) -> &Latch) -> Self {
-        let shared = with_current(|s| s.cloned())
-            .unwrap_or_else(|| panic!("{what}: {}", crate::error::MSG_NO_RUNTIME));
-        LatchWait::new(shared, latch)
     }
 }

@@ -13,7 +13,8 @@ use crate::error::{RunError, SpawnError};
 use crate::event_loop::Spawner;
 use crate::latch::Latch;
 use crate::local::LocalState;
-use crate::signal::Interrupt;
+use crate::lock::lock;
+use crate::signal::{Interrupt, Interruptible, RunnerSignal};
 
 /// Everything the builder decided, fixed at `build()`.
 #[derive(Clone)]
@@ -84,12 +85,6 @@ pub(crate) struct Registry {
     waiter: Option<Waker>,
 }
 
-/// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent
-/// before anything that can panic runs (user code never runs under these locks).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 pub(crate) struct Shared {
     pub(crate) spawner: Arc<dyn Spawner>,
     pub(crate) config: Config,
@@ -101,7 +96,7 @@ pub(crate) struct Shared {
     /// Fired by the first SIGINT of a run with an interrupt grace: `interrupted()`.
     pub(crate) interrupt: Latch,
     /// This runner's Ctrl-C state (the signal module's).
-    pub(crate) sigint: crate::signal::RunnerSignal,
+    pub(crate) sigint: RunnerSignal,
     /// Set when the running `run` must return an error and drop its main future.
     abort_main: Mutex<Option<RunError>>,
     abort_flag: AtomicBool,
@@ -130,7 +125,7 @@ impl Shared {
             }),
             shutdown: Latch::new(),
             interrupt: Latch::new(),
-            sigint: crate::signal::RunnerSignal::new(),
+            sigint: RunnerSignal::new(),
             abort_main: Mutex::new(None),
             abort_flag: AtomicBool::new(false),
             main_waker: AtomicWaker::new(),
@@ -263,5 +258,31 @@ impl Shared {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(d))).is_err() {
             eprintln!("runner: the exception handler panicked while reporting: {d}");
         }
+    }
+}
+
+impl Interruptible for Shared {
+    fn sigint(&self) -> &RunnerSignal {
+        &self.sigint
+    }
+
+    fn interrupt(&self) -> Interrupt {
+        self.config.interrupt
+    }
+
+    fn interrupt_grace(&self) -> Option<Duration> {
+        self.config.interrupt_grace
+    }
+
+    fn interrupted(&self) -> &Latch {
+        &self.interrupt
+    }
+
+    fn abort_main(&self, err: RunError) {
+        Shared::abort_main(self, err);
+    }
+
+    fn take_main_abort(&self) -> Option<RunError> {
+        Shared::take_main_abort(self)
     }
 }

@@ -14,7 +14,7 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 use crate::event_loop::{BlockingJob, BoxFuture, Spawner};
-use crate::shared::lock;
+use crate::lock::lock;
 use crate::EventLoop;
 
 /// A single-threaded loop in about a hundred lines: a run queue, a timer heap, and a thread per

@@ -5,12 +5,11 @@
 //! With [`Interrupt::Auto`] (the default), while a `run` is in progress on the process's main
 //! thread and SIGINT still had its default disposition, the first Ctrl-C cancels the main future:
 //! it is dropped (on the loop's thread, so its destructors run) and `run` returns
-//! [`RunError::Interrupted`](crate::RunError::Interrupted). With
-//! [`Builder::interrupt_grace`](crate::Builder::interrupt_grace), [`interrupted()`] resolves
-//! instead and the main future has the grace to finish (its output is then returned); a second
-//! Ctrl-C, or the end of the grace, drops it. Outside `run`, after `run` returned by any path
-//! (value, error, panic, interruption), Ctrl-C ends the process exactly as the default
-//! disposition does: it is killed by SIGINT.
+//! [`RunError::Interrupted`]. With [`Builder::interrupt_grace`](crate::Builder::interrupt_grace),
+//! [`interrupted()`](crate::interrupted) resolves instead and the main future has the grace to
+//! finish (its output is then returned); a second Ctrl-C, or the end of the grace, drops it.
+//! Outside `run`, after `run` returned by any path (value, error, panic, interruption), Ctrl-C
+//! ends the process exactly as the default disposition does: it is killed by SIGINT.
 //!
 //! # Design: one handler per process, no system call per run
 //!
@@ -41,7 +40,7 @@
 //!   there. Otherwise it writes one byte to the socket pair; nothing else.
 //! - The watcher thread, a normal thread, does the rest: it finds the runs in progress, cancels
 //!   them through the runner's own wake path ([`RunError::Interrupted`](crate::RunError)), or fires
-//!   [`interrupted()`] and keeps the grace deadline in its read timeout. A loop parked in its
+//!   [`interrupted()`](crate::interrupted) and keeps the grace deadline in its read timeout. A loop parked in its
 //!   reactor is woken like by any cross-thread wake.
 //! - A Ctrl-C belongs to the run that was intercepting when it arrived, or to none; never to a
 //!   later run, however late the watcher is. The handler numbers each Ctrl-C on a process-wide
@@ -73,7 +72,7 @@
 //! - **Several intercepting runs at once** (possible only with `Always`, on several threads): a
 //!   Ctrl-C cancels all of them.
 //! - **Other platforms** (not Unix): nothing is installed, `run` never intercepts, Ctrl-C does
-//!   what the platform does by default, and [`interrupted()`] never resolves.
+//!   what the platform does by default, and [`interrupted()`](crate::interrupted) never resolves.
 //!
 //! # signal-hook: what it carries, what stays hand-written
 //!
@@ -116,14 +115,11 @@
 //! from the handler are FFI calls with no safe std equivalent. Every block carries a
 //! `// SAFETY:` line.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskCx, Poll};
+use std::time::Duration;
 
-use crate::scope::SignalWait;
-use crate::shared::Shared;
+use crate::error::RunError;
+use crate::latch::Latch;
 
 #[cfg(unix)]
 #[path = "unix.rs"]
@@ -134,6 +130,30 @@ mod imp;
 mod imp;
 
 pub(crate) use imp::RunnerSignal;
+
+/// A runner as this module sees it: its part of the Ctrl-C state, what it asked for, and the
+/// means to end its run or fire its [`interrupted()`](crate::interrupted). The runner's shared
+/// state implements it; a trait, so that this module sits below that state rather than in a
+/// circle with it.
+pub(crate) trait Interruptible: Send + Sync + 'static {
+    /// The runner's Ctrl-C state.
+    fn sigint(&self) -> &RunnerSignal;
+
+    /// Whether its runs intercept Ctrl-C ([`Builder::interrupt`](crate::Builder::interrupt)).
+    fn interrupt(&self) -> Interrupt;
+
+    /// [`Builder::interrupt_grace`](crate::Builder::interrupt_grace).
+    fn interrupt_grace(&self) -> Option<Duration>;
+
+    /// The latch behind [`interrupted()`](crate::interrupted).
+    fn interrupted(&self) -> &Latch;
+
+    /// Makes the running `run` (or the next one) return `err`.
+    fn abort_main(&self, err: RunError);
+
+    /// Takes the error the running `run` was to return, if any.
+    fn take_main_abort(&self) -> Option<RunError>;
+}
 
 /// Whether `run` intercepts Ctrl-C (SIGINT).
 ///
@@ -175,8 +195,8 @@ impl<'a> RunGuard<'a> {
     /// Starts intercepting for the run of `shared`, if its configuration, the thread and the
     /// process's SIGINT disposition allow it.
     #[inline]
-    pub(crate) fn enter(shared: &'a Arc<Shared>) -> Self {
-        let active = match shared.config.interrupt {
+    pub(crate) fn enter<S: Interruptible>(shared: &'a Arc<S>) -> Self {
+        let active = match shared.interrupt() {
             Interrupt::Never => None,
             Interrupt::Auto => {
                 if imp::on_main_thread() {
@@ -199,55 +219,5 @@ impl<'a> RunGuard<'a> {
             None => false,
             Some(active) => imp::finish(active),
         }
-    }
-}
-
-/// Resolves when the first Ctrl-C of the current run arrives (with an
-/// `interrupt_grace` set, the main future then has the grace
-/// to finish).
-///
-/// Without a grace the main future is dropped at the first Ctrl-C, so only spawned tasks can
-/// observe this. It never resolves when the run does not intercept Ctrl-C (see [`Interrupt`]).
-/// After the interrupted run returns, it is re-armed for the next run.
-///
-/// # Examples
-///
-/// ```no_run
-/// # use runner_core as runner;
-/// # type Runner = runner::Runner<runner::testing::TestLoop>;
-/// use std::time::Duration;
-///
-/// let mut rt = Runner::builder().interrupt_grace(Duration::from_secs(5)).build();
-/// let saved = rt.run(async {
-///     runner::interrupted().await;
-///     "flushed" // finishing within the grace: `run` returns this
-/// });
-/// assert_eq!(saved.unwrap(), "flushed");
-/// ```
-///
-/// # Panics
-///
-/// Outside any run.
-#[track_caller]
-pub fn interrupted() -> Interrupted {
-    Interrupted(SignalWait::current("runner::interrupted", |s| &s.interrupt))
-}
-
-/// The future of [`interrupted`].
-///
-/// Dropping it stops waiting; nothing else happens.
-pub struct Interrupted(SignalWait);
-
-impl Future for Interrupted {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl fmt::Debug for Interrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Interrupted").finish_non_exhaustive()
     }
 }

@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::shared::Shared;
+use super::Interruptible;
 
 /// A runner's part of the Ctrl-C state: nothing here.
 pub(crate) struct RunnerSignal;
@@ -23,7 +23,7 @@ pub(crate) fn on_main_thread() -> bool {
     false
 }
 
-pub(crate) fn enter(_shared: &Arc<Shared>, _main: bool) -> Option<Active<'_>> {
+pub(crate) fn enter<S: Interruptible>(_shared: &Arc<S>, _main: bool) -> Option<Active<'_>> {
     None
 }
 

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::Interruptible;
 use crate::error::RunError;
-use crate::shared::{lock, Shared};
+use crate::lock::lock;
 
 /// Whether our handler is SIGINT's disposition, as far as the runner knows.
 const UNCHECKED: u8 = 0;
@@ -40,8 +41,9 @@ static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The process that installed the handler: a forked child inherits the handler, not the watcher.
 static OWNER: AtomicI32 = AtomicI32::new(0);
-/// Every runner that ever intercepted and is still alive; an entry leaves when its `Shared` drops.
-static RUNNERS: Mutex<Slab<Weak<Shared>>> = Mutex::new(Slab::new());
+/// Every runner that ever intercepted and is still alive; an entry leaves when its
+/// [`RunnerSignal`] drops.
+static RUNNERS: Mutex<Slab<Weak<dyn Interruptible>>> = Mutex::new(Slab::new());
 
 // A runner's word: bit 0 "a run intercepts", bits 1-2 how many Ctrl-Cs that run got (0, 1, 2+),
 // the rest a generation number that tells one run from the next (for the grace deadline).
@@ -50,7 +52,7 @@ const HITS: usize = 0b110;
 const HIT_SHIFT: u32 = 1;
 const GEN_SHIFT: u32 = 3;
 
-/// A runner's part of the Ctrl-C state; lives in its `Shared`.
+/// A runner's part of the Ctrl-C state; lives in the runner's shared state.
 pub(crate) struct RunnerSignal {
     state: AtomicUsize,
     /// [`SIGNALS`] when the run in progress started intercepting: Ctrl-Cs numbered from this on
@@ -87,7 +89,9 @@ impl Drop for RunnerSignal {
 
 /// A run that intercepts; dropping it ends the interception.
 pub(crate) struct Active<'a> {
-    shared: &'a Shared,
+    /// The runner's own state, for the path every run takes.
+    sig: &'a RunnerSignal,
+    shared: &'a dyn Interruptible,
     /// The runner's word with no run in progress: the generation of this run.
     idle: usize,
     main: bool,
@@ -157,7 +161,7 @@ fn cfg_main_thread() -> bool {
 /// Starts intercepting for one run of `shared` on this thread (`main`: the process's main
 /// thread); `None` when SIGINT is not ours to handle.
 #[inline]
-pub(crate) fn enter(shared: &Arc<Shared>, main: bool) -> Option<Active<'_>> {
+pub(crate) fn enter<S: Interruptible>(shared: &Arc<S>, main: bool) -> Option<Active<'_>> {
     let ours = match HOOK.load(Ordering::Acquire) {
         OURS => true,
         UNCHECKED => install(),
@@ -166,7 +170,7 @@ pub(crate) fn enter(shared: &Arc<Shared>, main: bool) -> Option<Active<'_>> {
     if !ours {
         return None;
     }
-    let sig = &shared.sigint;
+    let sig = shared.sigint();
     if sig.key.get().is_none() {
         register(shared);
     }
@@ -185,15 +189,22 @@ pub(crate) fn enter(shared: &Arc<Shared>, main: bool) -> Option<Active<'_>> {
     sig.since
         .store(SIGNALS.load(Ordering::SeqCst), Ordering::Relaxed);
     sig.state.store(idle | RUNNING, Ordering::Release);
-    Some(Active { shared, idle, main })
+    Some(Active {
+        sig,
+        shared: &**shared,
+        idle,
+        main,
+    })
 }
 
 #[cold]
-fn register(shared: &Arc<Shared>) {
+fn register<S: Interruptible>(shared: &Arc<S>) {
     let mut runners = lock(&RUNNERS);
-    if shared.sigint.key.get().is_none() {
-        let key = runners.insert(Arc::downgrade(shared));
-        let _ = shared.sigint.key.set(key);
+    let sig = shared.sigint();
+    if sig.key.get().is_none() {
+        let weak: Weak<dyn Interruptible> = Arc::<S>::downgrade(shared);
+        let key = runners.insert(weak);
+        let _ = sig.key.set(key);
     }
 }
 
@@ -210,7 +221,7 @@ impl Active<'_> {
         // a Ctrl-C for this run before the run stopped intercepting. A swap, not a `fetch_and`
         // (a compare-exchange loop on x86): while the run was in progress only the hit bits
         // could change.
-        let old = self.shared.sigint.state.swap(self.idle, Ordering::AcqRel);
+        let old = self.sig.state.swap(self.idle, Ordering::AcqRel);
         old & HITS != 0 && after_interrupted_run(self.shared)
     }
 }
@@ -248,12 +259,12 @@ pub(crate) fn finish(mut active: Active<'_>) -> bool {
 
 /// After a run the watcher counted a Ctrl-C for; returns true.
 #[cold]
-fn after_interrupted_run(shared: &Shared) -> bool {
+fn after_interrupted_run(shared: &dyn Interruptible) -> bool {
     // The watcher holds this lock from its look at the word to its last effect on the run: once
     // we have it, every abort or fire it decided on has happened.
-    drop(lock(&shared.sigint.dispatch));
+    drop(lock(&shared.sigint().dispatch));
     // `interrupted()` is per run: re-armed for the next one.
-    shared.interrupt.reset();
+    shared.interrupted().reset();
     true
 }
 
@@ -393,7 +404,7 @@ impl Drop for ErrnoGuard {
 
 /// A grace in progress: the run of generation `gen` is aborted at `at` unless it returned.
 struct Grace {
-    runner: Weak<Shared>,
+    runner: Weak<dyn Interruptible>,
     gen: usize,
     at: Instant,
 }
@@ -445,13 +456,13 @@ fn watch(mut wake: UnixStream) {
 fn dispatch(signal: usize, graces: &mut Vec<Grace>) -> bool {
     // Upgraded under the lock, used and dropped after it: dropping the last reference to a
     // runner takes the lock again.
-    let runners: Vec<Arc<Shared>> = lock(&RUNNERS)
+    let runners: Vec<Arc<dyn Interruptible>> = lock(&RUNNERS)
         .iter()
         .filter_map(|(_, w)| w.upgrade())
         .collect();
     let mut claimed = false;
     for shared in &runners {
-        let sig = &shared.sigint;
+        let sig = shared.sigint();
         let _g = lock(&sig.dispatch);
         let cur = sig.state.load(Ordering::Acquire);
         // The Relaxed `since` is the one this word's `RUNNING` published, or a later run's, which
@@ -471,9 +482,9 @@ fn dispatch(signal: usize, graces: &mut Vec<Grace>) -> bool {
             continue;
         }
         claimed = true;
-        match shared.config.interrupt_grace {
+        match shared.interrupt_grace() {
             Some(grace) if hits == 1 => {
-                shared.interrupt.fire();
+                shared.interrupted().fire();
                 graces.push(Grace {
                     runner: Arc::downgrade(shared),
                     gen: cur >> GEN_SHIFT,
@@ -491,7 +502,7 @@ fn expire(g: &Grace) {
     let Some(shared) = g.runner.upgrade() else {
         return;
     };
-    let sig = &shared.sigint;
+    let sig = shared.sigint();
     let guard = lock(&sig.dispatch);
     let cur = sig.state.load(Ordering::Acquire);
     if cur & RUNNING != 0 && cur >> GEN_SHIFT == g.gen {

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use crate::context::Context;
 use crate::error::JoinError;
+use crate::lock::lock;
 use crate::scope;
-use crate::shared::{lock, BlockingInfo, Shared};
+use crate::shared::{BlockingInfo, Shared};
 
 use super::cell::*;
 use super::join::*;

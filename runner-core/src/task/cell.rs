@@ -16,7 +16,8 @@ use pin_project_lite::pin_project;
 use crate::context::Context;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 use crate::error::{panic_message, JoinError, RunError, TaskPanicked};
-use crate::shared::{lock, Outcome, Shared, TaskRef};
+use crate::lock::lock;
+use crate::shared::{Outcome, Shared, TaskRef};
 
 // The state word (`Header::state`), three independent bits. Every transition is a `fetch_or` or
 // `fetch_and`, so no transition is lost to a race and none needs a loop.

@@ -14,8 +14,9 @@ use pin_project_lite::pin_project;
 use crate::context;
 use crate::diagnostic::TaskInfo;
 use crate::error::JoinError;
+use crate::lock::lock;
 use crate::scope;
-use crate::shared::{lock, TaskRef};
+use crate::shared::TaskRef;
 
 use super::cell::*;
 

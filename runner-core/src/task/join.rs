@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskCx, Poll};
 
 use crate::error::JoinError;
-use crate::shared::lock;
+use crate::lock::lock;
 
 use super::cell::*;
 
