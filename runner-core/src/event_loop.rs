@@ -48,6 +48,9 @@ pub trait EventLoop: Sized + 'static {
     /// - `fut` is polled on the calling thread only, and never after it returned `Ready`.
     /// - While `block_on` runs, tasks spawned through the [`Spawner`] make progress, whether they
     ///   were spawned before the call, from inside it, or from other threads.
+    /// - While nothing is ready (every task and `fut` pending, timers not yet due), the calling
+    ///   thread parks until a waker, a timer or I/O wakes it: it does not spin. The kit measures
+    ///   the thread's CPU time during a sleep (`idle::sleeping_main_future_parks`).
     /// - A panic in `fut` or in a task never reaches `block_on`: the runner catches both. The loop
     ///   must stay usable after `block_on` returns, for the next call.
     /// - The runner never calls `block_on` re-entrantly; it checks [`is_nested`](Self::is_nested)
