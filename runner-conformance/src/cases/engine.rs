@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use runner_core::time::{sleep, timeout};
-use runner_core::{DiagnosticKind, EventLoop, RunError};
+use runner_core::{DiagnosticKind, EventLoop, RunError, Runner};
 
 use crate::cases::tasks::{eventually, recorder, DropCount, PATIENCE};
 use crate::Kit;
@@ -205,6 +205,23 @@ pub fn tasks_joined_before_close_are_not_counted<L: EventLoop>(kit: &Kit<L>) {
     });
 }
 
+/// A runner holding one pending local task, and the count of that task's drops (0 so far).
+fn with_pending_local_task<L: EventLoop>(kit: &Kit<L>) -> (Runner<L>, Arc<AtomicUsize>) {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let mut rt = kit.runner();
+    let d = dropped.clone();
+    rt.run(async move {
+        let guard = DropCount(d);
+        runner_core::spawn_local(async move {
+            let _guard = guard;
+            pending::<()>().await
+        });
+        runner_core::yield_now().await;
+    })
+    .unwrap();
+    (rt, dropped)
+}
+
 /// Bug 4: "a runner dropped in another loop drops its local tasks, on their thread": their
 /// destructors run before the drop returns.
 pub fn local_tasks_of_a_runner_dropped_in_another_run_are_dropped<L: EventLoop>(kit: &Kit<L>) {
@@ -212,19 +229,7 @@ pub fn local_tasks_of_a_runner_dropped_in_another_run_are_dropped<L: EventLoop>(
         return;
     }
     watchdog(kit, "nested drop of a runner with local tasks", |kit| {
-        let dropped = Arc::new(AtomicUsize::new(0));
-        let mut inner = kit.runner();
-        let d = dropped.clone();
-        inner
-            .run(async move {
-                let guard = DropCount(d);
-                runner_core::spawn_local(async move {
-                    let _guard = guard;
-                    pending::<()>().await
-                });
-                runner_core::yield_now().await;
-            })
-            .unwrap();
+        let (inner, dropped) = with_pending_local_task(kit);
         assert_eq!(dropped.load(Ordering::SeqCst), 0);
         let mut outer = kit.runner();
         let d = dropped.clone();
@@ -247,18 +252,7 @@ pub fn local_tasks_of_a_runner_dropped_elsewhere_are_dropped_at_home<L: EventLoo
         return;
     }
     watchdog(kit, "drop on another thread", |kit| {
-        let dropped = Arc::new(AtomicUsize::new(0));
-        let mut rt = kit.runner();
-        let d = dropped.clone();
-        rt.run(async move {
-            let guard = DropCount(d);
-            runner_core::spawn_local(async move {
-                let _guard = guard;
-                pending::<()>().await
-            });
-            runner_core::yield_now().await;
-        })
-        .unwrap();
+        let (rt, dropped) = with_pending_local_task(kit);
         // The job swaps in a fresh runner, so the one with local tasks is dropped over there.
         let k = kit.clone();
         if kit
