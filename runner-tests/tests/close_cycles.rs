@@ -2,6 +2,13 @@
 //! and RSS growth under 16 MB on each backend." Both are process-wide measures, so this is its
 //! own test binary with a single test: nothing else runs while it measures.
 
+// Every test here is per backend: with none compiled in, there is nothing to run.
+#![cfg(any(
+    feature = "tokio",
+    feature = "smol",
+    all(feature = "glommio", target_os = "linux")
+))]
+
 use std::future::pending;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
