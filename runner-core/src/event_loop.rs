@@ -1,10 +1,12 @@
 //! The contract between the runner and an event loop.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context as TaskCx, Poll};
 use std::time::Instant;
 
 /// A boxed `Send` future with no output: what the runner hands a loop to spawn.
@@ -12,6 +14,58 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A boxed `!Send` future with no output: what the runner hands a local loop to spawn.
 pub type LocalBoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
+
+/// A `Send` task of the runner's, as the runner hands it to a loop: a future with no output, to
+/// be run as [`Spawner::spawn`] runs a [`BoxFuture`].
+///
+/// It is a reference to the task's cell, which the runner allocated when the task was spawned:
+/// it costs no allocation of its own, and it is `Unpin`, so a loop can store it as it is (in its
+/// own task, a queue, an enum) without boxing it. Polling it polls the task through the runner's
+/// harness (panics caught, context installed, cancellation seen); it returns `Ready` once the
+/// task has ended, and must not be polled after that. Dropping it before then cancels the task:
+/// its future is dropped there, on the dropping thread, and its [`JoinHandle`](crate::JoinHandle)
+/// reports it cancelled.
+///
+/// What it costs a loop that ignores it: [`Spawner::spawn_task`]'s default boxes it (one
+/// allocation) and calls [`Spawner::spawn`].
+pub struct RawTask {
+    cell: Arc<dyn Drive>,
+}
+
+/// What a [`RawTask`] refers to: a task cell, whatever its future (see `task::harness`).
+pub(crate) trait Drive: Send + Sync + 'static {
+    /// Polls the task once; `Ready` when it has ended.
+    fn poll_driver(&self, cx: &mut TaskCx<'_>) -> Poll<()>;
+
+    /// The loop has let go of the task: cancels it if it has not ended.
+    fn drop_driver(&self);
+}
+
+impl RawTask {
+    pub(crate) fn new(cell: Arc<dyn Drive>) -> Self {
+        RawTask { cell }
+    }
+}
+
+impl Future for RawTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
+        self.cell.poll_driver(cx)
+    }
+}
+
+impl Drop for RawTask {
+    fn drop(&mut self) {
+        self.cell.drop_driver();
+    }
+}
+
+impl fmt::Debug for RawTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawTask").finish_non_exhaustive()
+    }
+}
 
 /// A blocking job for the loop's blocking pool.
 pub type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
@@ -61,7 +115,7 @@ pub trait EventLoop: Sized + 'static {
     ///
     /// # Contract
     ///
-    /// - [`Spawner::spawn`] never polls the task inline; it queues it. Queued tasks run when the
+    /// - [`Spawner::spawn`] (and [`Spawner::spawn_task`]) never polls the task inline; it queues it. Queued tasks run when the
     ///   loop next runs: on a current-thread loop that is inside [`block_on`](Self::block_on), on
     ///   a multi-thread loop as soon as a worker is free.
     /// - Every task it accepted is eventually polled to completion or dropped; it drops tasks on a
@@ -136,9 +190,57 @@ pub trait EventLoop: Sized + 'static {
 }
 
 /// Spawns onto an [`EventLoop`] from any thread. See [`EventLoop::spawner`] for the contract.
+///
+/// Two methods queue a task: [`spawn`](Self::spawn) takes a [`BoxFuture`], and
+/// [`spawn_task`](Self::spawn_task) takes the runner's own [`RawTask`], which is what the runner
+/// spawns every `Send` task through. Its default boxes the task and calls `spawn`, so a loop of
+/// your own needs only `spawn` (one `impl`, with the three required methods). A loop that can
+/// store a `RawTask` as it is (generic over the future it spawns, as `tokio::spawn` and
+/// `async_executor::Executor::spawn` are) overrides `spawn_task` to save that allocation: one
+/// per spawned task. The contract is the same for both.
+///
+/// # Examples
+///
+/// A loop that keeps its queued tasks in a queue of its own stores both kinds as they are:
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use std::sync::Mutex;
+/// use std::time::Instant;
+///
+/// use runner_core::{BlockingJob, BoxFuture, RawTask, Spawner};
+///
+/// enum Job {
+///     Boxed(BoxFuture),
+///     Task(RawTask),
+/// }
+///
+/// struct QueueSpawner {
+///     queue: Mutex<VecDeque<Job>>,
+/// }
+///
+/// impl Spawner for QueueSpawner {
+///     fn spawn(&self, task: BoxFuture) {
+///         self.queue.lock().unwrap().push_back(Job::Boxed(task));
+///     }
+///
+///     fn spawn_task(&self, task: RawTask) {
+///         self.queue.lock().unwrap().push_back(Job::Task(task));
+///     }
+///     # fn spawn_blocking(&self, job: BlockingJob) { std::thread::spawn(job); }
+///     # fn sleep_until(&self, _: Instant) -> BoxFuture { Box::pin(std::future::pending()) }
+/// }
+/// ```
 pub trait Spawner: Send + Sync + 'static {
     /// Queues a task on the loop.
     fn spawn(&self, task: BoxFuture);
+
+    /// Queues one of the runner's tasks on the loop, as [`spawn`](Self::spawn) does: the runner
+    /// spawns every `Send` task through this method. The default boxes `task` and calls `spawn`;
+    /// override it only to save that allocation (see the [trait docs](Spawner)).
+    fn spawn_task(&self, task: RawTask) {
+        self.spawn(Box::pin(task));
+    }
 
     /// Runs `job` on the loop's pool of blocking threads.
     fn spawn_blocking(&self, job: BlockingJob);

@@ -53,7 +53,9 @@ pub use diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 #[doc(hidden)]
 pub use error::panic_message;
 pub use error::{ContextError, JoinError, RunError, SpawnError, TaskPanicked};
-pub use event_loop::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
+pub use event_loop::{
+    BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, RawTask, Spawner,
+};
 pub use factory::LoopFactory;
 pub use handle::LoopHandle;
 pub use nesting::{register_runtime_probe, RuntimeProbe};

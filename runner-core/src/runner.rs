@@ -266,7 +266,7 @@ impl<L: EventLoop> Runner<L> {
             let mut outcome = match first {
                 Some(Poll::Ready(outcome)) => {
                     for (spawner, task) in held {
-                        spawner.spawn(task);
+                        spawner.spawn_task(task);
                     }
                     outcome
                 }
@@ -364,7 +364,7 @@ impl<F: Future + Unpin> Future for SpawnHeld<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
         for (spawner, task) in self.held.drain(..) {
-            spawner.spawn(task);
+            spawner.spawn_task(task);
         }
         Pin::new(&mut self.main).poll(cx)
     }

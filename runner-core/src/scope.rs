@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
-use crate::event_loop::{BoxFuture, LocalSpawner, Spawner};
+use crate::event_loop::{LocalSpawner, RawTask, Spawner};
 use crate::local::{LocalExecutor, LocalTarget};
 use crate::shared::Shared;
 
@@ -32,7 +32,7 @@ struct Ambient {
 }
 
 /// A spawn held back during an inline first poll: the loop to hand it to, and the task.
-pub(crate) type Deferred = (Arc<dyn Spawner>, BoxFuture);
+pub(crate) type Deferred = (Arc<dyn Spawner>, RawTask);
 
 /// Marks the inline first poll of a main future on this thread, until [`finish`](Self::finish)
 /// or drop. A spawn made meanwhile is held back ([`defer`]): handed to a loop from outside its
@@ -57,13 +57,13 @@ impl Drop for InlinePoll {
         let held = AMBIENT.with(|a| a.deferred.take());
         // Unwinding out of the inline poll: hand them over now rather than lose them.
         for (spawner, task) in held.into_iter().flatten() {
-            spawner.spawn(task);
+            spawner.spawn_task(task);
         }
     }
 }
 
 /// Holds `task` back when this thread is in an inline first poll; gives it back otherwise.
-pub(crate) fn defer(spawner: &Arc<dyn Spawner>, task: BoxFuture) -> Option<BoxFuture> {
+pub(crate) fn defer(spawner: &Arc<dyn Spawner>, task: RawTask) -> Option<RawTask> {
     AMBIENT.with(|a| match a.deferred.take() {
         Some(mut held) => {
             held.push((spawner.clone(), task));

@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
 use glommio::{LocalExecutor, LocalExecutorBuilder, Placement, TaskQueueHandle};
-use runner_core::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
+use runner_core::{
+    BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, RawTask, Spawner,
+};
 
 /// Registered I/O memory per executor; see the crate docs.
 const IO_MEMORY: usize = 512 << 10;
@@ -57,8 +59,14 @@ pub struct GlommioLoop {
 
 struct Injector {
     home: ThreadId,
-    queue: Mutex<VecDeque<BoxFuture>>,
+    queue: Mutex<VecDeque<Injected>>,
     waker: AtomicWaker,
+}
+
+/// A task spawned from another thread, as it was handed over: queued without a box of its own.
+enum Injected {
+    Boxed(BoxFuture),
+    Task(RawTask),
 }
 
 impl GlommioLoop {
@@ -88,7 +96,10 @@ impl Injector {
     fn drain(&self) {
         let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for task in batch {
-            schedule_local(task);
+            match task {
+                Injected::Boxed(task) => schedule_local(task),
+                Injected::Task(task) => schedule_local(task),
+            }
         }
     }
 }
@@ -147,7 +158,7 @@ impl EventLoop for GlommioLoop {
     fn shutdown(self) {
         // Tasks queued from other threads after the runner sealed itself were refused, so the
         // queue is empty; drop whatever is left here, on the loop's thread, all the same.
-        let left: Vec<BoxFuture> = self
+        let left: Vec<Injected> = self
             .inject
             .queue
             .lock()
@@ -168,12 +179,14 @@ struct GlommioSpawner {
     inject: Arc<Injector>,
 }
 
-impl Spawner for GlommioSpawner {
-    fn spawn(&self, task: BoxFuture) {
-        if thread::current().id() == self.inject.home && RUNNING.with(Cell::get) {
-            schedule_local(task);
-            return;
-        }
+impl GlommioSpawner {
+    /// True on the loop's own thread while its executor runs: a task goes straight into it.
+    fn at_home(&self) -> bool {
+        RUNNING.with(Cell::get) && thread::current().id() == self.inject.home
+    }
+
+    /// Queues `task` for the loop's thread, which spawns it when it next drains the queue.
+    fn inject(&self, task: Injected) {
         self.inject
             .queue
             .lock()
@@ -182,6 +195,25 @@ impl Spawner for GlommioSpawner {
         // The loop's main task re-drains on every wake-up; a glommio waker may be woken from any
         // thread, which also unparks an executor sleeping in io_uring.
         self.inject.waker.wake();
+    }
+}
+
+impl Spawner for GlommioSpawner {
+    fn spawn(&self, task: BoxFuture) {
+        if self.at_home() {
+            schedule_local(task);
+        } else {
+            self.inject(Injected::Boxed(task));
+        }
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        // Stored in glommio's task (or the queue) as it is: no box.
+        if self.at_home() {
+            schedule_local(task);
+        } else {
+            self.inject(Injected::Task(task));
+        }
     }
 
     fn spawn_blocking(&self, job: BlockingJob) {
