@@ -255,3 +255,162 @@ pub trait LocalSpawner: 'static {
     /// Queues a local task on the loop.
     fn spawn_local(&self, task: LocalBoxFuture);
 }
+
+#[cfg(test)]
+mod tests {
+    //! [`RawTask`] through a loop that does not override [`Spawner::spawn_task`], and through
+    //! one that drops it unpolled.
+
+    use std::future::{pending, Future};
+    use std::io;
+    use std::marker::PhantomData;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::{BlockingJob, BoxFuture, EventLoop, RawTask, Spawner};
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    /// [`TestLoop`] behind the spawner `S` makes of its own.
+    struct Over<S>(TestLoop, PhantomData<fn() -> S>);
+
+    trait Wrap: Spawner {
+        fn wrap(inner: Arc<dyn Spawner>) -> Self;
+    }
+
+    impl<S: Wrap> EventLoop for Over<S> {
+        fn default_loop() -> io::Result<Self> {
+            Ok(Over(TestLoop::new()?, PhantomData))
+        }
+
+        fn block_on<F: Future>(&self, fut: F) -> F::Output {
+            self.0.block_on(fut)
+        }
+
+        fn spawner(&self) -> Arc<dyn Spawner> {
+            Arc::new(S::wrap(self.0.spawner()))
+        }
+    }
+
+    /// Only the required methods: every task goes through `spawn`, counted.
+    struct Required(Arc<dyn Spawner>);
+
+    static BOXED: AtomicUsize = AtomicUsize::new(0);
+
+    impl Wrap for Required {
+        fn wrap(inner: Arc<dyn Spawner>) -> Self {
+            Required(inner)
+        }
+    }
+
+    impl Spawner for Required {
+        fn spawn(&self, task: BoxFuture) {
+            BOXED.fetch_add(1, Ordering::SeqCst);
+            self.0.spawn(task);
+        }
+
+        fn spawn_blocking(&self, job: BlockingJob) {
+            self.0.spawn_blocking(job);
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> BoxFuture {
+            self.0.sleep_until(deadline)
+        }
+    }
+
+    /// Drops every task of the runner's unpolled.
+    struct Dropping(Arc<dyn Spawner>);
+
+    impl Wrap for Dropping {
+        fn wrap(inner: Arc<dyn Spawner>) -> Self {
+            Dropping(inner)
+        }
+    }
+
+    impl Spawner for Dropping {
+        fn spawn(&self, task: BoxFuture) {
+            self.0.spawn(task);
+        }
+
+        fn spawn_task(&self, task: RawTask) {
+            drop(task);
+        }
+
+        fn spawn_blocking(&self, job: BlockingJob) {
+            self.0.spawn_blocking(job);
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> BoxFuture {
+            self.0.sleep_until(deadline)
+        }
+    }
+
+    struct Count(Arc<AtomicUsize>);
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A spawner with only the required methods gets every task through `spawn`, boxed, and
+    /// runs, aborts and cancels them at close as any loop does.
+    #[test]
+    fn default_spawn_task_boxes_into_spawn() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<Over<Required>>::new();
+        let before = BOXED.load(Ordering::SeqCst);
+        let d = drops.clone();
+        let (sum, aborted) = rt
+            .run(async move {
+                let hs: Vec<_> = (1..=3u32).map(|i| crate::spawn(async move { i })).collect();
+                let count = Count(d.clone());
+                let a = crate::spawn(async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                let count = Count(d);
+                crate::spawn(async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                let mut sum = 0;
+                for h in hs {
+                    sum += h.await.unwrap();
+                }
+                a.abort();
+                (sum, a.await.unwrap_err().is_cancelled())
+            })
+            .unwrap();
+        assert_eq!((sum, aborted), (6, true));
+        assert_eq!(BOXED.load(Ordering::SeqCst) - before, 5);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(rt.close().unwrap().cancelled, 1);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
+
+    /// A task the loop drops unpolled ends cancelled, its future dropped once, there.
+    #[test]
+    fn raw_task_dropped_unpolled_cancels() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<Over<Dropping>>::new();
+        let d = drops.clone();
+        let err = rt
+            .run(async move {
+                let count = Count(d.clone());
+                let h = crate::spawn(async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                // Dropped by the loop at once: the future is gone before anyone polls it.
+                assert_eq!(d.load(Ordering::SeqCst), 1);
+                h.await.unwrap_err()
+            })
+            .unwrap();
+        assert!(err.is_cancelled());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        rt.close().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+}

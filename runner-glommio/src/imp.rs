@@ -6,6 +6,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::Instant;
@@ -60,6 +61,9 @@ pub struct GlommioLoop {
 struct Injector {
     home: ThreadId,
     queue: Mutex<VecDeque<Injected>>,
+    /// Set after a push, cleared by the drain that takes it: the loop locks the queue only when
+    /// something was pushed since its last drain, not on every poll of its main task.
+    pending: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -82,6 +86,7 @@ impl GlommioLoop {
             inject: Arc::new(Injector {
                 home: thread::current().id(),
                 queue: Mutex::new(VecDeque::new()),
+                pending: AtomicBool::new(false),
                 waker: AtomicWaker::new(),
             }),
             _not_send: PhantomData,
@@ -94,6 +99,11 @@ impl Injector {
     /// is empty: threads that keep injecting must not keep the loop inside this call (close
     /// would never get polled). What arrives later wakes the loop's main task again.
     fn drain(&self) {
+        // Called after the main task registered its waker: a push that this load misses sets the
+        // flag before it wakes that waker, so the next poll drains it.
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return;
+        }
         let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for task in batch {
             match task {
@@ -192,6 +202,7 @@ impl GlommioSpawner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(task);
+        self.inject.pending.store(true, Ordering::Release);
         // The loop's main task re-drains on every wake-up; a glommio waker may be woken from any
         // thread, which also unparks an executor sleeping in io_uring.
         self.inject.waker.wake();
