@@ -40,7 +40,7 @@ where
     })?;
     // The backend's task is the cell itself, type-erased: no allocation beyond the cell.
     let task = RawTask::new(cell.clone());
-    if let Some(task) = scope::defer(&shared.spawner, task) {
+    if let Some(task) = scope::defer(shared, task) {
         shared.spawner.spawn_task(task);
     }
     Ok(JoinHandle {
