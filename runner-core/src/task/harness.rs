@@ -141,13 +141,17 @@ where
     }
 
     fn drop_driver(&self) {
-        // The backend dropped the task before it completed (a loop shutting down): the future
-        // is dropped here, on the loop's thread, and the task ends cancelled.
         let cell = self;
-        let mut run = lock(&cell.run);
-        let (stage, env) = run.parts();
-        cancel(stage, env, &cell.task);
-        drop(run);
+        // `COMPLETE` is set only once the future is gone: a backend dropping its task after the
+        // last poll (every task, on most backends) need not take the lock to see that.
+        if !cell.task.header.is_complete() {
+            // The backend dropped the task before it completed (a loop shutting down): the
+            // future is dropped here, on the loop's thread, and the task ends cancelled.
+            let mut run = lock(&cell.run);
+            let (stage, env) = run.parts();
+            cancel(stage, env, &cell.task);
+            drop(run);
+        }
         cell.task.header.shell_done();
     }
 }
