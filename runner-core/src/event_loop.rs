@@ -15,16 +15,17 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A boxed `!Send` future with no output: what the runner hands a local loop to spawn.
 pub type LocalBoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
 
-/// A `Send` task of the runner's, as the runner hands it to a loop: a future with no output, to
-/// be run as [`Spawner::spawn`] runs a [`BoxFuture`].
+/// A `Send` task of the runner's, as the runner hands it to [`Spawner::spawn_task`]: a future
+/// with no output, which the loop runs as [`Spawner::spawn`] runs a [`BoxFuture`]. Dropping it
+/// before it completed cancels the task.
 ///
 /// It is a reference to the task's cell, which the runner allocated when the task was spawned:
 /// it costs no allocation of its own, and it is `Unpin`, so a loop can store it as it is (in its
 /// own task, a queue, an enum) without boxing it. Polling it polls the task through the runner's
 /// harness (panics caught, context installed, cancellation seen); it returns `Ready` once the
-/// task has ended, and must not be polled after that. Dropping it before then cancels the task:
-/// its future is dropped there, on the dropping thread, and its [`JoinHandle`](crate::JoinHandle)
-/// reports it cancelled.
+/// task has ended, and is not to be polled after that. Dropped before then (a loop shutting down
+/// with the task still queued), it drops the task's future there, on the dropping thread, and
+/// the task's [`JoinHandle`](crate::JoinHandle) reports it cancelled.
 ///
 /// What it costs a loop that ignores it: [`Spawner::spawn_task`]'s default boxes it (one
 /// allocation) and calls [`Spawner::spawn`].
@@ -115,9 +116,9 @@ pub trait EventLoop: Sized + 'static {
     ///
     /// # Contract
     ///
-    /// - [`Spawner::spawn`] (and [`Spawner::spawn_task`]) never polls the task inline; it queues it. Queued tasks run when the
-    ///   loop next runs: on a current-thread loop that is inside [`block_on`](Self::block_on), on
-    ///   a multi-thread loop as soon as a worker is free.
+    /// - [`Spawner::spawn`] (and [`Spawner::spawn_task`]) never polls the task inline; it queues
+    ///   it. Queued tasks run when the loop next runs: on a current-thread loop that is inside
+    ///   [`block_on`](Self::block_on), on a multi-thread loop as soon as a worker is free.
     /// - Every task it accepted is eventually polled to completion or dropped; it drops tasks on a
     ///   thread of the loop.
     /// - A task may complete without its waker being called by anyone but the runner: at close,
