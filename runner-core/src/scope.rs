@@ -61,19 +61,23 @@ impl<'a> InlinePoll<'a> {
 
     /// The spawns held back, in order: for the runner's loop.
     pub(crate) fn finish(self) -> Vec<RawTask> {
-        AMBIENT
-            .with(|a| a.deferred.take())
-            .map(|h| h.tasks)
-            .unwrap_or_default()
+        let held = AMBIENT.with(|a| a.deferred.take());
+        // Nothing left for the drop to hand over.
+        std::mem::forget(self);
+        match held {
+            Some(held) => held.tasks,
+            None => Vec::new(),
+        }
     }
 }
 
 impl Drop for InlinePoll<'_> {
     fn drop(&mut self) {
-        let held = AMBIENT.with(|a| a.deferred.take());
         // Unwinding out of the inline poll: hand them over now rather than lose them.
-        for task in held.into_iter().flat_map(|h| h.tasks) {
-            self.shared.spawner.spawn_task(task);
+        if let Some(held) = AMBIENT.with(|a| a.deferred.take()) {
+            for task in held.tasks {
+                self.shared.spawner.spawn_task(task);
+            }
         }
     }
 }
