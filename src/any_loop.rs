@@ -210,6 +210,7 @@ impl EventLoop for AnyLoop {
     }
 
     fn spawner(&self) -> Arc<dyn Spawner> {
+        // The backend's own spawner, not a wrapper: its `spawn_task` (no box per task) applies.
         delegate!(self, (), l => l.spawner())
     }
 

@@ -106,6 +106,9 @@ impl EventLoop for MiniLoop {
     }
 }
 
+// Only the required methods: `spawn_task` keeps its default, which boxes the runner's task and
+// calls `spawn`. (`async_task::spawn` is generic over the future, so overriding it to call
+// `async_task::spawn(task, ..)` as `spawn` does would save that box.)
 impl Spawner for MiniLoop {
     fn spawn(&self, task: BoxFuture) {
         let q = self.queue.clone();

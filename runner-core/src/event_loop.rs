@@ -1,10 +1,12 @@
 //! The contract between the runner and an event loop.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context as TaskCx, Poll};
 use std::time::Instant;
 
 /// A boxed `Send` future with no output: what the runner hands a loop to spawn.
@@ -12,6 +14,59 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A boxed `!Send` future with no output: what the runner hands a local loop to spawn.
 pub type LocalBoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
+
+/// A `Send` task of the runner's, as the runner hands it to [`Spawner::spawn_task`]: a future
+/// with no output, which the loop runs as [`Spawner::spawn`] runs a [`BoxFuture`]. Dropping it
+/// before it completed cancels the task.
+///
+/// It is a reference to the task's cell, which the runner allocated when the task was spawned:
+/// it costs no allocation of its own, and it is `Unpin`, so a loop can store it as it is (in its
+/// own task, a queue, an enum) without boxing it. Polling it polls the task through the runner's
+/// harness (panics caught, context installed, cancellation seen); it returns `Ready` once the
+/// task has ended, and is not to be polled after that. Dropped before then (a loop shutting down
+/// with the task still queued), it drops the task's future there, on the dropping thread, and
+/// the task's [`JoinHandle`](crate::JoinHandle) reports it cancelled.
+///
+/// What it costs a loop that ignores it: [`Spawner::spawn_task`]'s default boxes it (one
+/// allocation) and calls [`Spawner::spawn`].
+pub struct RawTask {
+    cell: Arc<dyn Drive>,
+}
+
+/// What a [`RawTask`] refers to: a task cell, whatever its future (see `task::harness`).
+pub(crate) trait Drive: Send + Sync + 'static {
+    /// Polls the task once; `Ready` when it has ended.
+    fn poll_driver(&self, cx: &mut TaskCx<'_>) -> Poll<()>;
+
+    /// The loop has let go of the task: cancels it if it has not ended.
+    fn drop_driver(&self);
+}
+
+impl RawTask {
+    pub(crate) fn new(cell: Arc<dyn Drive>) -> Self {
+        RawTask { cell }
+    }
+}
+
+impl Future for RawTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
+        self.cell.poll_driver(cx)
+    }
+}
+
+impl Drop for RawTask {
+    fn drop(&mut self) {
+        self.cell.drop_driver();
+    }
+}
+
+impl fmt::Debug for RawTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawTask").finish_non_exhaustive()
+    }
+}
 
 /// A blocking job for the loop's blocking pool.
 pub type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
@@ -61,9 +116,9 @@ pub trait EventLoop: Sized + 'static {
     ///
     /// # Contract
     ///
-    /// - [`Spawner::spawn`] never polls the task inline; it queues it. Queued tasks run when the
-    ///   loop next runs: on a current-thread loop that is inside [`block_on`](Self::block_on), on
-    ///   a multi-thread loop as soon as a worker is free.
+    /// - [`Spawner::spawn`] (and [`Spawner::spawn_task`]) never polls the task inline; it queues
+    ///   it. Queued tasks run when the loop next runs: on a current-thread loop that is inside
+    ///   [`block_on`](Self::block_on), on a multi-thread loop as soon as a worker is free.
     /// - Every task it accepted is eventually polled to completion or dropped; it drops tasks on a
     ///   thread of the loop.
     /// - A task may complete without its waker being called by anyone but the runner: at close,
@@ -136,9 +191,57 @@ pub trait EventLoop: Sized + 'static {
 }
 
 /// Spawns onto an [`EventLoop`] from any thread. See [`EventLoop::spawner`] for the contract.
+///
+/// Two methods queue a task: [`spawn`](Self::spawn) takes a [`BoxFuture`], and
+/// [`spawn_task`](Self::spawn_task) takes the runner's own [`RawTask`], which is what the runner
+/// spawns every `Send` task through. Its default boxes the task and calls `spawn`, so a loop of
+/// your own needs only `spawn` (one `impl`, with the three required methods). A loop that can
+/// store a `RawTask` as it is (generic over the future it spawns, as `tokio::spawn` and
+/// `async_executor::Executor::spawn` are) overrides `spawn_task` to save that allocation: one
+/// per spawned task. The contract is the same for both.
+///
+/// # Examples
+///
+/// A loop that keeps its queued tasks in a queue of its own stores both kinds as they are:
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use std::sync::Mutex;
+/// use std::time::Instant;
+///
+/// use runner_core::{BlockingJob, BoxFuture, RawTask, Spawner};
+///
+/// enum Job {
+///     Boxed(BoxFuture),
+///     Task(RawTask),
+/// }
+///
+/// struct QueueSpawner {
+///     queue: Mutex<VecDeque<Job>>,
+/// }
+///
+/// impl Spawner for QueueSpawner {
+///     fn spawn(&self, task: BoxFuture) {
+///         self.queue.lock().unwrap().push_back(Job::Boxed(task));
+///     }
+///
+///     fn spawn_task(&self, task: RawTask) {
+///         self.queue.lock().unwrap().push_back(Job::Task(task));
+///     }
+///     # fn spawn_blocking(&self, job: BlockingJob) { std::thread::spawn(job); }
+///     # fn sleep_until(&self, _: Instant) -> BoxFuture { Box::pin(std::future::pending()) }
+/// }
+/// ```
 pub trait Spawner: Send + Sync + 'static {
     /// Queues a task on the loop.
     fn spawn(&self, task: BoxFuture);
+
+    /// Queues one of the runner's tasks on the loop, as [`spawn`](Self::spawn) does: the runner
+    /// spawns every `Send` task through this method. The default boxes `task` and calls `spawn`;
+    /// override it only to save that allocation (see the [trait docs](Spawner)).
+    fn spawn_task(&self, task: RawTask) {
+        self.spawn(Box::pin(task));
+    }
 
     /// Runs `job` on the loop's pool of blocking threads.
     fn spawn_blocking(&self, job: BlockingJob);
@@ -152,4 +255,163 @@ pub trait Spawner: Send + Sync + 'static {
 pub trait LocalSpawner: 'static {
     /// Queues a local task on the loop.
     fn spawn_local(&self, task: LocalBoxFuture);
+}
+
+#[cfg(test)]
+mod tests {
+    //! [`RawTask`] through a loop that does not override [`Spawner::spawn_task`], and through
+    //! one that drops it unpolled.
+
+    use std::future::{pending, Future};
+    use std::io;
+    use std::marker::PhantomData;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::{BlockingJob, BoxFuture, EventLoop, RawTask, Spawner};
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    /// [`TestLoop`] behind the spawner `S` makes of its own.
+    struct Over<S>(TestLoop, PhantomData<fn() -> S>);
+
+    trait Wrap: Spawner {
+        fn wrap(inner: Arc<dyn Spawner>) -> Self;
+    }
+
+    impl<S: Wrap> EventLoop for Over<S> {
+        fn default_loop() -> io::Result<Self> {
+            Ok(Over(TestLoop::new()?, PhantomData))
+        }
+
+        fn block_on<F: Future>(&self, fut: F) -> F::Output {
+            self.0.block_on(fut)
+        }
+
+        fn spawner(&self) -> Arc<dyn Spawner> {
+            Arc::new(S::wrap(self.0.spawner()))
+        }
+    }
+
+    /// Only the required methods: every task goes through `spawn`, counted.
+    struct Required(Arc<dyn Spawner>);
+
+    static BOXED: AtomicUsize = AtomicUsize::new(0);
+
+    impl Wrap for Required {
+        fn wrap(inner: Arc<dyn Spawner>) -> Self {
+            Required(inner)
+        }
+    }
+
+    impl Spawner for Required {
+        fn spawn(&self, task: BoxFuture) {
+            BOXED.fetch_add(1, Ordering::SeqCst);
+            self.0.spawn(task);
+        }
+
+        fn spawn_blocking(&self, job: BlockingJob) {
+            self.0.spawn_blocking(job);
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> BoxFuture {
+            self.0.sleep_until(deadline)
+        }
+    }
+
+    /// Drops every task of the runner's unpolled.
+    struct Dropping(Arc<dyn Spawner>);
+
+    impl Wrap for Dropping {
+        fn wrap(inner: Arc<dyn Spawner>) -> Self {
+            Dropping(inner)
+        }
+    }
+
+    impl Spawner for Dropping {
+        fn spawn(&self, task: BoxFuture) {
+            self.0.spawn(task);
+        }
+
+        fn spawn_task(&self, task: RawTask) {
+            drop(task);
+        }
+
+        fn spawn_blocking(&self, job: BlockingJob) {
+            self.0.spawn_blocking(job);
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> BoxFuture {
+            self.0.sleep_until(deadline)
+        }
+    }
+
+    struct Count(Arc<AtomicUsize>);
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A spawner with only the required methods gets every task through `spawn`, boxed, and
+    /// runs, aborts and cancels them at close as any loop does.
+    #[test]
+    fn default_spawn_task_boxes_into_spawn() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<Over<Required>>::new();
+        let before = BOXED.load(Ordering::SeqCst);
+        let d = drops.clone();
+        let (sum, aborted) = rt
+            .run(async move {
+                let hs: Vec<_> = (1..=3u32).map(|i| crate::spawn(async move { i })).collect();
+                let count = Count(d.clone());
+                let a = crate::spawn(async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                let count = Count(d);
+                crate::spawn(async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                let mut sum = 0;
+                for h in hs {
+                    sum += h.await.unwrap();
+                }
+                a.abort();
+                (sum, a.await.unwrap_err().is_cancelled())
+            })
+            .unwrap();
+        assert_eq!((sum, aborted), (6, true));
+        assert_eq!(BOXED.load(Ordering::SeqCst) - before, 5);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(rt.close().unwrap().cancelled, 1);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
+
+    /// A task the loop drops unpolled ends cancelled, its future dropped once, there.
+    #[test]
+    fn raw_task_dropped_unpolled_cancels() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<Over<Dropping>>::new();
+        let d = drops.clone();
+        let err = rt
+            .run(async move {
+                let count = Count(d.clone());
+                let h = crate::spawn(async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                // Dropped by the loop at once: the future is gone before anyone polls it.
+                assert_eq!(d.load(Ordering::SeqCst), 1);
+                h.await.unwrap_err()
+            })
+            .unwrap();
+        assert!(err.is_cancelled());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        rt.close().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
 }

@@ -10,7 +10,8 @@
 //!
 //! Implement [`EventLoop`] (run a future on the calling thread while driving the loop) and
 //! [`Spawner`] (queue `Send` tasks from any thread, run blocking jobs, make timers); optionally
-//! [`LocalSpawner`] for `!Send` tasks. The runner does the rest: it wraps every task (panics,
+//! [`LocalSpawner`] for `!Send` tasks, and [`Spawner::spawn_task`] to take the runner's tasks
+//! without boxing them. The runner does the rest: it wraps every task (panics,
 //! context, cancellation, tracking, debug timing), so a loop never sees a user future directly.
 //! [`testing::TestLoop`] is a complete implementation in about a hundred lines. Then run the
 //! conformance kit on it: add `runner-conformance` as a dev-dependency and write, in
@@ -53,7 +54,9 @@ pub use diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 #[doc(hidden)]
 pub use error::panic_message;
 pub use error::{ContextError, JoinError, RunError, SpawnError, TaskPanicked};
-pub use event_loop::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
+pub use event_loop::{
+    BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, RawTask, Spawner,
+};
 pub use factory::LoopFactory;
 pub use handle::LoopHandle;
 pub use nesting::{register_runtime_probe, RuntimeProbe};

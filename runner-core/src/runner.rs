@@ -14,6 +14,7 @@ use crate::close::{self, CloseReport, Live};
 use crate::context::{self, Context};
 use crate::diagnostic::TaskInfo;
 use crate::error::RunError;
+use crate::event_loop::{RawTask, Spawner};
 use crate::factory::LoopFactory;
 use crate::handle::LoopHandle;
 use crate::nesting;
@@ -258,19 +259,23 @@ impl<L: EventLoop> Runner<L> {
             let mut main = pin!(main);
             let mut held = Vec::new();
             let first = lp.enter(|| {
-                let inline = scope::InlinePoll::begin();
+                let inline = scope::InlinePoll::begin(shared);
                 let polled = main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop()));
                 held = inline.finish();
                 polled
             });
             let mut outcome = match first {
                 Some(Poll::Ready(outcome)) => {
-                    for (spawner, task) in held {
-                        spawner.spawn(task);
+                    for task in held {
+                        shared.spawner.spawn_task(task);
                     }
                     outcome
                 }
-                _ => lp.block_on(SpawnHeld { held, main }),
+                _ => lp.block_on(SpawnHeld {
+                    held,
+                    spawner: &*shared.spawner,
+                    main,
+                }),
             };
             if matches!(outcome, MainOutcome::Done(_)) && signal.finish() {
                 // A Ctrl-C counted for this run arrived after the future's last poll.
@@ -352,19 +357,23 @@ impl<L: EventLoop> fmt::Debug for Runner<L> {
     }
 }
 
-/// Hands the spawns held back during the inline first poll to their loops from inside
-/// `block_on` (see `scope::InlinePoll`), then runs the main future.
-struct SpawnHeld<F> {
-    held: Vec<scope::Deferred>,
+/// Hands the spawns held back during the inline first poll to the loop from inside `block_on`
+/// (see `scope::InlinePoll`), then runs the main future.
+struct SpawnHeld<'a, F> {
+    held: Vec<RawTask>,
+    spawner: &'a dyn Spawner,
     main: F,
 }
 
-impl<F: Future + Unpin> Future for SpawnHeld<F> {
+impl<F: Future + Unpin> Future for SpawnHeld<'_, F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
-        for (spawner, task) in self.held.drain(..) {
-            spawner.spawn(task);
+        if !self.held.is_empty() {
+            let this = &mut *self;
+            for task in this.held.drain(..) {
+                this.spawner.spawn_task(task);
+            }
         }
         Pin::new(&mut self.main).poll(cx)
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
-use crate::event_loop::{BoxFuture, LocalSpawner, Spawner};
+use crate::event_loop::{LocalSpawner, RawTask};
 use crate::local::{LocalExecutor, LocalTarget};
 use crate::shared::Shared;
 
@@ -26,49 +26,74 @@ struct Ambient {
     local: Cell<Option<Rc<dyn LocalSpawner>>>,
     /// The running runner's own local executor on this thread, once it has one.
     own: Cell<Option<Rc<LocalExecutor>>>,
-    /// Set during the inline first poll of a main future (see [`InlinePoll`]): spawns made then
-    /// are held here and handed to their loop from inside its `block_on`.
-    deferred: Cell<Option<Vec<Deferred>>>,
+    /// Set during the inline first poll of a main future (see [`InlinePoll`]): the runner's own
+    /// spawns made then are held here and handed to its loop from inside its `block_on`.
+    deferred: Cell<Option<Held>>,
 }
 
-/// A spawn held back during an inline first poll: the loop to hand it to, and the task.
-pub(crate) type Deferred = (Arc<dyn Spawner>, BoxFuture);
+/// The spawns held back during an inline first poll, and whose they are.
+struct Held {
+    /// The runner whose main future is being polled, as its address.
+    runner: usize,
+    tasks: Vec<RawTask>,
+}
 
 /// Marks the inline first poll of a main future on this thread, until [`finish`](Self::finish)
-/// or drop. A spawn made meanwhile is held back ([`defer`]): handed to a loop from outside its
-/// `block_on`, it would take the loop's cross-thread path (tokio's injection queue and a wake-up
-/// of its driver, a system call), while from inside `block_on` it takes the local one.
-pub(crate) struct InlinePoll(());
-
-impl InlinePoll {
-    pub(crate) fn begin() -> Self {
-        AMBIENT.with(|a| a.deferred.set(Some(Vec::new())));
-        InlinePoll(())
-    }
-
-    /// The spawns held back, in order.
-    pub(crate) fn finish(self) -> Vec<Deferred> {
-        AMBIENT.with(|a| a.deferred.take()).unwrap_or_default()
-    }
+/// or drop. A spawn onto the polling runner's own loop made meanwhile is held back ([`defer`]):
+/// handed to the loop from outside its `block_on`, it would take the loop's cross-thread path
+/// (tokio's injection queue and a wake-up of its driver, a system call), while from inside
+/// `block_on` it takes the local one. Spawns onto other runners' loops go through at once: they
+/// take their loop's cross-thread path either way.
+pub(crate) struct InlinePoll<'a> {
+    shared: &'a Shared,
 }
 
-impl Drop for InlinePoll {
-    fn drop(&mut self) {
+impl<'a> InlinePoll<'a> {
+    /// Begins the inline poll of `shared`'s main future.
+    pub(crate) fn begin(shared: &'a Shared) -> Self {
+        let held = Held {
+            runner: shared as *const Shared as usize,
+            tasks: Vec::new(),
+        };
+        AMBIENT.with(|a| a.deferred.set(Some(held)));
+        InlinePoll { shared }
+    }
+
+    /// The spawns held back, in order: for the runner's loop.
+    pub(crate) fn finish(self) -> Vec<RawTask> {
         let held = AMBIENT.with(|a| a.deferred.take());
-        // Unwinding out of the inline poll: hand them over now rather than lose them.
-        for (spawner, task) in held.into_iter().flatten() {
-            spawner.spawn(task);
+        // Nothing left for the drop to hand over.
+        std::mem::forget(self);
+        match held {
+            Some(held) => held.tasks,
+            None => Vec::new(),
         }
     }
 }
 
-/// Holds `task` back when this thread is in an inline first poll; gives it back otherwise.
-pub(crate) fn defer(spawner: &Arc<dyn Spawner>, task: BoxFuture) -> Option<BoxFuture> {
+impl Drop for InlinePoll<'_> {
+    fn drop(&mut self) {
+        // Unwinding out of the inline poll: hand them over now rather than lose them.
+        if let Some(held) = AMBIENT.with(|a| a.deferred.take()) {
+            for task in held.tasks {
+                self.shared.spawner.spawn_task(task);
+            }
+        }
+    }
+}
+
+/// Holds `task` back when this thread is in the inline first poll of `shared`'s main future;
+/// gives it back otherwise.
+pub(crate) fn defer(shared: &Shared, task: RawTask) -> Option<RawTask> {
     AMBIENT.with(|a| match a.deferred.take() {
-        Some(mut held) => {
-            held.push((spawner.clone(), task));
+        Some(mut held) if held.runner == shared as *const Shared as usize => {
+            held.tasks.push(task);
             a.deferred.set(Some(held));
             None
+        }
+        Some(held) => {
+            a.deferred.set(Some(held));
+            Some(task)
         }
         None => Some(task),
     })

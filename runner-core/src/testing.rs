@@ -13,20 +13,24 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
-use crate::event_loop::{BlockingJob, BoxFuture, Spawner};
+use crate::event_loop::{BlockingJob, BoxFuture, RawTask, Spawner};
 use crate::lock::lock;
 use crate::EventLoop;
 
 /// A single-threaded loop in about a hundred lines: a run queue, a timer heap, and a thread per
 /// blocking job. Tasks progress only inside [`block_on`](EventLoop::block_on). It is correct, not
 /// fast; use a real backend for real work.
+///
+/// Its spawner stores each task as it gets it, a [`BoxFuture`] from
+/// [`Spawner::spawn`] or a [`RawTask`] from [`Spawner::spawn_task`], so that the runner's tasks
+/// cost no box.
 #[derive(Debug)]
 pub struct TestLoop {
     core: Arc<Core>,
 }
 
 struct Core {
-    queue: Mutex<VecDeque<Arc<Cell>>>,
+    queue: Mutex<VecDeque<Arc<dyn Run>>>,
     timers: Mutex<BinaryHeap<Reverse<(Instant, u64)>>>,
     timer_wakers: Mutex<Vec<(u64, Waker)>>,
     next_timer: Mutex<u64>,
@@ -34,13 +38,37 @@ struct Core {
     notified: AtomicBool,
 }
 
-struct Cell {
-    fut: Mutex<Option<BoxFuture>>,
+/// A queued task: its future (a [`BoxFuture`] or the runner's [`RawTask`], stored as it is) and
+/// whether it is in the run queue.
+struct Cell<F> {
+    fut: Mutex<Option<F>>,
     queued: AtomicBool,
     core: Arc<Core>,
 }
 
-impl Wake for Cell {
+/// A [`Cell`] whatever its future, as the run queue holds it.
+trait Run: Send + Sync {
+    /// Polls the task once with itself as the waker.
+    fn run(self: Arc<Self>);
+}
+
+impl<F: Future<Output = ()> + Send + Unpin + 'static> Run for Cell<F> {
+    fn run(self: Arc<Self>) {
+        self.queued.store(false, Ordering::Release);
+        let waker = Waker::from(self.clone());
+        let mut slot = lock(&self.fut);
+        if let Some(f) = slot.as_mut() {
+            if Pin::new(f)
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+            {
+                *slot = None;
+            }
+        }
+    }
+}
+
+impl<F: Future<Output = ()> + Send + Unpin + 'static> Wake for Cell<F> {
     fn wake(self: Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
             lock(&self.core.queue).push_back(self.clone());
@@ -118,17 +146,7 @@ impl EventLoop for TestLoop {
             core.fire_timers();
             let batch: Vec<_> = lock(&core.queue).drain(..).collect();
             for cell in batch {
-                cell.queued.store(false, Ordering::Release);
-                let task_waker = Waker::from(cell.clone());
-                let mut slot = lock(&cell.fut);
-                if let Some(f) = slot.as_mut() {
-                    if f.as_mut()
-                        .poll(&mut Context::from_waker(&task_waker))
-                        .is_ready()
-                    {
-                        *slot = None;
-                    }
-                }
+                cell.run();
             }
             if !core.notified.load(Ordering::Acquire) && lock(&core.queue).is_empty() {
                 // The next deadline after the polls, so a timer made by one of them counts.
@@ -154,14 +172,25 @@ struct TestSpawner {
     core: Arc<Core>,
 }
 
-impl Spawner for TestSpawner {
-    fn spawn(&self, task: BoxFuture) {
+impl TestSpawner {
+    /// Queues `fut` in a cell of its own, stored as it is.
+    fn queue<F: Future<Output = ()> + Send + Unpin + 'static>(&self, fut: F) {
         Waker::from(Arc::new(Cell {
-            fut: Mutex::new(Some(task)),
+            fut: Mutex::new(Some(fut)),
             queued: AtomicBool::new(false),
             core: self.core.clone(),
         }))
         .wake();
+    }
+}
+
+impl Spawner for TestSpawner {
+    fn spawn(&self, task: BoxFuture) {
+        self.queue(task);
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        self.queue(task);
     }
 
     fn spawn_blocking(&self, job: BlockingJob) {

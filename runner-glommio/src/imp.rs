@@ -6,13 +6,16 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
 use glommio::{LocalExecutor, LocalExecutorBuilder, Placement, TaskQueueHandle};
-use runner_core::{BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, Spawner};
+use runner_core::{
+    BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, RawTask, Spawner,
+};
 
 /// Registered I/O memory per executor; see the crate docs.
 const IO_MEMORY: usize = 512 << 10;
@@ -57,8 +60,17 @@ pub struct GlommioLoop {
 
 struct Injector {
     home: ThreadId,
-    queue: Mutex<VecDeque<BoxFuture>>,
+    queue: Mutex<VecDeque<Injected>>,
+    /// Set after a push, cleared by the drain that takes it: the loop locks the queue only when
+    /// something was pushed since its last drain, not on every poll of its main task.
+    pending: AtomicBool,
     waker: AtomicWaker,
+}
+
+/// A task spawned from another thread, as it was handed over: queued without a box of its own.
+enum Injected {
+    Boxed(BoxFuture),
+    Task(RawTask),
 }
 
 impl GlommioLoop {
@@ -74,6 +86,7 @@ impl GlommioLoop {
             inject: Arc::new(Injector {
                 home: thread::current().id(),
                 queue: Mutex::new(VecDeque::new()),
+                pending: AtomicBool::new(false),
                 waker: AtomicWaker::new(),
             }),
             _not_send: PhantomData,
@@ -86,9 +99,17 @@ impl Injector {
     /// is empty: threads that keep injecting must not keep the loop inside this call (close
     /// would never get polled). What arrives later wakes the loop's main task again.
     fn drain(&self) {
+        // Called after the main task registered its waker: a push that this load misses sets the
+        // flag before it wakes that waker, so the next poll drains it.
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return;
+        }
         let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for task in batch {
-            schedule_local(task);
+            match task {
+                Injected::Boxed(task) => schedule_local(task),
+                Injected::Task(task) => schedule_local(task),
+            }
         }
     }
 }
@@ -147,7 +168,7 @@ impl EventLoop for GlommioLoop {
     fn shutdown(self) {
         // Tasks queued from other threads after the runner sealed itself were refused, so the
         // queue is empty; drop whatever is left here, on the loop's thread, all the same.
-        let left: Vec<BoxFuture> = self
+        let left: Vec<Injected> = self
             .inject
             .queue
             .lock()
@@ -168,20 +189,42 @@ struct GlommioSpawner {
     inject: Arc<Injector>,
 }
 
-impl Spawner for GlommioSpawner {
-    fn spawn(&self, task: BoxFuture) {
-        if thread::current().id() == self.inject.home && RUNNING.with(Cell::get) {
-            schedule_local(task);
-            return;
-        }
+impl GlommioSpawner {
+    /// True on the loop's own thread while its executor runs: a task goes straight into it.
+    fn at_home(&self) -> bool {
+        RUNNING.with(Cell::get) && thread::current().id() == self.inject.home
+    }
+
+    /// Queues `task` for the loop's thread, which spawns it when it next drains the queue.
+    fn inject(&self, task: Injected) {
         self.inject
             .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(task);
+        self.inject.pending.store(true, Ordering::Release);
         // The loop's main task re-drains on every wake-up; a glommio waker may be woken from any
         // thread, which also unparks an executor sleeping in io_uring.
         self.inject.waker.wake();
+    }
+}
+
+impl Spawner for GlommioSpawner {
+    fn spawn(&self, task: BoxFuture) {
+        if self.at_home() {
+            schedule_local(task);
+        } else {
+            self.inject(Injected::Boxed(task));
+        }
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        // Stored in glommio's task (or the queue) as it is: no box.
+        if self.at_home() {
+            schedule_local(task);
+        } else {
+            self.inject(Injected::Task(task));
+        }
     }
 
     fn spawn_blocking(&self, job: BlockingJob) {

@@ -16,7 +16,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use async_executor::Executor;
-use runner_core::{BlockingJob, BoxFuture, EventLoop, Spawner};
+use runner_core::{BlockingJob, BoxFuture, EventLoop, RawTask, Spawner};
 
 /// At most this many tasks are run by `shutdown` (see there).
 const TICKS_AT_SHUTDOWN: usize = 100_000;
@@ -162,6 +162,11 @@ struct SmolSpawner {
 
 impl Spawner for SmolSpawner {
     fn spawn(&self, task: BoxFuture) {
+        self.ex.spawn(task).detach();
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        // Stored in the executor's task as it is: no box.
         self.ex.spawn(task).detach();
     }
 

@@ -11,6 +11,11 @@
 //! first round of `N` warms them up and is not counted. On the multi-thread flavours a worker
 //! may poll a task on another thread: what it allocates there is not counted (a pending task
 //! allocates nothing when polled).
+//!
+//! Each measurement yields once first, so that it runs inside the backend's `block_on`: where the
+//! loop allows the inline first poll of the main future (`EventLoop::enter`), spawns made during
+//! that poll are held back and handed to the backend only afterwards, so the backend's own
+//! allocation would go uncounted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -92,6 +97,7 @@ fn tokio() {
         let handle = rt.get_loop().unwrap().handle().clone();
         let (ours, raw) = rt
             .run(async move {
+                runner::yield_now().await;
                 let ours = per_spawn(|| drop(runner::spawn(pending::<()>())));
                 let raw = per_spawn(|| drop(handle.spawn(pending::<()>())));
                 (ours, raw)
@@ -112,6 +118,7 @@ fn smol() {
         let ex = rt.get_loop().unwrap().executor().clone();
         let (ours, raw) = rt
             .run(async move {
+                runner::yield_now().await;
                 let ours = per_spawn(|| drop(runner::spawn(pending::<()>())));
                 let raw = per_spawn(|| ex.spawn(pending::<()>()).detach());
                 (ours, raw)
@@ -129,6 +136,7 @@ fn glommio() {
         .build();
     let (ours, raw) = rt
         .run(async move {
+            runner::yield_now().await;
             let ours = per_spawn(|| drop(runner::spawn(pending::<()>())));
             let raw = per_spawn(|| drop(glommio::spawn_local(pending::<()>()).detach()));
             (ours, raw)

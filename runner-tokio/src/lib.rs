@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use runner_core::{BlockingJob, BoxFuture, EventLoop, Spawner};
+use runner_core::{BlockingJob, BoxFuture, EventLoop, RawTask, Spawner};
 use tokio::runtime::{Builder, Handle, Runtime};
 
 thread_local! {
@@ -172,6 +172,11 @@ struct TokioSpawner {
 
 impl Spawner for TokioSpawner {
     fn spawn(&self, task: BoxFuture) {
+        drop(self.handle.spawn(task));
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        // Stored in tokio's task as it is: no box.
         drop(self.handle.spawn(task));
     }
 

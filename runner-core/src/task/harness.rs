@@ -14,6 +14,7 @@ use pin_project_lite::pin_project;
 use crate::context;
 use crate::diagnostic::TaskInfo;
 use crate::error::JoinError;
+use crate::event_loop::Drive;
 use crate::lock::lock;
 use crate::scope;
 use crate::shared::TaskRef;
@@ -122,16 +123,15 @@ impl<F: Future> Future for LocalDriver<F> {
     }
 }
 
-/// The wrapper a `Send` task runs in on the backend: a reference to its [`Cell`].
-pub(crate) struct Driver<F: Future> {
-    pub(crate) cell: Arc<Cell<F>>,
-}
-
-impl<F: Future> Future for Driver<F> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
-        let cell = &*self.cell;
+/// The wrapper a `Send` task runs in on the backend: its [`Cell`], behind a
+/// [`RawTask`](crate::RawTask) (which is an `Arc<dyn Drive>`: no allocation of its own).
+impl<F> Drive for Cell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn poll_driver(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
+        let cell = self;
         let mut run = lock(&cell.run);
         let (stage, env) = run.parts();
         let out = poll_task(stage, env, &cell.task, cx);
@@ -139,17 +139,19 @@ impl<F: Future> Future for Driver<F> {
         cell.task.header.shell_done();
         out
     }
-}
 
-impl<F: Future> Drop for Driver<F> {
-    fn drop(&mut self) {
-        // The backend dropped the task before it completed (a loop shutting down): the future
-        // is dropped here, on the loop's thread, and the task ends cancelled.
-        let cell = &*self.cell;
-        let mut run = lock(&cell.run);
-        let (stage, env) = run.parts();
-        cancel(stage, env, &cell.task);
-        drop(run);
+    fn drop_driver(&self) {
+        let cell = self;
+        // `COMPLETE` is set only once the future is gone: a backend dropping its task after the
+        // last poll (every task, on most backends) need not take the lock to see that.
+        if !cell.task.header.is_complete() {
+            // The backend dropped the task before it completed (a loop shutting down): the
+            // future is dropped here, on the loop's thread, and the task ends cancelled.
+            let mut run = lock(&cell.run);
+            let (stage, env) = run.parts();
+            cancel(stage, env, &cell.task);
+            drop(run);
+        }
         cell.task.header.shell_done();
     }
 }

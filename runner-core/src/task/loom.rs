@@ -47,8 +47,9 @@ impl Model {
         self.woken.store(true, Ordering::Release);
     }
 
-    /// The backend polls the wrapper: `Driver::poll`, then `Header::shell_done`. True when the
-    /// wrapper returned `Ready`: the backend's task is over, later wake-ups poll nothing.
+    /// The backend polls the wrapper: `Drive::poll_driver` (harness.rs), then
+    /// `Header::shell_done`. True when the wrapper returned `Ready`: the backend's task is over,
+    /// later wake-ups poll nothing.
     fn poll(&self) -> bool {
         let mut run = self.run.lock().unwrap();
         if *run && self.state.load(Ordering::Acquire) & ABORTED != 0 {

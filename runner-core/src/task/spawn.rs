@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::context::Context;
 use crate::error::SpawnError;
-use crate::event_loop::BoxFuture;
+use crate::event_loop::RawTask;
 use crate::scope;
 use crate::shared::{Shared, TaskRef};
 
@@ -38,9 +38,10 @@ where
         });
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
-    let task: BoxFuture = Box::pin(Driver { cell: cell.clone() });
-    if let Some(task) = scope::defer(&shared.spawner, task) {
-        shared.spawner.spawn(task);
+    // The backend's task is the cell itself, type-erased: no allocation beyond the cell.
+    let task = RawTask::new(cell.clone());
+    if let Some(task) = scope::defer(shared, task) {
+        shared.spawner.spawn_task(task);
     }
     Ok(JoinHandle {
         inner: Inner::Shared(cell),
