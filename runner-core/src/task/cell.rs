@@ -34,8 +34,13 @@ use crate::shared::{Outcome, Shared, TaskRef};
 //   drop of the wrapper after that, which alone tells close (`Shared::shell_done`): close waits
 //   for every shell, so that no task is left queued in a backend when the loop shuts down.
 //
+// - `TAKEN`: set once, by the `JoinHandle` that took the output (after `COMPLETE`), and read only
+//   by that handle: polled again it panics, and its drop has nothing left to do (no output, no
+//   waker, no report), so it skips the output slot's lock.
+//
 // Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
-// `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`.
+// `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `TAKEN` is added to any state with
+// `COMPLETE`.
 
 /// The task was cancelled: its next poll drops its future.
 pub(crate) const ABORTED: u8 = 1;
@@ -44,6 +49,8 @@ pub(crate) const COMPLETE: u8 = 2;
 /// Close dropped the future in place; the backend's task is an empty shell that close waits to
 /// see polled (or dropped) once, so that no shell is left queued when the loop shuts down.
 pub(crate) const SHELL: u8 = 4;
+/// The join handle took the output.
+pub(crate) const TAKEN: u8 = 8;
 
 /// What every task has, whatever holds its future: its registry key, its state word, the waker
 /// of its last poll, and what diagnostics show of it.
@@ -87,10 +94,12 @@ impl Header {
         }
     }
 
+    #[inline]
     pub(crate) fn is_aborted(&self) -> bool {
         self.state.load(Ordering::Acquire) & ABORTED != 0
     }
 
+    #[inline]
     pub(crate) fn is_complete(&self) -> bool {
         self.state.load(Ordering::Acquire) & COMPLETE != 0
     }
@@ -114,7 +123,6 @@ pub(crate) struct Slot<T> {
     pub(crate) output: Option<Result<T, JoinError>>,
     pub(crate) waker: Option<Waker>,
     pub(crate) detached: bool,
-    pub(crate) taken: bool,
     /// The panic in `output` was already reported (it happened during close): dropping the
     /// handle unread must not report it a second time.
     pub(crate) reported: bool,
@@ -135,7 +143,6 @@ impl<T, H: Borrow<Header>> Task<T, H> {
                 output: None,
                 waker: None,
                 detached: false,
-                taken: false,
                 reported: false,
             }),
         }
@@ -309,11 +316,18 @@ where
 }
 
 impl Header {
-    /// The backend is done with a shell (see `SHELL`): tell close.
+    /// The backend is done with a shell (see `SHELL`): tell close. One load on the per-poll
+    /// path, where there is no shell.
+    #[inline]
     pub(crate) fn shell_done(&self) {
-        if self.state.load(Ordering::Acquire) & SHELL != 0
-            && self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0
-        {
+        if self.state.load(Ordering::Acquire) & SHELL != 0 {
+            self.shell_done_slow();
+        }
+    }
+
+    #[cold]
+    fn shell_done_slow(&self) {
+        if self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0 {
             if let Some(s) = self.shared.upgrade() {
                 s.shell_done();
             }

@@ -38,9 +38,8 @@ pub(crate) fn cancel<F: Future, H: Borrow<Header>>(
     task: &Task<F::Output, H>,
 ) {
     if let StageProj::Running { .. } = stage.as_mut().project() {
-        let shared = env.scope.clone();
         let result = drop_future(stage, env).and(Err(JoinError::cancelled()));
-        task.complete(result, shared.as_deref());
+        task.complete(result, env.scope.as_deref());
     }
 }
 
@@ -57,11 +56,9 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
     if let StageProj::Done = stage.as_mut().project() {
         return Poll::Ready(());
     }
-    if !header.is_aborted() {
-        header.driver.register(cx.waker());
-    }
-    // Checked again after registering: an abort in between has woken the new waker or is
-    // seen here.
+    header.driver.register(cx.waker());
+    // Checked after registering: an abort before this is seen here, one after it wakes the new
+    // waker.
     if header.is_aborted() {
         cancel(stage, env, task);
         return Poll::Ready(());
@@ -75,22 +72,34 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
         if let (Some(s), Some(start)) = (&debug, start) {
             crate::debug::check_poll(s, &header.info, start);
         }
-        r
+        match r {
+            Ok(Poll::Pending) => return Poll::Pending,
+            // The finished future is dropped here, inside the same entry: its destructors run
+            // with the runner and the context installed, as a cancelled one's do.
+            Ok(Poll::Ready(v)) => drop_finished(stage, v),
+            // `poll_stage` dropped the future during the unwind.
+            Err(payload) => Err(JoinError::panic(payload)),
+        }
     };
-    let result = match result {
-        Ok(Poll::Pending) => return Poll::Pending,
-        Ok(Poll::Ready(v)) => Ok(v),
-        Err(payload) => Err(JoinError::panic(payload)),
-    };
-    let shared = env.scope.clone();
-    let dropped = drop_future(stage, env);
-    // A panicking destructor overrides a value (dropped with it), not an earlier panic.
-    let result = match (result, dropped) {
-        (Ok(_), Err(e)) => Err(e),
-        (result, _) => result,
-    };
-    task.complete(result, shared.as_deref());
+    task.complete(result, env.scope.as_deref());
     Poll::Ready(())
+}
+
+/// Drops a future that returned `v`. A destructor that panics makes the task's result that panic
+/// (the cleanup failed, and someone must hear of it), and `v` is dropped with it; a panic of
+/// `v`'s own destructor then is caught and dropped: the first panic is the result.
+#[inline]
+fn drop_finished<F: Future>(
+    mut stage: Pin<&mut Stage<F>>,
+    v: F::Output,
+) -> Result<F::Output, JoinError> {
+    match catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))) {
+        Ok(()) => Ok(v),
+        Err(payload) => {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
+            Err(JoinError::panic(payload))
+        }
+    }
 }
 
 pin_project! {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskCx, Poll};
 
@@ -94,15 +95,18 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
-        let mut slot = lock(self.slot());
-        if let Some(out) = slot.output.take() {
-            slot.taken = true;
-            return Poll::Ready(out);
-        }
+        let state = &self.header().state;
+        // Only this handle sets `TAKEN`: a relaxed load sees its own earlier store.
         assert!(
-            !slot.taken,
+            state.load(Ordering::Relaxed) & TAKEN == 0,
             "`JoinHandle` polled after it completed: await it once"
         );
+        let mut slot = lock(self.slot());
+        if let Some(out) = slot.output.take() {
+            drop(slot);
+            state.fetch_or(TAKEN, Ordering::Relaxed);
+            return Poll::Ready(out);
+        }
         match &mut slot.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             w => *w = Some(cx.waker().clone()),
@@ -113,6 +117,12 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
+        let header = self.header();
+        if header.state.load(Ordering::Relaxed) & TAKEN != 0 {
+            // The output was taken, and with it everything the slot held for this handle: the
+            // task had completed (taking the waker) and needs no `detached` any more.
+            return;
+        }
         let mut slot = lock(self.slot());
         slot.detached = true;
         slot.waker = None;
@@ -127,7 +137,6 @@ impl<T> Drop for JoinHandle<T> {
             // Not reported yet, so any panic happened before close began: an unobserved panic,
             // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
             // closing has no run left to end; the abort it records is never read.)
-            let header = self.header();
             let shared = header.shared.upgrade();
             drop_unread(unread, shared.as_deref(), &header.info, false);
         }
