@@ -140,26 +140,40 @@ impl<F: Future> Future for Driver<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
-        let cell = &*self.cell;
-        let mut run = lock(&cell.run);
-        let (stage, env) = run.parts();
-        let out = poll_task(stage, env, &cell.task, cx);
-        drop(run);
-        cell.task.header.shell_done();
-        out
+        self.cell.drive(cx)
     }
 }
 
 impl<F: Future> Drop for Driver<F> {
     fn drop(&mut self) {
-        // The backend dropped the task before it completed (a loop shutting down): the future
-        // is dropped here, on the loop's thread, and the task ends cancelled.
-        let cell = &*self.cell;
-        let mut run = lock(&cell.run);
+        self.cell.release();
+    }
+}
+
+impl<F: Future> Cell<F> {
+    /// A poll of the backend's task: polls the future under the `run` lock (see
+    /// [`poll_task`]), then tells close if the task was a shell.
+    #[inline]
+    pub(crate) fn drive(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
+        let mut run = lock(&self.run);
         let (stage, env) = run.parts();
-        cancel(stage, env, &cell.task);
+        let out = poll_task(stage, env, &self.task, cx);
         drop(run);
-        cell.task.header.shell_done();
+        self.task.header.shell_done();
+        out
+    }
+
+    /// The backend dropped its task. Before it completed (a loop shutting down), the future is
+    /// dropped here, on the loop's thread, and the task ends cancelled. Once completed, the
+    /// future is gone (`COMPLETE` is set only after it was dropped) and the lock is not taken.
+    #[inline]
+    pub(crate) fn release(&self) {
+        if !self.task.header.is_complete() {
+            let mut run = lock(&self.run);
+            let (stage, env) = run.parts();
+            cancel(stage, env, &self.task);
+        }
+        self.task.header.shell_done();
     }
 }
 

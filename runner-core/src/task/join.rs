@@ -57,18 +57,19 @@ pub(crate) enum Inner<T> {
 
 impl<T> JoinHandle<T> {
     pub(crate) fn header(&self) -> &Header {
-        match &self.inner {
-            Inner::Shared(c) => c.task().header(),
-            Inner::Blocking(t) => t.header(),
-            Inner::Local(t) => t.header(),
-        }
+        self.parts().0
     }
 
-    fn slot(&self) -> &Mutex<Slot<T>> {
+    /// The task's header and output slot, found with one dynamic call for a `Send` task.
+    #[inline]
+    fn parts(&self) -> (&Header, &Mutex<Slot<T>>) {
         match &self.inner {
-            Inner::Shared(c) => &c.task().slot,
-            Inner::Blocking(t) => &t.slot,
-            Inner::Local(t) => &t.slot,
+            Inner::Shared(c) => {
+                let t = c.task();
+                (&t.header, &t.slot)
+            }
+            Inner::Blocking(t) => (&t.header, &t.slot),
+            Inner::Local(t) => (&t.header, &t.slot),
         }
     }
 
@@ -95,13 +96,14 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
-        let state = &self.header().state;
+        let (header, slot) = self.parts();
+        let state = &header.state;
         // Only this handle sets `TAKEN`: a relaxed load sees its own earlier store.
         assert!(
             state.load(Ordering::Relaxed) & TAKEN == 0,
             "`JoinHandle` polled after it completed: await it once"
         );
-        let mut slot = lock(self.slot());
+        let mut slot = lock(slot);
         if let Some(out) = slot.output.take() {
             drop(slot);
             state.fetch_or(TAKEN, Ordering::Relaxed);
@@ -117,13 +119,13 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        let header = self.header();
+        let (header, slot) = self.parts();
         if header.state.load(Ordering::Relaxed) & TAKEN != 0 {
             // The output was taken, and with it everything the slot held for this handle: the
             // task had completed (taking the waker) and needs no `detached` any more.
             return;
         }
-        let mut slot = lock(self.slot());
+        let mut slot = lock(slot);
         slot.detached = true;
         slot.waker = None;
         let output = slot.output.take();

@@ -1,6 +1,7 @@
-//! A loom model of close's in-place cancel against a poll of the backend's task: the `run` lock,
-//! the state word's `ABORTED`/`SHELL`/`COMPLETE` bits and the runner's shell count, as
-//! `TaskRef::cancel_now` (harness.rs) and `Header::shell_done` (cell.rs) use them.
+//! A loom model of close's in-place cancel against a poll, or a drop, of the backend's task: the
+//! `run` lock, the state word's `ABORTED`/`SHELL`/`COMPLETE` bits and the runner's shell count, as
+//! `TaskRef::cancel_now`, `Cell::drive` and `Cell::release` (harness.rs) and `Header::shell_done`
+//! (cell.rs) use them.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
@@ -62,6 +63,20 @@ impl Model {
         ready
     }
 
+    /// The backend drops the wrapper: `Cell::release`. The lock is skipped once `COMPLETE` is
+    /// set, which is set only after the future was dropped.
+    fn release(&self) {
+        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            let mut run = self.run.lock().unwrap();
+            if *run {
+                *run = false;
+                self.drops.fetch_add(1, Ordering::AcqRel);
+                self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+            }
+        }
+        self.shell_done();
+    }
+
     fn shell_done(&self) {
         if self.state.load(Ordering::Acquire) & SHELL != 0
             && self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0
@@ -93,6 +108,31 @@ fn cancel_in_place_races_a_poll() {
         if !finished && m.woken.load(Ordering::Acquire) {
             assert!(m.poll());
         }
+        assert_eq!(m.drops.load(Ordering::Acquire), 1);
+        assert_ne!(m.state.load(Ordering::Acquire) & COMPLETE, 0);
+        assert_eq!(m.shells.load(Ordering::Acquire), 0);
+    });
+}
+
+/// Close cancels while the backend drops its task (a loop shutting down): the future is dropped
+/// exactly once, by one of them, and close's shell count comes back to zero, also when the drop
+/// skips the lock because the task is complete.
+#[test]
+fn cancel_in_place_races_a_drop() {
+    loom::model(|| {
+        let m = Arc::new(Model {
+            state: AtomicU8::new(0),
+            run: Mutex::new(true),
+            shells: AtomicUsize::new(0),
+            woken: AtomicBool::new(false),
+            drops: AtomicUsize::new(0),
+        });
+        let backend = {
+            let m = m.clone();
+            thread::spawn(move || m.release())
+        };
+        m.cancel_now();
+        backend.join().unwrap();
         assert_eq!(m.drops.load(Ordering::Acquire), 1);
         assert_ne!(m.state.load(Ordering::Acquire) & COMPLETE, 0);
         assert_eq!(m.shells.load(Ordering::Acquire), 0);
