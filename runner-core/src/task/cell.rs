@@ -2,6 +2,7 @@
 //! future with what polls it.
 
 use std::borrow::Borrow;
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
@@ -19,28 +20,38 @@ use crate::error::{panic_message, JoinError, RunError, TaskPanicked};
 use crate::lock::lock;
 use crate::shared::{Outcome, Shared, TaskRef};
 
-// The state word (`Header::state`), three independent bits. Every transition is a `fetch_or` or
-// `fetch_and`, so no transition is lost to a race and none needs a loop.
+// The state word (`Header::state`), five independent bits. Every transition is a `fetch_or` or
+// `fetch_and` (close's in-place cancel alone uses a compare-and-swap, to take `RUNNING` and set
+// `SHELL` as one step), so no transition is lost to a race.
 //
+// - `RUNNING`: held by whoever polls or drops a `Send` task's future (`Cell::run`): the backend's
+//   wrapper (`Cell::drive`, `Cell::release`) or close (`TaskRef::cancel_now`). Taken by setting it
+//   when clear, given back with `fetch_and`; it grants exclusive access to the future and its
+//   `Env`, and its acquire/release orders each holder's writes before the next one's reads. The
+//   backend never polls and drops one task at once, so the only contention is close's, which
+//   only *tries*: finding `RUNNING` set it flags `ABORTED` and wakes the task instead. A poll
+//   finding close holding it returns `Pending`: close wakes the task once it lets go (the waker
+//   was registered before the poll tried), and that next poll finds the shell.
 // - `ABORTED`: set by `JoinHandle::abort`, by close (`TaskRef::cancel_now`, `abort`) and at
 //   spawn for a task born cancelled; never cleared. Once it is set, the next poll of the task
 //   drops its future instead of polling it. `abort` wakes the task's waker only on the
 //   transition from neither `ABORTED` nor `COMPLETE`, so a task is woken for it at most once.
 // - `COMPLETE`: set once, by `Task::complete`, under the output slot's lock and after the output
 //   is stored, so that `JoinHandle::is_finished()` means the output is there to take. Set after
-//   the registry has counted the task: whoever sees it sees a task close no longer counts.
-// - `SHELL`: set by close while it holds the cell's `run` lock and drops the future in place;
-//   the backend's task is then an empty shell. Cleared (with `fetch_and`) by the first poll or
-//   drop of the wrapper after that, which alone tells close (`Shared::shell_done`): close waits
-//   for every shell, so that no task is left queued in a backend when the loop shuts down.
-//
+//   the registry has counted the task: whoever sees it sees a task close no longer counts. Set
+//   only once the future was dropped, by the holder of `RUNNING` for a `Send` task: whoever sees
+//   it needs neither `RUNNING` nor the future.
+// - `SHELL`: set by close in the same step as it takes `RUNNING` to drop the future in place; the
+//   backend's task is then an empty shell. Cleared (with `fetch_and`) by the first poll or drop of
+//   the wrapper that sees it, which alone tells close (`Shared::shell_done`): close waits for
+//   every shell, so that no task is left queued in a backend when the loop shuts down.
 // - `TAKEN`: set once, by the `JoinHandle` that took the output (after `COMPLETE`), and read only
 //   by that handle: polled again it panics, and its drop has nothing left to do (no output, no
 //   waker, no report), so it skips the output slot's lock.
 //
 // Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
-// `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `TAKEN` is added to any state with
-// `COMPLETE`.
+// `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `RUNNING` comes and goes around each
+// poll; `TAKEN` is added to any state with `COMPLETE`.
 
 /// The task was cancelled: its next poll drops its future.
 pub(crate) const ABORTED: u8 = 1;
@@ -51,6 +62,8 @@ pub(crate) const COMPLETE: u8 = 2;
 pub(crate) const SHELL: u8 = 4;
 /// The join handle took the output.
 pub(crate) const TAKEN: u8 = 8;
+/// A `Send` task's future is being polled or dropped, by its holder alone.
+pub(crate) const RUNNING: u8 = 16;
 
 /// What every task has, whatever holds its future: its registry key, its state word, the waker
 /// of its last poll, and what diagnostics show of it.
@@ -280,9 +293,35 @@ pin_project! {
 /// thread, without a wake-and-poll round through the backend.
 pub(crate) struct Cell<F: Future> {
     pub(crate) task: Task<F::Output, Header>,
-    /// Locked by whoever polls or drops the future: the backend's wrapper, or close. Never
-    /// contended but by close, which only tries it.
-    pub(crate) run: Mutex<Run<F>>,
+    /// Used only by the holder of `RUNNING` in the header's state word (see [`Cell::run`]): the
+    /// backend's wrapper, or close, which only tries to take it.
+    pub(crate) run: UnsafeCell<Run<F>>,
+}
+
+// SAFETY: `run` is only reached through `Cell::run`, by the one holder of `RUNNING` at a time
+// (the future and its `Env` move between threads with it, hence `F: Send`); everything else in
+// the cell is `Sync` on its own.
+unsafe impl<F> Sync for Cell<F>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+}
+
+impl<F: Future> Cell<F> {
+    /// The future and what polls it.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `RUNNING` (it set the bit, finding it clear) for as long as it uses the
+    /// result, and lets go of it only after its last use.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(crate) unsafe fn run(&self) -> &mut Run<F> {
+        // SAFETY: the caller holds `RUNNING`, which every other user of `run` must take first:
+        // no other reference to it exists until the caller lets go.
+        unsafe { &mut *self.run.get() }
+    }
 }
 
 pub(crate) struct Run<F> {

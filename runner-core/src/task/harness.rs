@@ -14,7 +14,6 @@ use pin_project_lite::pin_project;
 use crate::context;
 use crate::diagnostic::TaskInfo;
 use crate::error::JoinError;
-use crate::lock::lock;
 use crate::scope;
 use crate::shared::TaskRef;
 
@@ -59,7 +58,25 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
     header.driver.register(cx.waker());
     // Checked after registering: an abort before this is seen here, one after it wakes the new
     // waker.
-    if header.is_aborted() {
+    let aborted = header.is_aborted();
+    poll_registered(stage, env, task, cx, aborted)
+}
+
+/// [`poll_task`] once the waker is registered and the state word read after it: `aborted` when
+/// it had `ABORTED`.
+#[inline]
+fn poll_registered<F: Future, H: Borrow<Header>>(
+    mut stage: Pin<&mut Stage<F>>,
+    env: &mut Env,
+    task: &Task<F::Output, H>,
+    cx: &mut TaskCx<'_>,
+    aborted: bool,
+) -> Poll<()> {
+    let header = task.header();
+    if let StageProj::Done = stage.as_mut().project() {
+        return Poll::Ready(());
+    }
+    if aborted {
         cancel(stage, env, task);
         return Poll::Ready(());
     }
@@ -151,29 +168,49 @@ impl<F: Future> Drop for Driver<F> {
 }
 
 impl<F: Future> Cell<F> {
-    /// A poll of the backend's task: polls the future under the `run` lock (see
-    /// [`poll_task`]), then tells close if the task was a shell.
+    /// A poll of the backend's task: takes `RUNNING`, polls the future (see [`poll_task`]), lets
+    /// go, and tells close if the task was a shell.
     #[inline]
     pub(crate) fn drive(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
-        let mut run = lock(&self.run);
+        let header = &self.task.header;
+        // Registered before `RUNNING` is tried: an abort, or close letting go of `RUNNING`, after
+        // the read below wakes this waker (the `AcqRel` makes the registration visible to them).
+        header.driver.register(cx.waker());
+        let prev = header.state.fetch_or(RUNNING, Ordering::AcqRel);
+        if prev & RUNNING != 0 {
+            // Close holds the future (`cancel_now`; the backend never polls one task twice at
+            // once): it wakes the task once it lets go, and that poll finds the shell.
+            return Poll::Pending;
+        }
+        // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
+        // `fetch_and` below, after the last use of `run`.
+        let run = unsafe { self.run() };
         let (stage, env) = run.parts();
-        let out = poll_task(stage, env, &self.task, cx);
-        drop(run);
-        self.task.header.shell_done();
+        let out = poll_registered(stage, env, &self.task, cx, prev & ABORTED != 0);
+        if header.state.fetch_and(!RUNNING, Ordering::AcqRel) & SHELL != 0 {
+            header.shell_done();
+        }
         out
     }
 
     /// The backend dropped its task. Before it completed (a loop shutting down), the future is
     /// dropped here, on the loop's thread, and the task ends cancelled. Once completed, the
-    /// future is gone (`COMPLETE` is set only after it was dropped) and the lock is not taken.
+    /// future is gone (`COMPLETE` is set only after it was dropped) and `RUNNING` is not taken.
     #[inline]
     pub(crate) fn release(&self) {
-        if !self.task.header.is_complete() {
-            let mut run = lock(&self.run);
+        let header = &self.task.header;
+        // Finding `RUNNING` taken, by close (which drops the future): close took it and set
+        // `SHELL` in one step, so this drop is the shell's, counted by `shell_done` below.
+        if !header.is_complete() && header.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING == 0
+        {
+            // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
+            // `fetch_and` below, after the last use of `run`.
+            let run = unsafe { self.run() };
             let (stage, env) = run.parts();
             cancel(stage, env, &self.task);
+            header.state.fetch_and(!RUNNING, Ordering::AcqRel);
         }
-        self.task.header.shell_done();
+        header.shell_done();
     }
 }
 
@@ -225,30 +262,45 @@ where
 
     fn cancel_now(&self) {
         let header = &self.task.header;
-        header.state.fetch_or(ABORTED, Ordering::AcqRel);
-        let mut run = match self.run.try_lock() {
-            Ok(run) => run,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                // Being polled on another thread right now: that poll's next turn sees the
-                // flag; make sure there is one.
+        let state = &header.state;
+        let mut cur = state.load(Ordering::Acquire);
+        loop {
+            if cur & COMPLETE != 0 {
+                // Ended: the future is gone, nothing to cancel.
+                return;
+            }
+            if cur & RUNNING != 0 {
+                // Being polled (or dropped) on another thread right now: that poll's next turn
+                // sees the flag; make sure there is one.
+                state.fetch_or(ABORTED, Ordering::AcqRel);
                 header.driver.wake();
                 return;
             }
-        };
-        let (mut stage, env) = run.parts();
-        if let StageProj::Done = stage.as_mut().project() {
-            return;
+            // `SHELL` in the same step as `RUNNING`: a drop of the backend's task that finds
+            // `RUNNING` taken by close (`Cell::release`) knows it is the shell's drop.
+            match state.compare_exchange_weak(
+                cur,
+                cur | ABORTED | RUNNING | SHELL,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
         }
-        // Marked while the lock is held, so that no poll of the backend's task can miss it:
-        // once the future is gone the task is an empty shell, which close waits to see polled
-        // or dropped (see `SHELL`).
+        // SAFETY: `RUNNING` was clear and the exchange above set it: it is held here until the
+        // `fetch_and` below, after the last use of `run`.
+        let run = unsafe { self.run() };
+        let (stage, env) = run.parts();
+        // Counted once the shell is marked: a shell's drop on another thread in between takes
+        // one off before this adds it (the count wraps for that moment), and close reads the
+        // count only once every `cancel_now` has returned.
         if let Some(s) = &env.scope {
             s.shells.fetch_add(1, Ordering::AcqRel);
-            header.state.fetch_or(SHELL, Ordering::AcqRel);
         }
+        // Without `COMPLETE` the future is still there (see `COMPLETE`).
         cancel(stage, env, &self.task);
-        drop(run);
+        state.fetch_and(!RUNNING, Ordering::AcqRel);
         header.driver.wake();
     }
 }
