@@ -304,3 +304,153 @@ where
         header.driver.wake();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The backend's side of a `Send` task's cell under Miri, driven by hand: a drop before
+    //! completion, and close's in-place cancel finding the future being polled.
+
+    use std::cell::UnsafeCell;
+    use std::future::{pending, poll_fn, Future};
+    use std::panic::Location;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context as TaskCx, Poll, Waker};
+
+    use super::{Cell, Driver, Env, Header, Meta, Run, Stage, Task};
+    use crate::context::Context;
+    use crate::shared::{Shared, TaskRef};
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    struct Count(Arc<AtomicUsize>);
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A registered cell around `fut`, with the wrapper the backend would run.
+    fn cell<F>(shared: &Arc<Shared>, fut: F) -> (Arc<Cell<F>>, Driver<F>)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let cell = shared
+            .register(true, |key, cancelled| {
+                let meta = Meta {
+                    name: None,
+                    location: Location::caller(),
+                };
+                let cell = Arc::new(Cell {
+                    task: Task::new(Header::new(key, meta, shared, cancelled, false)),
+                    run: UnsafeCell::new(Run {
+                        stage: Stage::Running { fut },
+                        env: Env {
+                            scope: Some(shared.clone()),
+                            ctx: Context::new(),
+                        },
+                    }),
+                });
+                (cell.clone() as Arc<dyn TaskRef>, cell)
+            })
+            .unwrap();
+        let driver = Driver { cell: cell.clone() };
+        (cell, driver)
+    }
+
+    fn poll(driver: &mut Driver<impl Future>) -> Poll<()> {
+        Pin::new(driver).poll(&mut TaskCx::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn dropped_before_completion_drops_the_future_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let count = Count(d.clone());
+            let (cell, mut driver) = cell(&shared, async move {
+                let _count = count;
+                pending::<()>().await
+            });
+            assert!(poll(&mut driver).is_pending());
+            drop(driver);
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+            assert!(cell.task.header.is_complete());
+            let out = crate::lock::lock(&cell.task.slot).output.take();
+            assert!(out.unwrap().unwrap_err().is_cancelled());
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn cancel_now_during_a_poll_flags_it_for_the_next_one() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let me: Arc<Mutex<Option<Arc<dyn TaskRef>>>> = Arc::default();
+            let count = Count(d.clone());
+            let slot = me.clone();
+            let (cell, mut driver) = cell(&shared, async move {
+                let _count = count;
+                // Close's in-place cancel while this poll holds the future: it only flags it.
+                poll_fn(|_| {
+                    if let Some(me) = slot.lock().unwrap().take() {
+                        me.cancel_now();
+                    }
+                    Poll::<()>::Pending
+                })
+                .await
+            });
+            *me.lock().unwrap() = Some(cell.clone());
+            assert!(poll(&mut driver).is_pending());
+            assert_eq!(d.load(Ordering::SeqCst), 0);
+            assert!(poll(&mut driver).is_ready());
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+            // Nothing left for close once the task has ended.
+            cell.cancel_now();
+            drop(driver);
+            let out = crate::lock::lock(&cell.task.slot).output.take();
+            assert!(out.unwrap().unwrap_err().is_cancelled());
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn cancel_in_place_leaves_a_shell_counted_until_polled_or_dropped() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            for polled in [true, false] {
+                let count = Count(d.clone());
+                let (cell, mut driver) = cell(&shared, async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                assert!(poll(&mut driver).is_pending());
+                let before = d.load(Ordering::SeqCst);
+                cell.cancel_now();
+                assert_eq!(d.load(Ordering::SeqCst), before + 1);
+                assert_eq!(shared.shells.load(Ordering::SeqCst), 1);
+                if polled {
+                    assert!(poll(&mut driver).is_ready());
+                    assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
+                }
+                drop(driver);
+                assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
+            }
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
+}
