@@ -7,9 +7,9 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use pin_project_lite::pin_project;
@@ -74,11 +74,17 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     pub(crate) driver: AtomicWaker,
     pub(crate) info: TaskInfo,
-    pub(crate) spawned_at: Option<Instant>,
+    /// In debug mode, when the task was spawned (see [`Header::spawned_at`]); 0 otherwise.
+    spawned: u64,
     pub(crate) shared: Weak<Shared>,
 }
 
+/// The instant debug-mode spawn times count from: a `u64` of nanoseconds in every header instead
+/// of an `Option<Instant>` (8 bytes less per task).
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
 impl Header {
+    #[inline]
     pub(crate) fn new(
         key: usize,
         meta: Meta,
@@ -91,7 +97,7 @@ impl Header {
             local,
             state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
             driver: AtomicWaker::new(),
-            spawned_at: shared.config.debug.then(Instant::now),
+            spawned: if shared.config.debug { spawn_time() } else { 0 },
             info: TaskInfo {
                 name: meta.name,
                 location: meta.location,
@@ -99,6 +105,12 @@ impl Header {
             },
             shared: Arc::downgrade(shared),
         }
+    }
+
+    /// In debug mode, when the task was spawned.
+    pub(crate) fn spawned_at(&self) -> Option<Instant> {
+        let at = self.spawned.checked_sub(1)?;
+        Some(*EPOCH.get()? + Duration::from_nanos(at))
     }
 
     pub(crate) fn abort(&self) {
@@ -118,13 +130,21 @@ impl Header {
     }
 }
 
+/// Now, as [`Header::spawned`] holds it: never 0.
+#[cold]
+fn spawn_time() -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let since = Instant::now().saturating_duration_since(epoch).as_nanos();
+    u64::try_from(since).unwrap_or(u64::MAX - 1) + 1
+}
+
 impl TaskRef for Header {
     fn info(&self) -> &TaskInfo {
         &self.info
     }
 
     fn spawned_at(&self) -> Option<Instant> {
-        self.spawned_at
+        Header::spawned_at(self)
     }
 
     fn abort(&self) {

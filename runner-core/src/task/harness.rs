@@ -253,7 +253,7 @@ where
     }
 
     fn spawned_at(&self) -> Option<Instant> {
-        self.task.header.spawned_at
+        self.task.header.spawned_at()
     }
 
     fn abort(&self) {

@@ -118,13 +118,21 @@ impl<T> Future for JoinHandle<T> {
 }
 
 impl<T> Drop for JoinHandle<T> {
+    #[inline]
     fn drop(&mut self) {
-        let (header, slot) = self.parts();
-        if header.state.load(Ordering::Relaxed) & TAKEN != 0 {
-            // The output was taken, and with it everything the slot held for this handle: the
-            // task had completed (taking the waker) and needs no `detached` any more.
-            return;
+        if self.header().state.load(Ordering::Relaxed) & TAKEN == 0 {
+            self.detach();
         }
+        // Otherwise the output was taken, and with it everything the slot held for this handle:
+        // the task had completed (taking the waker) and needs no `detached` any more.
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Drops a handle that has not taken the output: the task is detached, and an output already
+    /// there is dropped (a panic reported) here.
+    fn detach(&mut self) {
+        let (header, slot) = self.parts();
         let mut slot = lock(slot);
         slot.detached = true;
         slot.waker = None;
