@@ -170,16 +170,25 @@ impl<F: Future> Drop for Driver<F> {
 impl<F: Future> Cell<F> {
     /// A poll of the backend's task: takes `RUNNING`, polls the future (see [`poll_task`]), lets
     /// go, and tells close if the task was a shell.
+    ///
+    /// The waker is registered (for `abort` and close) only when the task stays pending, before
+    /// `RUNNING` is let go: a task that ends on its first poll never registers one. Whoever sets
+    /// `ABORTED` after that release finds the waker (both are read-modify-writes of the state
+    /// word, in one order); an abort during the poll is seen in the word the release returns,
+    /// and the task wakes itself.
     #[inline]
     pub(crate) fn drive(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
         let header = &self.task.header;
-        // Registered before `RUNNING` is tried: an abort, or close letting go of `RUNNING`, after
-        // the read below wakes this waker (the `AcqRel` makes the registration visible to them).
-        header.driver.register(cx.waker());
         let prev = header.state.fetch_or(RUNNING, Ordering::AcqRel);
         if prev & RUNNING != 0 {
             // Close holds the future (`cancel_now`; the backend never polls one task twice at
-            // once): it wakes the task once it lets go, and that poll finds the shell.
+            // once): it wakes the task once it lets go, and that poll finds the shell. Checked
+            // again after registering: had close let go and woken before the registration (the
+            // waker's own read-modify-writes order the two), the task wakes itself.
+            header.driver.register(cx.waker());
+            if header.state.load(Ordering::Acquire) & RUNNING == 0 {
+                cx.waker().wake_by_ref();
+            }
             return Poll::Pending;
         }
         // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
@@ -187,8 +196,16 @@ impl<F: Future> Cell<F> {
         let run = unsafe { self.run() };
         let (stage, env) = run.parts();
         let out = poll_registered(stage, env, &self.task, cx, prev & ABORTED != 0);
-        if header.state.fetch_and(!RUNNING, Ordering::AcqRel) & SHELL != 0 {
+        if out.is_pending() {
+            header.driver.register(cx.waker());
+        }
+        let after = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        if after & SHELL != 0 {
             header.shell_done();
+        }
+        if out.is_pending() && after & ABORTED != 0 {
+            // Aborted (or flagged by close) during this poll: the next poll drops the future.
+            cx.waker().wake_by_ref();
         }
         out
     }

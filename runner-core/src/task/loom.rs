@@ -1,6 +1,6 @@
 //! A loom model of close's in-place cancel against a poll, or a drop, of the backend's task: the
 //! state word's `RUNNING`/`ABORTED`/`SHELL`/`COMPLETE` bits guarding the future, the waker
-//! registered before `RUNNING` is tried, and the runner's shell count, as `Cell::drive`,
+//! registered only by a poll that stays pending, and the runner's shell count, as `Cell::drive`,
 //! `Cell::release` and `TaskRef::cancel_now` (harness.rs) and `Header::shell_done` (cell.rs) use
 //! them. The future is a `loom::cell::UnsafeCell`, so loom also checks that no two of them ever
 //! touch it at once.
@@ -42,9 +42,14 @@ impl Model {
         }
     }
 
-    /// `AtomicWaker::wake`: wakes the registered waker, if any.
+    /// `AtomicWaker::register`: a read-modify-write, as the waker's own are.
+    fn register(&self) {
+        self.registered.swap(true, Ordering::AcqRel);
+    }
+
+    /// `AtomicWaker::wake`: wakes the registered waker, if any (a read-modify-write too).
     fn wake(&self) {
-        if self.registered.load(Ordering::Acquire) {
+        if self.registered.fetch_or(false, Ordering::AcqRel) {
             self.woken.store(true, Ordering::Release);
         }
     }
@@ -91,11 +96,15 @@ impl Model {
     }
 
     /// The backend polls the wrapper: `Cell::drive`. True when it returned `Ready`: the
-    /// backend's task is over, later wake-ups poll nothing. The future itself stays pending.
+    /// backend's task is over, later wake-ups poll nothing. The future itself stays pending; the
+    /// waker is registered only then (this may be the task's first poll).
     fn poll(&self) -> bool {
-        self.registered.store(true, Ordering::Release);
         let prev = self.state.fetch_or(RUNNING, Ordering::AcqRel);
         if prev & RUNNING != 0 {
+            self.register();
+            if self.state.load(Ordering::Acquire) & RUNNING == 0 {
+                self.woken.store(true, Ordering::Release);
+            }
             return false;
         }
         if prev & ABORTED != 0 {
@@ -103,8 +112,15 @@ impl Model {
         }
         // SAFETY: `RUNNING` held, as above.
         let ready = self.run.with(|run| unsafe { !*run });
-        if self.state.fetch_and(!RUNNING, Ordering::AcqRel) & SHELL != 0 {
+        if !ready {
+            self.register();
+        }
+        let after = self.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        if after & SHELL != 0 {
             self.shell_done();
+        }
+        if !ready && after & ABORTED != 0 {
+            self.woken.store(true, Ordering::Release);
         }
         ready
     }
