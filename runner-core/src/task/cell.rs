@@ -7,8 +7,8 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::task::Waker;
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context as TaskCx, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
@@ -17,10 +17,9 @@ use pin_project_lite::pin_project;
 use crate::context::Context;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 use crate::error::{panic_message, JoinError, RunError, TaskPanicked};
-use crate::lock::lock;
 use crate::shared::{Outcome, Shared, TaskRef};
 
-// The state word (`Header::state`), five independent bits. Every transition is a `fetch_or` or
+// The state word (`Header::state`), seven independent bits. Every transition is a `fetch_or` or
 // `fetch_and` (close's in-place cancel alone uses a compare-and-swap, to take `RUNNING` and set
 // `SHELL` as one step), so no transition is lost to a race.
 //
@@ -36,18 +35,26 @@ use crate::shared::{Outcome, Shared, TaskRef};
 //   spawn for a task born cancelled; never cleared. Once it is set, the next poll of the task
 //   drops its future instead of polling it. `abort` wakes the task's waker only on the
 //   transition from neither `ABORTED` nor `COMPLETE`, so a task is woken for it at most once.
-// - `COMPLETE`: set once, by `Task::complete`, under the output slot's lock and after the output
-//   is stored, so that `JoinHandle::is_finished()` means the output is there to take. Set after
-//   the registry has counted the task: whoever sees it sees a task close no longer counts. Set
-//   only once the future was dropped, by the holder of `RUNNING` for a `Send` task: whoever sees
-//   it needs neither `RUNNING` nor the future.
+// - `COMPLETE`: set once, by `Task::complete`, after the output is stored, so that
+//   `JoinHandle::is_finished()` means the output is there to take; from then on the output is
+//   the handle's. Set after the registry has counted the task: whoever sees it sees a task close
+//   no longer counts. Set only once the future was dropped, by the holder of `RUNNING` for a
+//   `Send` task: whoever sees it needs neither `RUNNING` nor the future.
 // - `SHELL`: set by close in the same step as it takes `RUNNING` to drop the future in place; the
 //   backend's task is then an empty shell. Cleared (with `fetch_and`) by the first poll or drop of
 //   the wrapper that sees it, which alone tells close (`Shared::shell_done`): close waits for
 //   every shell, so that no task is left queued in a backend when the loop shuts down.
 // - `TAKEN`: set once, by the `JoinHandle` that took the output (after `COMPLETE`), and read only
 //   by that handle: polled again it panics, and its drop has nothing left to do (no output, no
-//   waker, no report), so it skips the output slot's lock.
+//   report).
+// - `JOIN_WAKER`: the handle's waker is stored in the cell. The handle writes the waker only while
+//   this is clear, sets it after writing, and clears it to replace the waker only while
+//   `COMPLETE` is clear (a compare-and-swap); `complete` reads the waker only when the
+//   `fetch_or` that sets `COMPLETE` returns it set. Never both at once: no lock.
+// - `DETACHED`: set once, by the handle's drop when it did not take the output. If the `fetch_or`
+//   that sets it returns `COMPLETE`, the handle drops the output; otherwise `complete` sees it
+//   (before storing the output, or in the word its own `fetch_or` returns) and drops or reports
+//   the output itself. Exactly one of them does.
 //
 // Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
 // `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `RUNNING` comes and goes around each
@@ -64,6 +71,10 @@ pub(crate) const SHELL: u8 = 4;
 pub(crate) const TAKEN: u8 = 8;
 /// A `Send` task's future is being polled or dropped, by its holder alone.
 pub(crate) const RUNNING: u8 = 16;
+/// The join handle's waker is stored: only read, by either side, while this is set.
+pub(crate) const JOIN_WAKER: u8 = 32;
+/// The join handle was dropped without taking the output.
+pub(crate) const DETACHED: u8 = 64;
 
 /// What every task has, whatever holds its future: its registry key, its state word, the waker
 /// of its last poll, and what diagnostics show of it.
@@ -152,40 +163,59 @@ impl TaskRef for Header {
     }
 }
 
-pub(crate) struct Slot<T> {
-    pub(crate) output: Option<Result<T, JoinError>>,
-    pub(crate) waker: Option<Waker>,
-    pub(crate) detached: bool,
-    /// The panic in `output` was already reported (it happened during close): dropping the
-    /// handle unread must not report it a second time.
-    pub(crate) reported: bool,
-}
-
 /// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
-/// tasks, whose output need not be `Send`) and its output slot.
+/// tasks, whose output need not be `Send`), its output and its join handle's waker. Who may use
+/// the output and the waker is written in the state word (see `COMPLETE`, `JOIN_WAKER`,
+/// `DETACHED`): no lock.
 pub(crate) struct Task<T, H> {
     pub(crate) header: H,
-    pub(crate) slot: Mutex<Slot<T>>,
+    /// Written once, by `complete` before it sets `COMPLETE` (unless `DETACHED` is set), then the
+    /// handle's (or, when the handle was dropped meanwhile, `complete`'s again).
+    out: UnsafeCell<Out<T>>,
+    /// The handle's waker: written by the handle while `JOIN_WAKER` is clear, only read (by both
+    /// sides) while it is set.
+    waker: UnsafeCell<Option<Waker>>,
 }
+
+struct Out<T> {
+    value: Option<Result<T, JoinError>>,
+    /// The panic in `value` was already reported (it happened during close): dropping the
+    /// handle unread must not report it a second time.
+    reported: bool,
+}
+
+impl<T> Out<T> {
+    /// What is left to report or drop of an output nobody read.
+    fn unread(&mut self) -> Option<Result<T, JoinError>> {
+        match self.value.take() {
+            Some(Err(e)) if e.is_panic() && self.reported => None,
+            other => other,
+        }
+    }
+}
+
+// SAFETY: `out` and `waker` are reached only as the state word allows (see `Task`'s methods):
+// the output moves between threads once, hence `T: Send`; the waker is `Send + Sync`.
+unsafe impl<T: Send, H: Sync> Sync for Task<T, H> {}
 
 impl<T, H: Borrow<Header>> Task<T, H> {
     pub(crate) fn new(header: H) -> Self {
         Task {
             header,
-            slot: Mutex::new(Slot {
-                output: None,
-                waker: None,
-                detached: false,
+            out: UnsafeCell::new(Out {
+                value: None,
                 reported: false,
             }),
+            waker: UnsafeCell::new(None),
         }
     }
 
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         self.header.borrow()
     }
 
-    /// Hands the output to the join handle, or reports it when nobody will read it.
+    /// Hands the output to the join handle, or reports it when nobody will read it. Called once.
     ///
     /// A panic is reported exactly once: here when the handle is already gone or close is under
     /// way, otherwise by the handle's `Drop` if it is dropped unread.
@@ -204,31 +234,44 @@ impl<T, H: Borrow<Header>> Task<T, H> {
                 s.local.ended();
             }
         }
-        let mut slot = lock(&self.slot);
-        let waker = slot.waker.take();
+        let state = &header.state;
         let mut unread = None;
         let mut during_close = None;
-        if slot.detached {
+        if state.load(Ordering::Acquire) & DETACHED != 0 {
             unread = Some(result);
         } else {
+            let mut reported = false;
             if closing {
                 if let Err(e) = &result {
                     if e.is_panic() {
                         // Close cannot know whether the holder will ever look: report the
                         // message now and leave the payload to the handle.
                         during_close = Some(e.message().to_owned());
-                        slot.reported = true;
+                        reported = true;
                     }
                 }
             }
-            slot.output = Some(result);
-        }
-        // Set under the slot lock, after the output is stored: `is_finished()` then means the
-        // output is there to take.
-        header.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        drop(slot);
-        if let Some(w) = waker {
-            w.wake();
+            // SAFETY: before `COMPLETE` the output is this call's alone: the handle reads it only
+            // once it has seen `COMPLETE`, and `complete` runs once.
+            unsafe {
+                *self.out.get() = Out {
+                    value: Some(result),
+                    reported,
+                }
+            };
+            // After the output is stored: `is_finished()` then means the output is there to take.
+            let prev = state.fetch_or(COMPLETE, Ordering::AcqRel);
+            if prev & DETACHED != 0 {
+                // SAFETY: the handle was dropped before `COMPLETE` (it saw none, so it left the
+                // output alone): the output is still this call's.
+                unread = unsafe { (*self.out.get()).unread() };
+            } else if prev & JOIN_WAKER != 0 {
+                // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the handle writes the waker no
+                // more, so it is only read.
+                if let Some(w) = unsafe { &*self.waker.get() } {
+                    w.wake_by_ref();
+                }
+            }
         }
         if let (Some(message), Some(s)) = (during_close, shared) {
             s.report(&Diagnostic {
@@ -242,6 +285,91 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         if let Some(unread) = unread {
             drop_unread(unread, shared, &header.info, closing);
         }
+    }
+
+    /// The join handle's poll: the output once `COMPLETE` is set, or its waker registered.
+    ///
+    /// # Panics
+    ///
+    /// Once the output was taken.
+    pub(crate) fn poll_join(&self, cx: &mut TaskCx<'_>) -> Poll<Result<T, JoinError>> {
+        let state = &self.header().state;
+        let mut cur = state.load(Ordering::Acquire);
+        // Only the handle sets `TAKEN`: the load sees its own earlier store.
+        assert!(
+            cur & TAKEN == 0,
+            "`JoinHandle` polled after it completed: await it once"
+        );
+        if cur & COMPLETE == 0 {
+            if cur & JOIN_WAKER != 0 {
+                // SAFETY: `JOIN_WAKER` is set: the waker is only read, by either side.
+                let stored = unsafe { &*self.waker.get() };
+                if stored.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    // `complete` wakes it, whenever it sets `COMPLETE`.
+                    return Poll::Pending;
+                }
+                // Taken back to be replaced, only while the task is not complete (`complete`
+                // may be reading it once it is).
+                while cur & COMPLETE == 0 {
+                    match state.compare_exchange_weak(
+                        cur,
+                        cur & !JOIN_WAKER,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            cur &= !JOIN_WAKER;
+                            break;
+                        }
+                        Err(actual) => cur = actual,
+                    }
+                }
+            }
+            if cur & COMPLETE == 0 {
+                // SAFETY: `JOIN_WAKER` is clear and only this handle sets it: `complete` does not
+                // touch the waker.
+                unsafe { *self.waker.get() = Some(cx.waker().clone()) };
+                // `complete` sets `COMPLETE` after this (and then wakes the waker), or before (and
+                // this sees it).
+                cur = state.fetch_or(JOIN_WAKER, Ordering::AcqRel);
+                if cur & COMPLETE == 0 {
+                    return Poll::Pending;
+                }
+            }
+        }
+        // SAFETY: `COMPLETE` was seen (acquire): the output was stored before it, and `complete`
+        // touches it again only if `DETACHED` is set, which only this handle's drop sets.
+        let out = unsafe { (*self.out.get()).value.take() };
+        state.fetch_or(TAKEN, Ordering::Relaxed);
+        Poll::Ready(out.expect("a completed task's output is taken once"))
+    }
+
+    /// The join handle is dropped before it took the output: the task is detached, and an
+    /// output already there is dropped (a panic reported) here.
+    pub(crate) fn detach(&self) {
+        let header = self.header();
+        if header.state.fetch_or(DETACHED, Ordering::AcqRel) & COMPLETE == 0 {
+            // `complete` sees `DETACHED` and keeps the output.
+            return;
+        }
+        // SAFETY: `COMPLETE` was seen (acquire) without `DETACHED` before it: `complete` is done
+        // with the output, which is this handle's.
+        let unread = unsafe { (*self.out.get()).unread() };
+        if let Some(unread) = unread {
+            // Not reported yet, so any panic happened before close began: an unobserved panic,
+            // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
+            // closing has no run left to end; the abort it records is never read.)
+            let shared = header.shared.upgrade();
+            drop_unread(unread, shared.as_deref(), &header.info, false);
+        }
+    }
+
+    /// The output, taken by hand (tests).
+    #[cfg(test)]
+    pub(crate) fn take_output(&self) -> Option<Result<T, JoinError>> {
+        assert!(self.header().is_complete());
+        // SAFETY: as in `poll_join`: complete, and no handle uses this task.
+        unsafe { (*self.out.get()).value.take() }
     }
 }
 

@@ -398,7 +398,7 @@ mod tests {
             drop(driver);
             assert_eq!(d.load(Ordering::SeqCst), 1);
             assert!(cell.task.header.is_complete());
-            let out = crate::lock::lock(&cell.task.slot).output.take();
+            let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
         })
         .unwrap();
@@ -434,7 +434,7 @@ mod tests {
             // Nothing left for close once the task has ended.
             cell.cancel_now();
             drop(driver);
-            let out = crate::lock::lock(&cell.task.slot).output.take();
+            let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
         })
         .unwrap();

@@ -4,11 +4,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
 use crate::error::JoinError;
-use crate::lock::lock;
 
 use super::cell::*;
 
@@ -56,20 +55,12 @@ pub(crate) enum Inner<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn header(&self) -> &Header {
-        self.parts().0
-    }
-
-    /// The task's header and output slot, found with one dynamic call for a `Send` task.
     #[inline]
-    fn parts(&self) -> (&Header, &Mutex<Slot<T>>) {
+    pub(crate) fn header(&self) -> &Header {
         match &self.inner {
-            Inner::Shared(c) => {
-                let t = c.task();
-                (&t.header, &t.slot)
-            }
-            Inner::Blocking(t) => (&t.header, &t.slot),
-            Inner::Local(t) => (&t.header, &t.slot),
+            Inner::Shared(c) => c.task().header(),
+            Inner::Blocking(t) => t.header(),
+            Inner::Local(t) => t.header(),
         }
     }
 
@@ -96,59 +87,24 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
-        let (header, slot) = self.parts();
-        let state = &header.state;
-        // Only this handle sets `TAKEN`: a relaxed load sees its own earlier store.
-        assert!(
-            state.load(Ordering::Relaxed) & TAKEN == 0,
-            "`JoinHandle` polled after it completed: await it once"
-        );
-        let mut slot = lock(slot);
-        if let Some(out) = slot.output.take() {
-            drop(slot);
-            state.fetch_or(TAKEN, Ordering::Relaxed);
-            return Poll::Ready(out);
+        match &self.inner {
+            Inner::Shared(c) => c.task().poll_join(cx),
+            Inner::Blocking(t) => t.poll_join(cx),
+            Inner::Local(t) => t.poll_join(cx),
         }
-        match &mut slot.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => *w = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 }
 
 impl<T> Drop for JoinHandle<T> {
     #[inline]
     fn drop(&mut self) {
+        // Once the output is taken there is nothing left to do: no output, no report.
         if self.header().state.load(Ordering::Relaxed) & TAKEN == 0 {
-            self.detach();
-        }
-        // Otherwise the output was taken, and with it everything the slot held for this handle:
-        // the task had completed (taking the waker) and needs no `detached` any more.
-    }
-}
-
-impl<T> JoinHandle<T> {
-    /// Drops a handle that has not taken the output: the task is detached, and an output already
-    /// there is dropped (a panic reported) here.
-    fn detach(&mut self) {
-        let (header, slot) = self.parts();
-        let mut slot = lock(slot);
-        slot.detached = true;
-        slot.waker = None;
-        let output = slot.output.take();
-        let reported = slot.reported;
-        drop(slot);
-        let unread = match output {
-            Some(Err(e)) if e.is_panic() && reported => None,
-            other => other,
-        };
-        if let Some(unread) = unread {
-            // Not reported yet, so any panic happened before close began: an unobserved panic,
-            // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
-            // closing has no run left to end; the abort it records is never read.)
-            let shared = header.shared.upgrade();
-            drop_unread(unread, shared.as_deref(), &header.info, false);
+            match &self.inner {
+                Inner::Shared(c) => c.task().detach(),
+                Inner::Blocking(t) => t.detach(),
+                Inner::Local(t) => t.detach(),
+            }
         }
     }
 }
@@ -159,5 +115,65 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .field("task", &self.header().info)
             .field("finished", &self.is_finished())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The output's hand-over without a lock, under Miri: across threads (blocking jobs complete
+    //! on a thread of their own), with the handle's waker replaced, and with the handle dropped
+    //! unread while the job may be completing.
+
+    use std::future::{poll_fn, Future};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context as TaskCx, Poll, Waker};
+
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    struct Count(Arc<AtomicUsize>);
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn output_handed_over_across_threads_and_wakers() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            for i in 0..3u32 {
+                let h = crate::task::spawn_blocking(move || i * 2);
+                assert_eq!(h.await.unwrap(), i * 2);
+            }
+            // Polled once with a waker of its own, then awaited: the waker is replaced.
+            let mut h = crate::task::spawn(async {
+                for _ in 0..3 {
+                    crate::yield_now().await;
+                }
+                String::from("done")
+            });
+            let first = Pin::new(&mut h).poll(&mut TaskCx::from_waker(Waker::noop()));
+            assert!(first.is_pending());
+            assert_eq!(h.await.unwrap(), "done");
+            // Dropped unread, while the job may be completing on its thread.
+            let count = Count(d.clone());
+            drop(crate::task::spawn_blocking(move || count));
+            poll_fn(|cx| {
+                if d.load(Ordering::SeqCst) == 1 {
+                    return Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            })
+            .await;
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 }

@@ -5,6 +5,11 @@
 //! them. The future is a `loom::cell::UnsafeCell`, so loom also checks that no two of them ever
 //! touch it at once.
 //!
+//!
+//! And a model of the hand-over of a task's output to its join handle without a lock: the
+//! `COMPLETE`/`JOIN_WAKER`/`DETACHED`/`TAKEN` bits as `Task::complete`, `Task::poll_join` and
+//! `Task::detach` (cell.rs) use them, the output and the handle's waker as `UnsafeCell`s.
+//!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
 //! ```
@@ -14,7 +19,7 @@ use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::cell::{ABORTED, COMPLETE, RUNNING, SHELL};
+use super::cell::{ABORTED, COMPLETE, DETACHED, JOIN_WAKER, RUNNING, SHELL, TAKEN};
 
 struct Model {
     state: AtomicU8,
@@ -212,5 +217,151 @@ fn cancel_in_place_races_a_poll_then_a_drop() {
         m.cancel_now();
         backend.join().unwrap();
         m.check();
+    });
+}
+
+/// A task's output and its join handle's waker (a number standing for a waker).
+struct Join {
+    state: AtomicU8,
+    out: UnsafeCell<Option<u32>>,
+    waker: UnsafeCell<Option<usize>>,
+    /// The waker `complete` woke, 0 for none.
+    woken: AtomicUsize,
+    /// Outputs dropped unread, by `complete` or the handle's drop.
+    unread: AtomicUsize,
+}
+
+impl Join {
+    fn new() -> Self {
+        Join {
+            state: AtomicU8::new(0),
+            out: UnsafeCell::new(None),
+            waker: UnsafeCell::new(None),
+            woken: AtomicUsize::new(0),
+            unread: AtomicUsize::new(0),
+        }
+    }
+
+    /// `Task::complete`.
+    fn complete(&self, v: u32) {
+        if self.state.load(Ordering::Acquire) & DETACHED != 0 {
+            self.unread.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        // SAFETY: before `COMPLETE` the output is `complete`'s alone; loom checks it.
+        self.out.with_mut(|out| unsafe { *out = Some(v) });
+        let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if prev & DETACHED != 0 {
+            // SAFETY: the handle left without seeing `COMPLETE`.
+            if self.out.with_mut(|out| unsafe { (*out).take() }).is_some() {
+                self.unread.fetch_add(1, Ordering::AcqRel);
+            }
+        } else if prev & JOIN_WAKER != 0 {
+            // SAFETY: `JOIN_WAKER` and `COMPLETE` set: the waker is only read.
+            if let Some(w) = self.waker.with(|w| unsafe { *w }) {
+                self.woken.store(w, Ordering::Release);
+            }
+        }
+    }
+
+    /// `Task::poll_join` with waker `w`.
+    fn poll(&self, w: usize) -> Option<u32> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        assert_eq!(cur & TAKEN, 0);
+        if cur & COMPLETE == 0 {
+            if cur & JOIN_WAKER != 0 {
+                // SAFETY: `JOIN_WAKER` set: the waker is only read.
+                if self.waker.with(|s| unsafe { *s }) == Some(w) {
+                    return None;
+                }
+                while cur & COMPLETE == 0 {
+                    match self.state.compare_exchange_weak(
+                        cur,
+                        cur & !JOIN_WAKER,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            cur &= !JOIN_WAKER;
+                            break;
+                        }
+                        Err(actual) => cur = actual,
+                    }
+                }
+            }
+            if cur & COMPLETE == 0 {
+                // SAFETY: `JOIN_WAKER` clear: `complete` does not touch the waker.
+                self.waker.with_mut(|s| unsafe { *s = Some(w) });
+                cur = self.state.fetch_or(JOIN_WAKER, Ordering::AcqRel);
+                if cur & COMPLETE == 0 {
+                    return None;
+                }
+            }
+        }
+        // SAFETY: `COMPLETE` seen: the output is the handle's.
+        let out = self.out.with_mut(|out| unsafe { (*out).take() });
+        self.state.fetch_or(TAKEN, Ordering::Relaxed);
+        Some(out.expect("the output is there once complete"))
+    }
+
+    /// `Task::detach`, the handle's drop before it took the output.
+    fn detach(&self) {
+        if self.state.fetch_or(DETACHED, Ordering::AcqRel) & COMPLETE == 0 {
+            return;
+        }
+        // SAFETY: `COMPLETE` seen: the output is the handle's.
+        if self.out.with_mut(|out| unsafe { (*out).take() }).is_some() {
+            self.unread.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The task completes while its handle polls, changing its waker between two polls: the output
+/// reaches the handle once, and a handle left pending was woken through its latest waker.
+#[test]
+fn output_handed_over_while_the_handle_polls() {
+    loom::model(|| {
+        let j = Arc::new(Join::new());
+        let task = {
+            let j = j.clone();
+            thread::spawn(move || j.complete(7))
+        };
+        let mut got = j.poll(1);
+        let mut last = 1;
+        if got.is_none() {
+            got = j.poll(2);
+            last = 2;
+        }
+        task.join().unwrap();
+        if got.is_none() {
+            assert_eq!(
+                j.woken.load(Ordering::Acquire),
+                last,
+                "a pending handle never woken"
+            );
+            got = j.poll(last);
+        }
+        assert_eq!(got, Some(7));
+        assert_eq!(j.unread.load(Ordering::Acquire), 0);
+    });
+}
+
+/// The task completes while its handle, polled once, is dropped: the output is taken by the
+/// handle or dropped unread, by exactly one side.
+#[test]
+fn output_handed_over_while_the_handle_is_dropped() {
+    loom::model(|| {
+        let j = Arc::new(Join::new());
+        let task = {
+            let j = j.clone();
+            thread::spawn(move || j.complete(7))
+        };
+        let got = j.poll(1);
+        if got.is_none() {
+            j.detach();
+        }
+        task.join().unwrap();
+        let unread = j.unread.load(Ordering::Acquire);
+        assert_eq!(usize::from(got.is_some()) + unread, 1);
     });
 }
