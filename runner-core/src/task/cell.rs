@@ -237,7 +237,11 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         let state = &header.state;
         let mut unread = None;
         let mut during_close = None;
-        if state.load(Ordering::Acquire) & DETACHED != 0 {
+        let cur = state.load(Ordering::Acquire);
+        // The output below is written without a lock on the strength of this: a second call
+        // would race with the handle taking the first output.
+        assert!(cur & COMPLETE == 0, "a task completes once");
+        if cur & DETACHED != 0 {
             unread = Some(result);
         } else {
             let mut reported = false;
