@@ -20,8 +20,9 @@ use crate::error::{panic_message, JoinError, RunError, TaskPanicked};
 use crate::shared::{Outcome, Shared, TaskRef};
 
 // The state word (`Header::state`), seven independent bits. Every transition is a `fetch_or` or
-// `fetch_and` (close's in-place cancel alone uses a compare-and-swap, to take `RUNNING` and set
-// `SHELL` as one step), so no transition is lost to a race.
+// `fetch_and`, or a compare-and-swap where a bit may only change while another is clear (close
+// taking `RUNNING` and setting `SHELL` as one step; the handle clearing `JOIN_WAKER` only before
+// `COMPLETE`), so no transition is lost to a race. The loom models in `loom.rs` check them.
 //
 // - `RUNNING`: held by whoever polls or drops a `Send` task's future (`Cell::run`): the backend's
 //   wrapper (`Cell::drive`, `Cell::release`) or close (`TaskRef::cancel_now`). Taken by setting it
@@ -29,8 +30,12 @@ use crate::shared::{Outcome, Shared, TaskRef};
 //   `Env`, and its acquire/release orders each holder's writes before the next one's reads. The
 //   backend never polls and drops one task at once, so the only contention is close's, which
 //   only *tries*: finding `RUNNING` set it flags `ABORTED` and wakes the task instead. A poll
-//   finding close holding it returns `Pending`: close wakes the task once it lets go (the waker
-//   was registered before the poll tried), and that next poll finds the shell.
+//   finding close holding it registers the waker and returns `Pending`: close wakes the task once
+//   it lets go (or, had it let go before the registration, the poll sees `RUNNING` clear on a
+//   second look and wakes the task itself), and that next poll finds the shell. The task's waker
+//   (`Header::driver`, for `abort` and close) is registered only by a poll that stays pending,
+//   before it lets go of `RUNNING`; an `ABORTED` set during the poll shows in the word that
+//   `fetch_and` returns, and the task then wakes itself.
 // - `ABORTED`: set by `JoinHandle::abort`, by close (`TaskRef::cancel_now`, `abort`) and at
 //   spawn for a task born cancelled; never cleared. Once it is set, the next poll of the task
 //   drops its future instead of polling it. `abort` wakes the task's waker only on the
@@ -58,7 +63,8 @@ use crate::shared::{Outcome, Shared, TaskRef};
 //
 // Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
 // `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `RUNNING` comes and goes around each
-// poll; `TAKEN` is added to any state with `COMPLETE`.
+// poll; `JOIN_WAKER` comes and goes until `COMPLETE`, then stays; `TAKEN` or `DETACHED` (never
+// both) is added once, by the handle.
 
 /// The task was cancelled: its next poll drops its future.
 pub(crate) const ABORTED: u8 = 1;
@@ -77,7 +83,7 @@ pub(crate) const JOIN_WAKER: u8 = 32;
 pub(crate) const DETACHED: u8 = 64;
 
 /// What every task has, whatever holds its future: its registry key, its state word, the waker
-/// of its last poll, and what diagnostics show of it.
+/// of its last pending poll, and what diagnostics show of it.
 pub(crate) struct Header {
     pub(crate) key: usize,
     /// A `spawn_local` task: its end is counted in `LocalState`.
