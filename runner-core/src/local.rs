@@ -392,7 +392,7 @@ pub(crate) fn drive(ex: &LocalExecutor, cx: &mut Context<'_>) {
         let Some((mut fut, waker, id)) = taken else {
             continue;
         };
-        // The task wrapper (`task::Driver`) catches the task's panics; a poll here never unwinds.
+        // The task wrapper (`task::harness`) catches the task's panics; a poll here never unwinds.
         let done = fut
             .as_mut()
             .poll(&mut Context::from_waker(&waker))

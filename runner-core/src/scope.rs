@@ -150,15 +150,19 @@ pub(crate) struct Enter<'a> {
 }
 
 impl<'a> Enter<'a> {
+    #[inline]
     pub(crate) fn new(slot: &'a mut Option<Arc<Shared>>) -> Self {
         Self::with_running(slot, true)
     }
 
     /// `running: false` makes the runner current without marking a loop as running: for blocking
     /// jobs, which may spawn onto the loop and may also run another runner.
+    #[inline]
     pub(crate) fn with_running(slot: &'a mut Option<Arc<Shared>>, running: bool) -> Self {
+        // A swap in place, in and again out: no reference count touched, nothing dropped, so
+        // neither end has drop glue and both inline into the task wrapper's poll.
         AMBIENT.with(|a| {
-            *slot = a.scope.replace(slot.take());
+            a.scope.swap(Cell::from_mut(slot));
             if running {
                 a.depth.set(a.depth.get() + 1);
             }
@@ -168,13 +172,14 @@ impl<'a> Enter<'a> {
 }
 
 impl Drop for Enter<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let prev = self.slot.take();
-        *self.slot = AMBIENT.with(|a| {
+        // `slot` holds the previous runner while entered; swap it back in.
+        AMBIENT.with(|a| {
             if self.running {
                 a.depth.set(a.depth.get() - 1);
             }
-            a.scope.replace(prev)
+            a.scope.swap(Cell::from_mut(self.slot));
         });
     }
 }

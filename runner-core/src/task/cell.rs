@@ -2,13 +2,14 @@
 //! future with what polls it.
 
 use std::borrow::Borrow;
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::Waker;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context as TaskCx, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use pin_project_lite::pin_project;
@@ -16,26 +17,54 @@ use pin_project_lite::pin_project;
 use crate::context::Context;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 use crate::error::{panic_message, JoinError, RunError, TaskPanicked};
-use crate::lock::lock;
 use crate::shared::{Outcome, Shared, TaskRef};
 
-// The state word (`Header::state`), three independent bits. Every transition is a `fetch_or` or
-// `fetch_and`, so no transition is lost to a race and none needs a loop.
+// The state word (`Header::state`), seven independent bits. Every transition is a `fetch_or` or
+// `fetch_and`, or a compare-and-swap where a bit may only change while another is clear (close
+// taking `RUNNING` and setting `SHELL` as one step; the handle clearing `JOIN_WAKER` only before
+// `COMPLETE`), so no transition is lost to a race. The loom models in `loom.rs` check them.
 //
+// - `RUNNING`: held by whoever polls or drops a `Send` task's future (`Cell::run`): the backend's
+//   wrapper (`Cell::drive`, `Cell::release`) or close (`TaskRef::cancel_now`). Taken by setting it
+//   when clear, given back with `fetch_and`; it grants exclusive access to the future and its
+//   `Env`, and its acquire/release orders each holder's writes before the next one's reads. The
+//   backend never polls and drops one task at once, so the only contention is close's, which
+//   only *tries*: finding `RUNNING` set it flags `ABORTED` and wakes the task instead. A poll
+//   finding close holding it registers the waker and returns `Pending`: close wakes the task once
+//   it lets go (or, had it let go before the registration, the poll sees `RUNNING` clear on a
+//   second look and wakes the task itself), and that next poll finds the shell. The task's waker
+//   (`Header::driver`, for `abort` and close) is registered only by a poll that stays pending,
+//   before it lets go of `RUNNING`; an `ABORTED` set during the poll shows in the word that
+//   `fetch_and` returns, and the task then wakes itself.
 // - `ABORTED`: set by `JoinHandle::abort`, by close (`TaskRef::cancel_now`, `abort`) and at
 //   spawn for a task born cancelled; never cleared. Once it is set, the next poll of the task
 //   drops its future instead of polling it. `abort` wakes the task's waker only on the
 //   transition from neither `ABORTED` nor `COMPLETE`, so a task is woken for it at most once.
-// - `COMPLETE`: set once, by `Task::complete`, under the output slot's lock and after the output
-//   is stored, so that `JoinHandle::is_finished()` means the output is there to take. Set after
-//   the registry has counted the task: whoever sees it sees a task close no longer counts.
-// - `SHELL`: set by close while it holds the cell's `run` lock and drops the future in place;
-//   the backend's task is then an empty shell. Cleared (with `fetch_and`) by the first poll or
-//   drop of the wrapper after that, which alone tells close (`Shared::shell_done`): close waits
-//   for every shell, so that no task is left queued in a backend when the loop shuts down.
+// - `COMPLETE`: set once, by `Task::complete`, after the output is stored, so that
+//   `JoinHandle::is_finished()` means the output is there to take; from then on the output is
+//   the handle's. Set after the registry has counted the task: whoever sees it sees a task close
+//   no longer counts. Set only once the future was dropped, by the holder of `RUNNING` for a
+//   `Send` task: whoever sees it needs neither `RUNNING` nor the future.
+// - `SHELL`: set by close in the same step as it takes `RUNNING` to drop the future in place; the
+//   backend's task is then an empty shell. Cleared (with `fetch_and`) by the first poll or drop of
+//   the wrapper that sees it, which alone tells close (`Shared::shell_done`): close waits for
+//   every shell, so that no task is left queued in a backend when the loop shuts down.
+// - `TAKEN`: set once, by the `JoinHandle` that took the output (after `COMPLETE`), and read only
+//   by that handle: polled again it panics, and its drop has nothing left to do (no output, no
+//   report).
+// - `JOIN_WAKER`: the handle's waker is stored in the cell. The handle writes the waker only while
+//   this is clear, sets it after writing, and clears it to replace the waker only while
+//   `COMPLETE` is clear (a compare-and-swap); `complete` reads the waker only when the
+//   `fetch_or` that sets `COMPLETE` returns it set. Never both at once: no lock.
+// - `DETACHED`: set once, by the handle's drop when it did not take the output. If the `fetch_or`
+//   that sets it returns `COMPLETE`, the handle drops the output; otherwise `complete` sees it
+//   (before storing the output, or in the word its own `fetch_or` returns) and drops or reports
+//   the output itself. Exactly one of them does.
 //
 // Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
-// `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`.
+// `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `RUNNING` comes and goes around each
+// poll; `JOIN_WAKER` comes and goes until `COMPLETE`, then stays; `TAKEN` or `DETACHED` (never
+// both) is added once, by the handle.
 
 /// The task was cancelled: its next poll drops its future.
 pub(crate) const ABORTED: u8 = 1;
@@ -44,9 +73,17 @@ pub(crate) const COMPLETE: u8 = 2;
 /// Close dropped the future in place; the backend's task is an empty shell that close waits to
 /// see polled (or dropped) once, so that no shell is left queued when the loop shuts down.
 pub(crate) const SHELL: u8 = 4;
+/// The join handle took the output.
+pub(crate) const TAKEN: u8 = 8;
+/// A `Send` task's future is being polled or dropped, by its holder alone.
+pub(crate) const RUNNING: u8 = 16;
+/// The join handle's waker is stored: only read, by either side, while this is set.
+pub(crate) const JOIN_WAKER: u8 = 32;
+/// The join handle was dropped without taking the output.
+pub(crate) const DETACHED: u8 = 64;
 
 /// What every task has, whatever holds its future: its registry key, its state word, the waker
-/// of its last poll, and what diagnostics show of it.
+/// of its last pending poll, and what diagnostics show of it.
 pub(crate) struct Header {
     pub(crate) key: usize,
     /// A `spawn_local` task: its end is counted in `LocalState`.
@@ -54,11 +91,17 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     pub(crate) driver: AtomicWaker,
     pub(crate) info: TaskInfo,
-    pub(crate) spawned_at: Option<Instant>,
+    /// In debug mode, when the task was spawned (see [`Header::spawned_at`]); 0 otherwise.
+    spawned: u64,
     pub(crate) shared: Weak<Shared>,
 }
 
+/// The instant debug-mode spawn times count from: a `u64` of nanoseconds in every header instead
+/// of an `Option<Instant>` (8 bytes less per task).
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
 impl Header {
+    #[inline]
     pub(crate) fn new(
         key: usize,
         meta: Meta,
@@ -71,7 +114,7 @@ impl Header {
             local,
             state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
             driver: AtomicWaker::new(),
-            spawned_at: shared.config.debug.then(Instant::now),
+            spawned: if shared.config.debug { spawn_time() } else { 0 },
             info: TaskInfo {
                 name: meta.name,
                 location: meta.location,
@@ -81,19 +124,35 @@ impl Header {
         }
     }
 
+    /// In debug mode, when the task was spawned.
+    pub(crate) fn spawned_at(&self) -> Option<Instant> {
+        let at = self.spawned.checked_sub(1)?;
+        Some(*EPOCH.get()? + Duration::from_nanos(at))
+    }
+
     pub(crate) fn abort(&self) {
         if self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0 {
             self.driver.wake();
         }
     }
 
+    #[inline]
     pub(crate) fn is_aborted(&self) -> bool {
         self.state.load(Ordering::Acquire) & ABORTED != 0
     }
 
+    #[inline]
     pub(crate) fn is_complete(&self) -> bool {
         self.state.load(Ordering::Acquire) & COMPLETE != 0
     }
+}
+
+/// Now, as [`Header::spawned`] holds it: never 0.
+#[cold]
+fn spawn_time() -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let since = Instant::now().saturating_duration_since(epoch).as_nanos();
+    u64::try_from(since).unwrap_or(u64::MAX - 1) + 1
 }
 
 impl TaskRef for Header {
@@ -102,7 +161,7 @@ impl TaskRef for Header {
     }
 
     fn spawned_at(&self) -> Option<Instant> {
-        self.spawned_at
+        Header::spawned_at(self)
     }
 
     fn abort(&self) {
@@ -110,42 +169,59 @@ impl TaskRef for Header {
     }
 }
 
-pub(crate) struct Slot<T> {
-    pub(crate) output: Option<Result<T, JoinError>>,
-    pub(crate) waker: Option<Waker>,
-    pub(crate) detached: bool,
-    pub(crate) taken: bool,
-    /// The panic in `output` was already reported (it happened during close): dropping the
-    /// handle unread must not report it a second time.
-    pub(crate) reported: bool,
-}
-
 /// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
-/// tasks, whose output need not be `Send`) and its output slot.
+/// tasks, whose output need not be `Send`), its output and its join handle's waker. Who may use
+/// the output and the waker is written in the state word (see `COMPLETE`, `JOIN_WAKER`,
+/// `DETACHED`): no lock.
 pub(crate) struct Task<T, H> {
     pub(crate) header: H,
-    pub(crate) slot: Mutex<Slot<T>>,
+    /// Written once, by `complete` before it sets `COMPLETE` (unless `DETACHED` is set), then the
+    /// handle's (or, when the handle was dropped meanwhile, `complete`'s again).
+    out: UnsafeCell<Out<T>>,
+    /// The handle's waker: written by the handle while `JOIN_WAKER` is clear, only read (by both
+    /// sides) while it is set.
+    waker: UnsafeCell<Option<Waker>>,
 }
+
+struct Out<T> {
+    value: Option<Result<T, JoinError>>,
+    /// The panic in `value` was already reported (it happened during close): dropping the
+    /// handle unread must not report it a second time.
+    reported: bool,
+}
+
+impl<T> Out<T> {
+    /// What is left to report or drop of an output nobody read.
+    fn unread(&mut self) -> Option<Result<T, JoinError>> {
+        match self.value.take() {
+            Some(Err(e)) if e.is_panic() && self.reported => None,
+            other => other,
+        }
+    }
+}
+
+// SAFETY: `out` and `waker` are reached only as the state word allows (see `Task`'s methods):
+// the output moves between threads once, hence `T: Send`; the waker is `Send + Sync`.
+unsafe impl<T: Send, H: Sync> Sync for Task<T, H> {}
 
 impl<T, H: Borrow<Header>> Task<T, H> {
     pub(crate) fn new(header: H) -> Self {
         Task {
             header,
-            slot: Mutex::new(Slot {
-                output: None,
-                waker: None,
-                detached: false,
-                taken: false,
+            out: UnsafeCell::new(Out {
+                value: None,
                 reported: false,
             }),
+            waker: UnsafeCell::new(None),
         }
     }
 
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         self.header.borrow()
     }
 
-    /// Hands the output to the join handle, or reports it when nobody will read it.
+    /// Hands the output to the join handle, or reports it when nobody will read it. Called once.
     ///
     /// A panic is reported exactly once: here when the handle is already gone or close is under
     /// way, otherwise by the handle's `Drop` if it is dropped unread.
@@ -164,31 +240,48 @@ impl<T, H: Borrow<Header>> Task<T, H> {
                 s.local.ended();
             }
         }
-        let mut slot = lock(&self.slot);
-        let waker = slot.waker.take();
+        let state = &header.state;
         let mut unread = None;
         let mut during_close = None;
-        if slot.detached {
+        let cur = state.load(Ordering::Acquire);
+        // The output below is written without a lock on the strength of this: a second call
+        // would race with the handle taking the first output.
+        assert!(cur & COMPLETE == 0, "a task completes once");
+        if cur & DETACHED != 0 {
             unread = Some(result);
         } else {
+            let mut reported = false;
             if closing {
                 if let Err(e) = &result {
                     if e.is_panic() {
                         // Close cannot know whether the holder will ever look: report the
                         // message now and leave the payload to the handle.
                         during_close = Some(e.message().to_owned());
-                        slot.reported = true;
+                        reported = true;
                     }
                 }
             }
-            slot.output = Some(result);
-        }
-        // Set under the slot lock, after the output is stored: `is_finished()` then means the
-        // output is there to take.
-        header.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        drop(slot);
-        if let Some(w) = waker {
-            w.wake();
+            // SAFETY: before `COMPLETE` the output is this call's alone: the handle reads it only
+            // once it has seen `COMPLETE`, and `complete` runs once.
+            unsafe {
+                *self.out.get() = Out {
+                    value: Some(result),
+                    reported,
+                }
+            };
+            // After the output is stored: `is_finished()` then means the output is there to take.
+            let prev = state.fetch_or(COMPLETE, Ordering::AcqRel);
+            if prev & DETACHED != 0 {
+                // SAFETY: the handle was dropped before `COMPLETE` (it saw none, so it left the
+                // output alone): the output is still this call's.
+                unread = unsafe { (*self.out.get()).unread() };
+            } else if prev & JOIN_WAKER != 0 {
+                // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the handle writes the waker no
+                // more, so it is only read.
+                if let Some(w) = unsafe { &*self.waker.get() } {
+                    w.wake_by_ref();
+                }
+            }
         }
         if let (Some(message), Some(s)) = (during_close, shared) {
             s.report(&Diagnostic {
@@ -202,6 +295,91 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         if let Some(unread) = unread {
             drop_unread(unread, shared, &header.info, closing);
         }
+    }
+
+    /// The join handle's poll: the output once `COMPLETE` is set, or its waker registered.
+    ///
+    /// # Panics
+    ///
+    /// Once the output was taken.
+    pub(crate) fn poll_join(&self, cx: &mut TaskCx<'_>) -> Poll<Result<T, JoinError>> {
+        let state = &self.header().state;
+        let mut cur = state.load(Ordering::Acquire);
+        // Only the handle sets `TAKEN`: the load sees its own earlier store.
+        assert!(
+            cur & TAKEN == 0,
+            "`JoinHandle` polled after it completed: await it once"
+        );
+        if cur & COMPLETE == 0 {
+            if cur & JOIN_WAKER != 0 {
+                // SAFETY: `JOIN_WAKER` is set: the waker is only read, by either side.
+                let stored = unsafe { &*self.waker.get() };
+                if stored.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    // `complete` wakes it, whenever it sets `COMPLETE`.
+                    return Poll::Pending;
+                }
+                // Taken back to be replaced, only while the task is not complete (`complete`
+                // may be reading it once it is).
+                while cur & COMPLETE == 0 {
+                    match state.compare_exchange_weak(
+                        cur,
+                        cur & !JOIN_WAKER,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            cur &= !JOIN_WAKER;
+                            break;
+                        }
+                        Err(actual) => cur = actual,
+                    }
+                }
+            }
+            if cur & COMPLETE == 0 {
+                // SAFETY: `JOIN_WAKER` is clear and only this handle sets it: `complete` does not
+                // touch the waker.
+                unsafe { *self.waker.get() = Some(cx.waker().clone()) };
+                // `complete` sets `COMPLETE` after this (and then wakes the waker), or before (and
+                // this sees it).
+                cur = state.fetch_or(JOIN_WAKER, Ordering::AcqRel);
+                if cur & COMPLETE == 0 {
+                    return Poll::Pending;
+                }
+            }
+        }
+        // SAFETY: `COMPLETE` was seen (acquire): the output was stored before it, and `complete`
+        // touches it again only if `DETACHED` is set, which only this handle's drop sets.
+        let out = unsafe { (*self.out.get()).value.take() };
+        state.fetch_or(TAKEN, Ordering::Relaxed);
+        Poll::Ready(out.expect("a completed task's output is taken once"))
+    }
+
+    /// The join handle is dropped before it took the output: the task is detached, and an
+    /// output already there is dropped (a panic reported) here.
+    pub(crate) fn detach(&self) {
+        let header = self.header();
+        if header.state.fetch_or(DETACHED, Ordering::AcqRel) & COMPLETE == 0 {
+            // `complete` sees `DETACHED` and keeps the output.
+            return;
+        }
+        // SAFETY: `COMPLETE` was seen (acquire) without `DETACHED` before it: `complete` is done
+        // with the output, which is this handle's.
+        let unread = unsafe { (*self.out.get()).unread() };
+        if let Some(unread) = unread {
+            // Not reported yet, so any panic happened before close began: an unobserved panic,
+            // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
+            // closing has no run left to end; the abort it records is never read.)
+            let shared = header.shared.upgrade();
+            drop_unread(unread, shared.as_deref(), &header.info, false);
+        }
+    }
+
+    /// The output, taken by hand (tests).
+    #[cfg(test)]
+    pub(crate) fn take_output(&self) -> Option<Result<T, JoinError>> {
+        assert!(self.header().is_complete());
+        // SAFETY: as in `poll_join`: complete, and no handle uses this task.
+        unsafe { (*self.out.get()).value.take() }
     }
 }
 
@@ -273,9 +451,35 @@ pin_project! {
 /// thread, without a wake-and-poll round through the backend.
 pub(crate) struct Cell<F: Future> {
     pub(crate) task: Task<F::Output, Header>,
-    /// Locked by whoever polls or drops the future: the backend's wrapper, or close. Never
-    /// contended but by close, which only tries it.
-    pub(crate) run: Mutex<Run<F>>,
+    /// Used only by the holder of `RUNNING` in the header's state word (see [`Cell::run`]): the
+    /// backend's wrapper, or close, which only tries to take it.
+    pub(crate) run: UnsafeCell<Run<F>>,
+}
+
+// SAFETY: `run` is only reached through `Cell::run`, by the one holder of `RUNNING` at a time
+// (the future and its `Env` move between threads with it, hence `F: Send`); everything else in
+// the cell is `Sync` on its own.
+unsafe impl<F> Sync for Cell<F>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+}
+
+impl<F: Future> Cell<F> {
+    /// The future and what polls it.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `RUNNING` (it set the bit, finding it clear) for as long as it uses the
+    /// result, and lets go of it only after its last use.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(crate) unsafe fn run(&self) -> &mut Run<F> {
+        // SAFETY: the caller holds `RUNNING`, which every other user of `run` must take first:
+        // no other reference to it exists until the caller lets go.
+        unsafe { &mut *self.run.get() }
+    }
 }
 
 pub(crate) struct Run<F> {
@@ -309,11 +513,18 @@ where
 }
 
 impl Header {
-    /// The backend is done with a shell (see `SHELL`): tell close.
+    /// The backend is done with a shell (see `SHELL`): tell close. One load on the per-poll
+    /// path, where there is no shell.
+    #[inline]
     pub(crate) fn shell_done(&self) {
-        if self.state.load(Ordering::Acquire) & SHELL != 0
-            && self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0
-        {
+        if self.state.load(Ordering::Acquire) & SHELL != 0 {
+            self.shell_done_slow();
+        }
+    }
+
+    #[cold]
+    fn shell_done_slow(&self) {
+        if self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0 {
             if let Some(s) = self.shared.upgrade() {
                 s.shell_done();
             }

@@ -15,7 +15,6 @@ use crate::context;
 use crate::diagnostic::TaskInfo;
 use crate::error::JoinError;
 use crate::event_loop::Drive;
-use crate::lock::lock;
 use crate::scope;
 use crate::shared::TaskRef;
 
@@ -39,9 +38,8 @@ pub(crate) fn cancel<F: Future, H: Borrow<Header>>(
     task: &Task<F::Output, H>,
 ) {
     if let StageProj::Running { .. } = stage.as_mut().project() {
-        let shared = env.scope.clone();
         let result = drop_future(stage, env).and(Err(JoinError::cancelled()));
-        task.complete(result, shared.as_deref());
+        task.complete(result, env.scope.as_deref());
     }
 }
 
@@ -58,12 +56,28 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
     if let StageProj::Done = stage.as_mut().project() {
         return Poll::Ready(());
     }
-    if !header.is_aborted() {
-        header.driver.register(cx.waker());
+    header.driver.register(cx.waker());
+    // Checked after registering: an abort before this is seen here, one after it wakes the new
+    // waker.
+    let aborted = header.is_aborted();
+    poll_registered(stage, env, task, cx, aborted)
+}
+
+/// [`poll_task`] once the waker is registered and the state word read after it: `aborted` when
+/// it had `ABORTED`.
+#[inline]
+fn poll_registered<F: Future, H: Borrow<Header>>(
+    mut stage: Pin<&mut Stage<F>>,
+    env: &mut Env,
+    task: &Task<F::Output, H>,
+    cx: &mut TaskCx<'_>,
+    aborted: bool,
+) -> Poll<()> {
+    let header = task.header();
+    if let StageProj::Done = stage.as_mut().project() {
+        return Poll::Ready(());
     }
-    // Checked again after registering: an abort in between has woken the new waker or is
-    // seen here.
-    if header.is_aborted() {
+    if aborted {
         cancel(stage, env, task);
         return Poll::Ready(());
     }
@@ -76,22 +90,34 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
         if let (Some(s), Some(start)) = (&debug, start) {
             crate::debug::check_poll(s, &header.info, start);
         }
-        r
+        match r {
+            Ok(Poll::Pending) => return Poll::Pending,
+            // The finished future is dropped here, inside the same entry: its destructors run
+            // with the runner and the context installed, as a cancelled one's do.
+            Ok(Poll::Ready(v)) => drop_finished(stage, v),
+            // `poll_stage` dropped the future during the unwind.
+            Err(payload) => Err(JoinError::panic(payload)),
+        }
     };
-    let result = match result {
-        Ok(Poll::Pending) => return Poll::Pending,
-        Ok(Poll::Ready(v)) => Ok(v),
-        Err(payload) => Err(JoinError::panic(payload)),
-    };
-    let shared = env.scope.clone();
-    let dropped = drop_future(stage, env);
-    // A panicking destructor overrides a value (dropped with it), not an earlier panic.
-    let result = match (result, dropped) {
-        (Ok(_), Err(e)) => Err(e),
-        (result, _) => result,
-    };
-    task.complete(result, shared.as_deref());
+    task.complete(result, env.scope.as_deref());
     Poll::Ready(())
+}
+
+/// Drops a future that returned `v`. A destructor that panics makes the task's result that panic
+/// (the cleanup failed, and someone must hear of it), and `v` is dropped with it; a panic of
+/// `v`'s own destructor then is caught and dropped: the first panic is the result.
+#[inline]
+fn drop_finished<F: Future>(
+    mut stage: Pin<&mut Stage<F>>,
+    v: F::Output,
+) -> Result<F::Output, JoinError> {
+    match catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))) {
+        Ok(()) => Ok(v),
+        Err(payload) => {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
+            Err(JoinError::panic(payload))
+        }
+    }
 }
 
 pin_project! {
@@ -131,28 +157,75 @@ where
     F::Output: Send + 'static,
 {
     fn poll_driver(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
-        let cell = self;
-        let mut run = lock(&cell.run);
-        let (stage, env) = run.parts();
-        let out = poll_task(stage, env, &cell.task, cx);
-        drop(run);
-        cell.task.header.shell_done();
-        out
+        self.drive(cx)
     }
 
     fn drop_driver(&self) {
-        let cell = self;
-        // `COMPLETE` is set only once the future is gone: a backend dropping its task after the
-        // last poll (every task, on most backends) need not take the lock to see that.
-        if !cell.task.header.is_complete() {
-            // The backend dropped the task before it completed (a loop shutting down): the
-            // future is dropped here, on the loop's thread, and the task ends cancelled.
-            let mut run = lock(&cell.run);
-            let (stage, env) = run.parts();
-            cancel(stage, env, &cell.task);
-            drop(run);
+        self.release();
+    }
+}
+
+impl<F: Future> Cell<F> {
+    /// A poll of the backend's task: takes `RUNNING`, polls the future (see [`poll_task`]), lets
+    /// go, and tells close if the task was a shell.
+    ///
+    /// The waker is registered (for `abort` and close) only when the task stays pending, before
+    /// `RUNNING` is let go: a task that ends on its first poll never registers one. Whoever sets
+    /// `ABORTED` after that release finds the waker (both are read-modify-writes of the state
+    /// word, in one order); an abort during the poll is seen in the word the release returns,
+    /// and the task wakes itself.
+    #[inline]
+    pub(crate) fn drive(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
+        let header = &self.task.header;
+        let prev = header.state.fetch_or(RUNNING, Ordering::AcqRel);
+        if prev & RUNNING != 0 {
+            // Close holds the future (`cancel_now`; the backend never polls one task twice at
+            // once): it wakes the task once it lets go, and that poll finds the shell. Checked
+            // again after registering: had close let go and woken before the registration (the
+            // waker's own read-modify-writes order the two), the task wakes itself.
+            header.driver.register(cx.waker());
+            if header.state.load(Ordering::Acquire) & RUNNING == 0 {
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
         }
-        cell.task.header.shell_done();
+        // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
+        // `fetch_and` below, after the last use of `run`.
+        let run = unsafe { self.run() };
+        let (stage, env) = run.parts();
+        let out = poll_registered(stage, env, &self.task, cx, prev & ABORTED != 0);
+        if out.is_pending() {
+            header.driver.register(cx.waker());
+        }
+        let after = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        if after & SHELL != 0 {
+            header.shell_done();
+        }
+        if out.is_pending() && after & ABORTED != 0 {
+            // Aborted (or flagged by close) during this poll: the next poll drops the future.
+            cx.waker().wake_by_ref();
+        }
+        out
+    }
+
+    /// The backend dropped its task. Before it completed (a loop shutting down), the future is
+    /// dropped here, on the loop's thread, and the task ends cancelled. Once completed, the
+    /// future is gone (`COMPLETE` is set only after it was dropped) and `RUNNING` is not taken.
+    #[inline]
+    pub(crate) fn release(&self) {
+        let header = &self.task.header;
+        // Finding `RUNNING` taken, by close (which drops the future): close took it and set
+        // `SHELL` in one step, so this drop is the shell's, counted by `shell_done` below.
+        if !header.is_complete() && header.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING == 0
+        {
+            // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
+            // `fetch_and` below, after the last use of `run`.
+            let run = unsafe { self.run() };
+            let (stage, env) = run.parts();
+            cancel(stage, env, &self.task);
+            header.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        }
+        header.shell_done();
     }
 }
 
@@ -195,7 +268,7 @@ where
     }
 
     fn spawned_at(&self) -> Option<Instant> {
-        self.task.header.spawned_at
+        self.task.header.spawned_at()
     }
 
     fn abort(&self) {
@@ -204,30 +277,196 @@ where
 
     fn cancel_now(&self) {
         let header = &self.task.header;
-        header.state.fetch_or(ABORTED, Ordering::AcqRel);
-        let mut run = match self.run.try_lock() {
-            Ok(run) => run,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                // Being polled on another thread right now: that poll's next turn sees the
-                // flag; make sure there is one.
+        let state = &header.state;
+        let mut cur = state.load(Ordering::Acquire);
+        loop {
+            if cur & COMPLETE != 0 {
+                // Ended: the future is gone, nothing to cancel.
+                return;
+            }
+            if cur & RUNNING != 0 {
+                // Being polled (or dropped) on another thread right now: that poll's next turn
+                // sees the flag; make sure there is one.
+                state.fetch_or(ABORTED, Ordering::AcqRel);
                 header.driver.wake();
                 return;
             }
-        };
-        let (mut stage, env) = run.parts();
-        if let StageProj::Done = stage.as_mut().project() {
-            return;
+            // `SHELL` in the same step as `RUNNING`: a drop of the backend's task that finds
+            // `RUNNING` taken by close (`Cell::release`) knows it is the shell's drop.
+            match state.compare_exchange_weak(
+                cur,
+                cur | ABORTED | RUNNING | SHELL,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
         }
-        // Marked while the lock is held, so that no poll of the backend's task can miss it:
-        // once the future is gone the task is an empty shell, which close waits to see polled
-        // or dropped (see `SHELL`).
+        // SAFETY: `RUNNING` was clear and the exchange above set it: it is held here until the
+        // `fetch_and` below, after the last use of `run`.
+        let run = unsafe { self.run() };
+        let (stage, env) = run.parts();
+        // Counted once the shell is marked: a shell's drop on another thread in between takes
+        // one off before this adds it (the count wraps for that moment), and close reads the
+        // count only once every `cancel_now` has returned.
         if let Some(s) = &env.scope {
             s.shells.fetch_add(1, Ordering::AcqRel);
-            header.state.fetch_or(SHELL, Ordering::AcqRel);
         }
+        // Without `COMPLETE` the future is still there (see `COMPLETE`).
         cancel(stage, env, &self.task);
-        drop(run);
+        state.fetch_and(!RUNNING, Ordering::AcqRel);
         header.driver.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The backend's side of a `Send` task's cell under Miri, driven by hand: a drop before
+    //! completion, and close's in-place cancel finding the future being polled.
+
+    use std::cell::UnsafeCell;
+    use std::future::{pending, poll_fn, Future};
+    use std::panic::Location;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context as TaskCx, Poll, Waker};
+
+    use super::{Cell, Env, Header, Meta, Run, Stage, Task};
+    use crate::context::Context;
+    use crate::event_loop::RawTask;
+    use crate::shared::{Shared, TaskRef};
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    struct Count(Arc<AtomicUsize>);
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A registered cell around `fut`, with the wrapper the backend would run.
+    fn cell<F>(shared: &Arc<Shared>, fut: F) -> (Arc<Cell<F>>, RawTask)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let cell = shared
+            .register(true, |key, cancelled| {
+                let meta = Meta {
+                    name: None,
+                    location: Location::caller(),
+                };
+                let cell = Arc::new(Cell {
+                    task: Task::new(Header::new(key, meta, shared, cancelled, false)),
+                    run: UnsafeCell::new(Run {
+                        stage: Stage::Running { fut },
+                        env: Env {
+                            scope: Some(shared.clone()),
+                            ctx: Context::new(),
+                        },
+                    }),
+                });
+                (cell.clone() as Arc<dyn TaskRef>, cell)
+            })
+            .unwrap();
+        let driver = RawTask::new(cell.clone());
+        (cell, driver)
+    }
+
+    fn poll(driver: &mut RawTask) -> Poll<()> {
+        Pin::new(driver).poll(&mut TaskCx::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn dropped_before_completion_drops_the_future_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let count = Count(d.clone());
+            let (cell, mut driver) = cell(&shared, async move {
+                let _count = count;
+                pending::<()>().await
+            });
+            assert!(poll(&mut driver).is_pending());
+            drop(driver);
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+            assert!(cell.task.header.is_complete());
+            let out = cell.task.take_output();
+            assert!(out.unwrap().unwrap_err().is_cancelled());
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn cancel_now_during_a_poll_flags_it_for_the_next_one() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let me: Arc<Mutex<Option<Arc<dyn TaskRef>>>> = Arc::default();
+            let count = Count(d.clone());
+            let slot = me.clone();
+            let (cell, mut driver) = cell(&shared, async move {
+                let _count = count;
+                // Close's in-place cancel while this poll holds the future: it only flags it.
+                poll_fn(|_| {
+                    if let Some(me) = slot.lock().unwrap().take() {
+                        me.cancel_now();
+                    }
+                    Poll::<()>::Pending
+                })
+                .await
+            });
+            *me.lock().unwrap() = Some(cell.clone());
+            assert!(poll(&mut driver).is_pending());
+            assert_eq!(d.load(Ordering::SeqCst), 0);
+            assert!(poll(&mut driver).is_ready());
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+            // Nothing left for close once the task has ended.
+            cell.cancel_now();
+            drop(driver);
+            let out = cell.task.take_output();
+            assert!(out.unwrap().unwrap_err().is_cancelled());
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn cancel_in_place_leaves_a_shell_counted_until_polled_or_dropped() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            for polled in [true, false] {
+                let count = Count(d.clone());
+                let (cell, mut driver) = cell(&shared, async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                assert!(poll(&mut driver).is_pending());
+                let before = d.load(Ordering::SeqCst);
+                cell.cancel_now();
+                assert_eq!(d.load(Ordering::SeqCst), before + 1);
+                assert_eq!(shared.shells.load(Ordering::SeqCst), 1);
+                if polled {
+                    assert!(poll(&mut driver).is_ready());
+                    assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
+                }
+                drop(driver);
+                assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
+            }
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 }

@@ -3,11 +3,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
 use crate::error::JoinError;
-use crate::lock::lock;
 
 use super::cell::*;
 
@@ -55,19 +55,12 @@ pub(crate) enum Inner<T> {
 }
 
 impl<T> JoinHandle<T> {
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         match &self.inner {
             Inner::Shared(c) => c.task().header(),
             Inner::Blocking(t) => t.header(),
             Inner::Local(t) => t.header(),
-        }
-    }
-
-    fn slot(&self) -> &Mutex<Slot<T>> {
-        match &self.inner {
-            Inner::Shared(c) => &c.task().slot,
-            Inner::Blocking(t) => &t.slot,
-            Inner::Local(t) => &t.slot,
         }
     }
 
@@ -94,42 +87,24 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
-        let mut slot = lock(self.slot());
-        if let Some(out) = slot.output.take() {
-            slot.taken = true;
-            return Poll::Ready(out);
+        match &self.inner {
+            Inner::Shared(c) => c.task().poll_join(cx),
+            Inner::Blocking(t) => t.poll_join(cx),
+            Inner::Local(t) => t.poll_join(cx),
         }
-        assert!(
-            !slot.taken,
-            "`JoinHandle` polled after it completed: await it once"
-        );
-        match &mut slot.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => *w = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 }
 
 impl<T> Drop for JoinHandle<T> {
+    #[inline]
     fn drop(&mut self) {
-        let mut slot = lock(self.slot());
-        slot.detached = true;
-        slot.waker = None;
-        let output = slot.output.take();
-        let reported = slot.reported;
-        drop(slot);
-        let unread = match output {
-            Some(Err(e)) if e.is_panic() && reported => None,
-            other => other,
-        };
-        if let Some(unread) = unread {
-            // Not reported yet, so any panic happened before close began: an unobserved panic,
-            // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
-            // closing has no run left to end; the abort it records is never read.)
-            let header = self.header();
-            let shared = header.shared.upgrade();
-            drop_unread(unread, shared.as_deref(), &header.info, false);
+        // Once the output is taken there is nothing left to do: no output, no report.
+        if self.header().state.load(Ordering::Relaxed) & TAKEN == 0 {
+            match &self.inner {
+                Inner::Shared(c) => c.task().detach(),
+                Inner::Blocking(t) => t.detach(),
+                Inner::Local(t) => t.detach(),
+            }
         }
     }
 }
@@ -140,5 +115,65 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .field("task", &self.header().info)
             .field("finished", &self.is_finished())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The output's hand-over without a lock, under Miri: across threads (blocking jobs complete
+    //! on a thread of their own), with the handle's waker replaced, and with the handle dropped
+    //! unread while the job may be completing.
+
+    use std::future::{poll_fn, Future};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context as TaskCx, Poll, Waker};
+
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    struct Count(Arc<AtomicUsize>);
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn output_handed_over_across_threads_and_wakers() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            for i in 0..3u32 {
+                let h = crate::task::spawn_blocking(move || i * 2);
+                assert_eq!(h.await.unwrap(), i * 2);
+            }
+            // Polled once with a waker of its own, then awaited: the waker is replaced.
+            let mut h = crate::task::spawn(async {
+                for _ in 0..3 {
+                    crate::yield_now().await;
+                }
+                String::from("done")
+            });
+            let first = Pin::new(&mut h).poll(&mut TaskCx::from_waker(Waker::noop()));
+            assert!(first.is_pending());
+            assert_eq!(h.await.unwrap(), "done");
+            // Dropped unread, while the job may be completing on its thread.
+            let count = Count(d.clone());
+            drop(crate::task::spawn_blocking(move || count));
+            poll_fn(|cx| {
+                if d.load(Ordering::SeqCst) == 1 {
+                    return Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            })
+            .await;
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 }

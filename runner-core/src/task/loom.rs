@@ -1,68 +1,147 @@
-//! A loom model of close's in-place cancel against a poll of the backend's task: the `run` lock,
-//! the state word's `ABORTED`/`SHELL`/`COMPLETE` bits and the runner's shell count, as
-//! `TaskRef::cancel_now` (harness.rs) and `Header::shell_done` (cell.rs) use them.
+//! A loom model of close's in-place cancel against a poll, or a drop, of the backend's task: the
+//! state word's `RUNNING`/`ABORTED`/`SHELL`/`COMPLETE` bits guarding the future, the waker
+//! registered only by a poll that stays pending, and the runner's shell count, as `Cell::drive`,
+//! `Cell::release` and `TaskRef::cancel_now` (harness.rs) and `Header::shell_done` (cell.rs) use
+//! them. The future is a `loom::cell::UnsafeCell`, so loom also checks that no two of them ever
+//! touch it at once.
+//!
+//!
+//! And a model of the hand-over of a task's output to its join handle without a lock: the
+//! `COMPLETE`/`JOIN_WAKER`/`DETACHED`/`TAKEN` bits as `Task::complete`, `Task::poll_join` and
+//! `Task::detach` (cell.rs) use them, the output and the handle's waker as `UnsafeCell`s.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
 //! ```
 
+use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use loom::sync::{Arc, Mutex};
+use loom::sync::Arc;
 use loom::thread;
 
-use super::cell::{ABORTED, COMPLETE, SHELL};
+use super::cell::{ABORTED, COMPLETE, DETACHED, JOIN_WAKER, RUNNING, SHELL, TAKEN};
 
 struct Model {
     state: AtomicU8,
-    /// The `run` lock, guarding whether the future is still there.
-    run: Mutex<bool>,
+    /// `Cell::run`: whether the future is still there.
+    run: UnsafeCell<bool>,
     /// `Shared::shells`.
     shells: AtomicUsize,
-    /// The backend's task was woken.
+    /// The backend's waker was registered (`Header::driver`).
+    registered: AtomicBool,
+    /// The backend's task was woken through its registered waker.
     woken: AtomicBool,
     /// Times the future was dropped.
     drops: AtomicUsize,
 }
 
 impl Model {
-    /// `TaskRef::cancel_now` for a cell.
-    fn cancel_now(&self) {
-        self.state.fetch_or(ABORTED, Ordering::AcqRel);
-        let mut run = match self.run.try_lock() {
-            Ok(run) => run,
-            Err(_) => {
-                self.woken.store(true, Ordering::Release);
-                return;
-            }
-        };
-        if !*run {
-            return;
+    fn new() -> Self {
+        Model {
+            state: AtomicU8::new(0),
+            run: UnsafeCell::new(true),
+            shells: AtomicUsize::new(0),
+            registered: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+            drops: AtomicUsize::new(0),
         }
-        self.shells.fetch_add(1, Ordering::AcqRel);
-        self.state.fetch_or(SHELL, Ordering::AcqRel);
-        *run = false;
-        self.drops.fetch_add(1, Ordering::AcqRel);
-        self.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        drop(run);
-        self.woken.store(true, Ordering::Release);
     }
 
-    /// The backend polls the wrapper: `Drive::poll_driver` (harness.rs), then
-    /// `Header::shell_done`. True when the wrapper returned `Ready`: the backend's task is over,
-    /// later wake-ups poll nothing.
-    fn poll(&self) -> bool {
-        let mut run = self.run.lock().unwrap();
-        if *run && self.state.load(Ordering::Acquire) & ABORTED != 0 {
-            *run = false;
-            self.drops.fetch_add(1, Ordering::AcqRel);
-            self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+    /// `AtomicWaker::register`: a read-modify-write, as the waker's own are.
+    fn register(&self) {
+        self.registered.swap(true, Ordering::AcqRel);
+    }
+
+    /// `AtomicWaker::wake`: wakes the registered waker, if any (a read-modify-write too).
+    fn wake(&self) {
+        if self.registered.fetch_or(false, Ordering::AcqRel) {
+            self.woken.store(true, Ordering::Release);
         }
-        let ready = !*run;
-        drop(run);
-        self.shell_done();
+    }
+
+    /// Drops the future and completes the task, `RUNNING` held.
+    fn cancel(&self) {
+        self.run.with_mut(|run| {
+            // SAFETY: the caller holds `RUNNING`; loom checks that no one else is in here.
+            let run = unsafe { &mut *run };
+            if *run {
+                *run = false;
+                self.drops.fetch_add(1, Ordering::AcqRel);
+                self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+            }
+        });
+    }
+
+    /// `TaskRef::cancel_now` for a cell.
+    fn cancel_now(&self) {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & COMPLETE != 0 {
+                return;
+            }
+            if cur & RUNNING != 0 {
+                self.state.fetch_or(ABORTED, Ordering::AcqRel);
+                self.wake();
+                return;
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                cur | ABORTED | RUNNING | SHELL,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        self.shells.fetch_add(1, Ordering::AcqRel);
+        self.cancel();
+        self.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        self.wake();
+    }
+
+    /// The backend polls the wrapper: `Cell::drive`. True when it returned `Ready`: the
+    /// backend's task is over, later wake-ups poll nothing. The future itself stays pending; the
+    /// waker is registered only then (this may be the task's first poll).
+    fn poll(&self) -> bool {
+        let prev = self.state.fetch_or(RUNNING, Ordering::AcqRel);
+        if prev & RUNNING != 0 {
+            self.register();
+            if self.state.load(Ordering::Acquire) & RUNNING == 0 {
+                self.woken.store(true, Ordering::Release);
+            }
+            return false;
+        }
+        if prev & ABORTED != 0 {
+            self.cancel();
+        }
+        // SAFETY: `RUNNING` held, as above.
+        let ready = self.run.with(|run| unsafe { !*run });
+        if !ready {
+            self.register();
+        }
+        let after = self.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        if after & SHELL != 0 {
+            self.shell_done();
+        }
+        if !ready && after & ABORTED != 0 {
+            self.woken.store(true, Ordering::Release);
+        }
         ready
     }
 
+    /// The backend drops the wrapper: `Cell::release`.
+    fn release(&self) {
+        if self.state.load(Ordering::Acquire) & COMPLETE == 0
+            && self.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING == 0
+        {
+            self.cancel();
+            self.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        }
+        self.shell_done();
+    }
+
+    /// `Header::shell_done` and `Shared::shell_done`.
     fn shell_done(&self) {
         if self.state.load(Ordering::Acquire) & SHELL != 0
             && self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0
@@ -70,32 +149,219 @@ impl Model {
             self.shells.fetch_sub(1, Ordering::AcqRel);
         }
     }
+
+    /// Once every party is done: the future was dropped exactly once, the task completed, and
+    /// close's shell count is back to zero (close never waits forever, nor counts a shell twice).
+    fn check(&self) {
+        assert_eq!(self.drops.load(Ordering::Acquire), 1);
+        assert_ne!(self.state.load(Ordering::Acquire) & COMPLETE, 0);
+        assert_eq!(self.state.load(Ordering::Acquire) & RUNNING, 0);
+        assert_eq!(self.shells.load(Ordering::Acquire), 0);
+    }
 }
 
-/// Close cancels while the backend polls the task (a stale wake-up); the backend polls again
-/// when woken. The future is dropped exactly once, the task completes, and close's shell count
-/// comes back to zero (close never waits forever, and never counts a shell twice).
+/// Close cancels while the backend polls the task (a stale wake-up). A poll that returns
+/// `Pending` has been woken (no lost wake-up), and the poll that follows ends the task.
 #[test]
 fn cancel_in_place_races_a_poll() {
     loom::model(|| {
-        let m = Arc::new(Model {
-            state: AtomicU8::new(0),
-            run: Mutex::new(true),
-            shells: AtomicUsize::new(0),
-            woken: AtomicBool::new(false),
-            drops: AtomicUsize::new(0),
-        });
+        let m = Arc::new(Model::new());
         let backend = {
             let m = m.clone();
             thread::spawn(move || m.poll())
         };
         m.cancel_now();
         let finished = backend.join().unwrap();
-        if !finished && m.woken.load(Ordering::Acquire) {
+        if !finished {
+            assert!(
+                m.woken.load(Ordering::Acquire),
+                "a pending task was never woken"
+            );
             assert!(m.poll());
         }
-        assert_eq!(m.drops.load(Ordering::Acquire), 1);
-        assert_ne!(m.state.load(Ordering::Acquire) & COMPLETE, 0);
-        assert_eq!(m.shells.load(Ordering::Acquire), 0);
+        m.check();
+    });
+}
+
+/// Close cancels while the backend drops its task (a loop shutting down): the future is dropped
+/// by one of them, and the drop is counted as the shell's when close got there first, also when
+/// it skips `RUNNING` because the task is complete.
+#[test]
+fn cancel_in_place_races_a_drop() {
+    loom::model(|| {
+        let m = Arc::new(Model::new());
+        let backend = {
+            let m = m.clone();
+            thread::spawn(move || m.release())
+        };
+        m.cancel_now();
+        backend.join().unwrap();
+        m.check();
+    });
+}
+
+/// The backend polls a task that close finds running, then drops it: close's flag reaches the
+/// poll or the drop, and the future is dropped once.
+#[test]
+fn cancel_in_place_races_a_poll_then_a_drop() {
+    loom::model(|| {
+        let m = Arc::new(Model::new());
+        let backend = {
+            let m = m.clone();
+            thread::spawn(move || {
+                if !m.poll() {
+                    m.release();
+                }
+            })
+        };
+        m.cancel_now();
+        backend.join().unwrap();
+        m.check();
+    });
+}
+
+/// A task's output and its join handle's waker (a number standing for a waker).
+struct Join {
+    state: AtomicU8,
+    out: UnsafeCell<Option<u32>>,
+    waker: UnsafeCell<Option<usize>>,
+    /// The waker `complete` woke, 0 for none.
+    woken: AtomicUsize,
+    /// Outputs dropped unread, by `complete` or the handle's drop.
+    unread: AtomicUsize,
+}
+
+impl Join {
+    fn new() -> Self {
+        Join {
+            state: AtomicU8::new(0),
+            out: UnsafeCell::new(None),
+            waker: UnsafeCell::new(None),
+            woken: AtomicUsize::new(0),
+            unread: AtomicUsize::new(0),
+        }
+    }
+
+    /// `Task::complete`.
+    fn complete(&self, v: u32) {
+        if self.state.load(Ordering::Acquire) & DETACHED != 0 {
+            self.unread.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        // SAFETY: before `COMPLETE` the output is `complete`'s alone; loom checks it.
+        self.out.with_mut(|out| unsafe { *out = Some(v) });
+        let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if prev & DETACHED != 0 {
+            // SAFETY: the handle left without seeing `COMPLETE`.
+            if self.out.with_mut(|out| unsafe { (*out).take() }).is_some() {
+                self.unread.fetch_add(1, Ordering::AcqRel);
+            }
+        } else if prev & JOIN_WAKER != 0 {
+            // SAFETY: `JOIN_WAKER` and `COMPLETE` set: the waker is only read.
+            if let Some(w) = self.waker.with(|w| unsafe { *w }) {
+                self.woken.store(w, Ordering::Release);
+            }
+        }
+    }
+
+    /// `Task::poll_join` with waker `w`.
+    fn poll(&self, w: usize) -> Option<u32> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        assert_eq!(cur & TAKEN, 0);
+        if cur & COMPLETE == 0 {
+            if cur & JOIN_WAKER != 0 {
+                // SAFETY: `JOIN_WAKER` set: the waker is only read.
+                if self.waker.with(|s| unsafe { *s }) == Some(w) {
+                    return None;
+                }
+                while cur & COMPLETE == 0 {
+                    match self.state.compare_exchange_weak(
+                        cur,
+                        cur & !JOIN_WAKER,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            cur &= !JOIN_WAKER;
+                            break;
+                        }
+                        Err(actual) => cur = actual,
+                    }
+                }
+            }
+            if cur & COMPLETE == 0 {
+                // SAFETY: `JOIN_WAKER` clear: `complete` does not touch the waker.
+                self.waker.with_mut(|s| unsafe { *s = Some(w) });
+                cur = self.state.fetch_or(JOIN_WAKER, Ordering::AcqRel);
+                if cur & COMPLETE == 0 {
+                    return None;
+                }
+            }
+        }
+        // SAFETY: `COMPLETE` seen: the output is the handle's.
+        let out = self.out.with_mut(|out| unsafe { (*out).take() });
+        self.state.fetch_or(TAKEN, Ordering::Relaxed);
+        Some(out.expect("the output is there once complete"))
+    }
+
+    /// `Task::detach`, the handle's drop before it took the output.
+    fn detach(&self) {
+        if self.state.fetch_or(DETACHED, Ordering::AcqRel) & COMPLETE == 0 {
+            return;
+        }
+        // SAFETY: `COMPLETE` seen: the output is the handle's.
+        if self.out.with_mut(|out| unsafe { (*out).take() }).is_some() {
+            self.unread.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The task completes while its handle polls, changing its waker between two polls: the output
+/// reaches the handle once, and a handle left pending was woken through its latest waker.
+#[test]
+fn output_handed_over_while_the_handle_polls() {
+    loom::model(|| {
+        let j = Arc::new(Join::new());
+        let task = {
+            let j = j.clone();
+            thread::spawn(move || j.complete(7))
+        };
+        let mut got = j.poll(1);
+        let mut last = 1;
+        if got.is_none() {
+            got = j.poll(2);
+            last = 2;
+        }
+        task.join().unwrap();
+        if got.is_none() {
+            assert_eq!(
+                j.woken.load(Ordering::Acquire),
+                last,
+                "a pending handle never woken"
+            );
+            got = j.poll(last);
+        }
+        assert_eq!(got, Some(7));
+        assert_eq!(j.unread.load(Ordering::Acquire), 0);
+    });
+}
+
+/// The task completes while its handle, polled once, is dropped: the output is taken by the
+/// handle or dropped unread, by exactly one side.
+#[test]
+fn output_handed_over_while_the_handle_is_dropped() {
+    loom::model(|| {
+        let j = Arc::new(Join::new());
+        let task = {
+            let j = j.clone();
+            thread::spawn(move || j.complete(7))
+        };
+        let got = j.poll(1);
+        if got.is_none() {
+            j.detach();
+        }
+        task.join().unwrap();
+        let unread = j.unread.load(Ordering::Acquire);
+        assert_eq!(usize::from(got.is_some()) + unread, 1);
     });
 }

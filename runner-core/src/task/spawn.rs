@@ -1,7 +1,8 @@
 //! The spawn paths: a `Send` task into a cell on the loop, a local task onto the runner's thread.
 
+use std::cell::UnsafeCell;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::context::Context;
 use crate::error::SpawnError;
@@ -28,7 +29,7 @@ where
     let cell = shared.register(from_loop, |key, cancelled| {
         let cell = Arc::new(Cell {
             task: Task::new(Header::new(key, meta, shared, cancelled, false)),
-            run: Mutex::new(Run {
+            run: UnsafeCell::new(Run {
                 stage: Stage::Running { fut },
                 env: Env {
                     scope: Some(shared.clone()),
