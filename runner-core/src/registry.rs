@@ -133,6 +133,8 @@ struct Shard {
 /// The tasks a runner tracks and where close is: see the module docs.
 pub(crate) struct Registry {
     shards: Box<[Shard]>,
+    /// `shards.len() - 1`: a key's shard is `key & mask`.
+    mask: usize,
     /// `log2(shards.len())`: a key is `slab key << shift | shard`.
     shift: u32,
     /// A [`Phase`], written only by the closing thread.
@@ -214,6 +216,7 @@ impl Registry {
                     tasks: Mutex::new(Slab::new()),
                 })
                 .collect(),
+            mask: n - 1,
             shift: n.trailing_zeros(),
             phase: AtomicU8::new(Phase::Open as u8),
             waiter: Mutex::new(None),
@@ -234,10 +237,6 @@ impl Registry {
         }
     }
 
-    fn mask(&self) -> usize {
-        self.shards.len() - 1
-    }
-
     /// Adds a task to the calling thread's shard. `make` runs under the shard's lock with the
     /// task's key and whether it is born cancelled.
     ///
@@ -253,7 +252,7 @@ impl Registry {
         from_loop: bool,
         make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
     ) -> Result<R, SpawnError> {
-        self.register_in(thread_number() & self.mask(), from_loop, make)
+        self.register_in(thread_number() & self.mask, from_loop, make)
     }
 
     /// `register` into shard `shard` (less than the number of shards).
@@ -265,9 +264,9 @@ impl Registry {
     ) -> Result<R, SpawnError> {
         let mut tasks = lock(&self.shards[shard].tasks);
         // Under the shard's lock: see "Why no spawn slips past close".
-        let phase = self.phase();
-        let cancelled = phase >= Phase::Cancelling;
-        if phase == Phase::Closed || (cancelled && !from_loop) {
+        let phase = self.phase.load(Ordering::Acquire);
+        let cancelled = phase >= Phase::Cancelling as u8;
+        if phase == Phase::Closed as u8 || (cancelled && !from_loop) {
             return Err(SpawnError::Closed);
         }
         let entry = tasks.vacant_entry();
@@ -283,11 +282,11 @@ impl Registry {
     /// is handed to the join handle, so a task joined before close began is never counted.
     #[must_use]
     pub(crate) fn deregister(&self, key: usize, outcome: Outcome) -> bool {
-        let mut tasks = lock(&self.shards[key & self.mask()].tasks);
+        let mut tasks = lock(&self.shards[key & self.mask].tasks);
         // The registry's reference is dropped after the lock is released: it may be the last one,
         // and dropping the task runs user code (the output's destructor).
         let removed = tasks.try_remove(key >> self.shift);
-        let closing = self.phase() > Phase::Open;
+        let closing = self.phase.load(Ordering::Acquire) != Phase::Open as u8;
         if removed.is_some() && closing {
             // Relaxed: close reads the counts after it saw this shard empty under its lock.
             let count = match outcome {
@@ -479,7 +478,7 @@ mod tests {
             let n = shard_count(multi);
             assert!(n.is_power_of_two() && n <= 64, "{n} shards");
         }
-        assert!(thread_number() & Registry::new(true).mask() < shard_count(true));
+        assert!(thread_number() & Registry::new(true).mask < shard_count(true));
     }
 
     #[test]
