@@ -123,12 +123,16 @@ pub(crate) trait TaskRef: Send + Sync + 'static {
 
 type Tasks = Slab<Arc<dyn TaskRef>>;
 
-/// One shard, on a cache line (two, for the adjacent-line prefetcher) of its own so that threads
-/// spawning into neighbouring shards do not share one.
-#[repr(align(128))]
+/// One shard, padded to 128 bytes so that the locks and slab heads of neighbouring shards are
+/// never on one cache line (nor, mostly, on one pair of lines for the adjacent-line prefetcher),
+/// and threads spawning into neighbouring shards do not share one. Padded rather than aligned:
+/// an over-aligned allocation costs a runner's creation a `memalign`.
 struct Shard {
     tasks: Mutex<Tasks>,
+    _pad: [u8; SHARD_PAD],
 }
+
+const SHARD_PAD: usize = 128usize.saturating_sub(std::mem::size_of::<Mutex<Tasks>>());
 
 /// The tasks a runner tracks and where close is: see the module docs.
 pub(crate) struct Registry {
@@ -214,6 +218,7 @@ impl Registry {
             shards: (0..n)
                 .map(|_| Shard {
                     tasks: Mutex::new(Slab::new()),
+                    _pad: [0; SHARD_PAD],
                 })
                 .collect(),
             mask: n - 1,
@@ -365,6 +370,7 @@ impl Registry {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let tasks = lock(&shard.tasks);
+            all.reserve(tasks.len());
             all.extend(tasks.iter().map(|(_, t)| t.clone()));
         }
         all
