@@ -11,8 +11,9 @@ use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::local;
 use crate::lock::lock;
+use crate::registry::TaskRef;
 use crate::scope::{self, WithLocal};
-use crate::shared::{Phase, Shared, TaskRef};
+use crate::shared::Shared;
 use crate::EventLoop;
 
 /// What `Runner::close` did. Every task that was alive when close began,
@@ -60,7 +61,7 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
         mut scope,
         mut ctx,
     } = live;
-    shared.registry().phase = Phase::Grace;
+    shared.registry.begin_grace();
     shared.shutdown.fire();
     {
         let _local = scope::EnterLocal::new(&shared, lp.local_spawner());
@@ -74,7 +75,7 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
         // Every local task has ended by now; let go of the runner's executor.
         local::release(&shared.local);
     }
-    let outcomes = shared.registry().outcomes;
+    let outcomes = shared.registry.outcomes();
     let blocking_left_behind = wait_blocking(&shared);
     lp.shutdown();
     CloseReport {
@@ -100,11 +101,7 @@ async fn drive_close(shared: &Arc<Shared>) {
         })
         .await;
     }
-    let pending: Vec<Arc<dyn TaskRef>> = {
-        let mut reg = shared.registry();
-        reg.phase = Phase::Cancelling;
-        reg.tasks.iter().map(|(_, t)| t.clone()).collect()
-    };
+    let pending: Vec<Arc<dyn TaskRef>> = shared.registry.begin_cancelling();
     if shared.config.debug {
         for t in &pending {
             shared.report(&Diagnostic {
@@ -163,11 +160,7 @@ fn wait_blocking(shared: &Shared) -> usize {
 /// drops it, new spawns are refused, and the backend shuts down without blocking.
 pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     let Live { lp, shared, .. } = live;
-    let pending: Vec<Arc<dyn TaskRef>> = {
-        let mut reg = shared.registry();
-        reg.phase = Phase::Closed;
-        reg.tasks.iter().map(|(_, t)| t.clone()).collect()
-    };
+    let pending: Vec<Arc<dyn TaskRef>> = shared.registry.abandon();
     shared.shutdown.fire();
     for t in &pending {
         t.abort();

@@ -35,6 +35,7 @@ mod latch;
 mod local;
 mod lock;
 mod nesting;
+mod registry;
 mod runner;
 mod scope;
 mod shared;

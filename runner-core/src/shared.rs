@@ -1,8 +1,8 @@
 //! The state a runner shares with its tasks, handles and the thread-local scope.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Context as TaskCx, Poll, Waker};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context as TaskCx, Poll};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
@@ -14,6 +14,8 @@ use crate::event_loop::Spawner;
 use crate::latch::Latch;
 use crate::local::LocalState;
 use crate::lock::lock;
+use crate::registry::Registry;
+pub(crate) use crate::registry::{Outcome, TaskRef};
 use crate::signal::{Interrupt, Interruptible, RunnerSignal};
 
 /// Everything the builder decided, fixed at `build()`.
@@ -29,60 +31,10 @@ pub(crate) struct Config {
     pub(crate) interrupt_grace: Option<Duration>,
 }
 
-/// Where close is. Spawns are accepted until `Closed`; from `Cancelling` on they are born
-/// cancelled, so a task spawned while close runs is still counted and dropped on the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Phase {
-    Open,
-    Grace,
-    Cancelling,
-    Closed,
-}
-
-/// Outcomes of the tasks that ended while the runner was closing.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Outcomes {
-    pub(crate) finished: usize,
-    pub(crate) cancelled: usize,
-    pub(crate) panicked: usize,
-}
-
-/// How a task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Finished,
-    Cancelled,
-    Panicked,
-}
-
-/// What the registry keeps of a task: enough to cancel it and describe it.
-pub(crate) trait TaskRef: Send + Sync + 'static {
-    fn info(&self) -> &TaskInfo;
-
-    fn spawned_at(&self) -> Option<Instant>;
-
-    /// Marks the task cancelled and wakes it, so that its next poll drops its future.
-    fn abort(&self);
-
-    /// Cancels the task now, on the calling thread (close's, with the runner installed):
-    /// drops its future in place when nobody is polling it, or else makes sure its next poll
-    /// drops it. The default, for tasks whose future lives elsewhere (local tasks), aborts it.
-    fn cancel_now(&self) {
-        self.abort();
-    }
-}
-
 /// What the runner keeps of a running blocking job, to report it if it outlives close.
 pub(crate) struct BlockingInfo {
     pub(crate) info: TaskInfo,
     pub(crate) since: Instant,
-}
-
-pub(crate) struct Registry {
-    pub(crate) tasks: Slab<Arc<dyn TaskRef>>,
-    pub(crate) phase: Phase,
-    pub(crate) outcomes: Outcomes,
-    waiter: Option<Waker>,
 }
 
 pub(crate) struct Shared {
@@ -90,7 +42,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// `EventLoop::is_multi_thread` of the loop, read when it was made.
     pub(crate) multi_thread: bool,
-    registry: Mutex<Registry>,
+    /// The tasks it tracks, and where close is.
+    pub(crate) registry: Registry,
     /// Fired when close begins: `shutdown_requested()`.
     pub(crate) shutdown: Latch,
     /// Fired by the first SIGINT of a run with an interrupt grace: `interrupted()`.
@@ -117,12 +70,7 @@ impl Shared {
             spawner,
             config,
             multi_thread,
-            registry: Mutex::new(Registry {
-                tasks: Slab::new(),
-                phase: Phase::Open,
-                outcomes: Outcomes::default(),
-                waiter: None,
-            }),
+            registry: Registry::new(multi_thread),
             shutdown: Latch::new(),
             interrupt: Latch::new(),
             sigint: RunnerSignal::new(),
@@ -137,81 +85,33 @@ impl Shared {
         }
     }
 
-    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
-        lock(&self.registry)
-    }
-
-    /// Adds a task. `make` runs under the registry lock with the task's key and whether it is
-    /// born cancelled.
+    /// Adds a task: [`Registry::register`].
     ///
-    /// Once close is cancelling, only spawns made from this runner's own loop (one of its tasks'
-    /// polls or destructors, the close itself) are accepted, born cancelled; a spawn from anywhere
-    /// else (a `LoopHandle` on another thread, a blocking job, a task of another runner) is
-    /// refused. Otherwise threads that keep spawning could keep the registry from ever draining,
-    /// and close from ever returning.
-    ///
-    /// `from_loop` says the spawn comes from this runner's own loop (see [`running_here`]).
+    /// `from_loop` says the spawn comes from this runner's own loop (one of its tasks' polls or
+    /// destructors, the close itself; see `scope::loop_running`): once close is cancelling, only
+    /// those are accepted, born cancelled; a spawn from anywhere else (a `LoopHandle` on another
+    /// thread, a blocking job, a task of another runner) is refused. Otherwise threads that keep
+    /// spawning could keep the registry from ever draining, and close from ever returning.
+    #[inline]
     pub(crate) fn register<R>(
         &self,
         from_loop: bool,
         make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
     ) -> Result<R, SpawnError> {
-        let mut reg = self.registry();
-        let cancelled = reg.phase >= Phase::Cancelling;
-        if reg.phase == Phase::Closed || (cancelled && !from_loop) {
-            return Err(SpawnError::Closed);
-        }
-        let entry = reg.tasks.vacant_entry();
-        let (task, out) = make(entry.key(), cancelled);
-        entry.insert(task);
-        Ok(out)
+        self.registry.register(from_loop, make)
     }
 
-    /// Removes a finished task and counts its outcome when close is under way; true when it
-    /// was (the task ended while the runner was closing).
-    ///
-    /// The one point where a task's outcome is counted: called before the output is handed to
-    /// the join handle, so a task joined before close began is never counted by close.
+    /// Removes an ended task, counting its outcome if close is under way:
+    /// [`Registry::deregister`].
+    #[inline]
     #[must_use]
     pub(crate) fn deregister(&self, key: usize, outcome: Outcome) -> bool {
-        let mut reg = self.registry();
-        // The registry's reference is dropped after the lock is released: it may be the last one,
-        // and dropping the task runs user code (the output's destructor).
-        let removed = reg.tasks.try_remove(key);
-        let closing = reg.phase > Phase::Open;
-        if removed.is_some() && closing {
-            match outcome {
-                Outcome::Finished => reg.outcomes.finished += 1,
-                Outcome::Cancelled => reg.outcomes.cancelled += 1,
-                Outcome::Panicked => reg.outcomes.panicked += 1,
-            }
-        }
-        let waker = if reg.tasks.is_empty() {
-            reg.waiter.take()
-        } else {
-            None
-        };
-        drop(reg);
-        drop(removed);
-        if let Some(w) = waker {
-            w.wake();
-        }
-        closing
+        self.registry.deregister(key, outcome)
     }
 
-    /// Ready when no tracked task is left; with `seal`, the registry then refuses new tasks, in
-    /// the same critical section, so no spawn can slip in between.
+    /// Ready when no task is left, sealed with `seal`: [`Registry::poll_drained`].
     pub(crate) fn poll_drained(&self, cx: &mut TaskCx<'_>, seal: bool) -> Poll<()> {
-        let mut reg = self.registry();
-        if reg.tasks.is_empty() {
-            if seal {
-                reg.phase = Phase::Closed;
-            }
-            Poll::Ready(())
-        } else {
-            reg.waiter = Some(cx.waker().clone());
-            Poll::Pending
-        }
+        self.registry.poll_drained(cx, seal)
     }
 
     pub(crate) fn shell_done(&self) {

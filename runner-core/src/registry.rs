@@ -1,0 +1,577 @@
+//! The task registry: every task a runner tracks, kept in shards, and close's handshake with the
+//! spawns and completions that race it.
+//!
+//! Spawning a task adds it (`register`), its end removes it (`deregister`): each takes the lock
+//! of one shard only, so threads that spawn at the same time do not wait for each other. A
+//! task's key names its shard (the low bits) and its place in the shard's slab (the rest). A
+//! spawn goes to the shard of the spawning thread (threads are numbered as they first spawn), so a
+//! thread keeps finding its shard in its cache; a task ends in the shard it was added to,
+//! whichever thread ends it. There are a power of two of shards, more the more threads can run
+//! at once (see `shard_count`).
+//!
+//! # The phase
+//!
+//! Close moves the registry through its phases, in this order and only forward; every transition
+//! is made by the closing thread:
+//!
+//! - `Open`: spawns are accepted; a task that ends is not counted.
+//! - `Grace` (`begin_grace`): close has begun. Spawns are still accepted; a task that ends from
+//!   now on is counted in the outcomes.
+//! - `Cancelling` (`begin_cancelling`, which returns every task then alive, for close to cancel):
+//!   only spawns from the runner's own loop are accepted, born cancelled; any other spawn is
+//!   refused, so that threads which keep spawning cannot keep close from ever returning.
+//! - `Closed` (`poll_drained` with `seal`, once no task is left, or `abandon`): every spawn is
+//!   refused.
+//!
+//! # Why no spawn slips past close
+//!
+//! A spawn reads the phase *under its shard's lock*, and close changes the phase *before* it
+//! locks each shard to collect its tasks. So for each shard, either the spawn's critical section
+//! comes first and close finds the task there, or it comes second and the spawn sees the new
+//! phase (the lock orders the two). Sealing checks that every shard is empty and stores `Closed`
+//! while it holds every shard's lock at once: a spawn either added its task before (the shard is
+//! not empty, nothing is sealed) or sees `Closed` and is refused.
+//!
+//! # Counting and waking
+//!
+//! A task's outcome is counted at one point, in `deregister`, when it leaves its shard while the
+//! phase is past `Open`: never twice (a task leaves once), and never after it was joined (the task
+//! cell calls `deregister` before its output can be seen; a task joined before close began read
+//! `Open` here). Close reads the counts once every shard is empty, which it saw under each
+//! shard's lock, so it sees every count made before.
+//!
+//! Close waits for the shards to empty with `poll_drained`, which stores its waker and *then*
+//! looks at the shards. A task that empties a shard while close is under way takes that waker
+//! after it unlocked the shard: if close looked at the shard before the task left it, its waker
+//! was stored before, and the task finds it. A shard emptied while the phase was still `Open` is
+//! seen empty by close, which sets the phase before it first looks.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskCx, Poll, Waker};
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::diagnostic::TaskInfo;
+use crate::error::SpawnError;
+
+#[cfg(loom)]
+use ::loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+#[cfg(loom)]
+use ::loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+use std::sync::{Mutex, MutexGuard};
+
+#[cfg(all(test, loom))]
+mod loom;
+
+/// Where close is: see the module docs. Only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    Open = 0,
+    Grace = 1,
+    Cancelling = 2,
+    Closed = 3,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            0 => Phase::Open,
+            1 => Phase::Grace,
+            2 => Phase::Cancelling,
+            _ => Phase::Closed,
+        }
+    }
+}
+
+/// Outcomes of the tasks that ended while the runner was closing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcomes {
+    pub(crate) finished: usize,
+    pub(crate) cancelled: usize,
+    pub(crate) panicked: usize,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Finished,
+    Cancelled,
+    Panicked,
+}
+
+/// What the registry keeps of a task: enough to cancel it and describe it.
+pub(crate) trait TaskRef: Send + Sync + 'static {
+    fn info(&self) -> &TaskInfo;
+
+    fn spawned_at(&self) -> Option<Instant>;
+
+    /// Marks the task cancelled and wakes it, so that its next poll drops its future.
+    fn abort(&self);
+
+    /// Cancels the task now, on the calling thread (close's, with the runner installed):
+    /// drops its future in place when nobody is polling it, or else makes sure its next poll
+    /// drops it. The default, for tasks whose future lives elsewhere (local tasks), aborts it.
+    fn cancel_now(&self) {
+        self.abort();
+    }
+}
+
+type Tasks = Slab<Arc<dyn TaskRef>>;
+
+/// One shard, padded to 128 bytes so that the locks and slab heads of neighbouring shards are
+/// never on one cache line (nor, mostly, on one pair of lines for the adjacent-line prefetcher),
+/// and threads spawning into neighbouring shards do not share one. Padded rather than aligned:
+/// an over-aligned allocation costs a runner's creation a `memalign`.
+struct Shard {
+    tasks: Mutex<Tasks>,
+    _pad: [u8; SHARD_PAD],
+}
+
+const SHARD_PAD: usize = 128usize.saturating_sub(std::mem::size_of::<Mutex<Tasks>>());
+
+/// The tasks a runner tracks and where close is: see the module docs.
+pub(crate) struct Registry {
+    shards: Box<[Shard]>,
+    /// `shards.len() - 1`: a key's shard is `key & mask`.
+    mask: usize,
+    /// `log2(shards.len())`: a key is `slab key << shift | shard`.
+    shift: u32,
+    /// A [`Phase`], written only by the closing thread.
+    phase: AtomicU8,
+    /// Close waiting for the shards to empty (`poll_drained`); taken only once the phase is past
+    /// `Open`, so it costs the spawn and completion path nothing before close.
+    waiter: Mutex<Option<Waker>>,
+    finished: AtomicUsize,
+    cancelled: AtomicUsize,
+    panicked: AtomicUsize,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("shards", &self.shards.len())
+            .field("phase", &self.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks a shard or the waiter, ignoring poisoning: nothing that can panic runs under these
+/// locks but the task's construction in `register`, which leaves the slab untouched if it
+/// panics.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How many shards a registry gets: a power of two, four per thread that can run at once on a
+/// multi-thread loop (as tokio sizes its own task lists), one per such thread on a current-thread
+/// loop (where only `LoopHandle`s and blocking jobs spawn from other threads); at most 64.
+fn shard_count(multi_thread: bool) -> usize {
+    // `available_parallelism` reads the affinity mask and the cgroup limits: once per process.
+    static PARALLELISM: OnceLock<usize> = OnceLock::new();
+    let threads = *PARALLELISM.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let per_thread = if multi_thread { 4 } else { 1 };
+    (threads * per_thread).next_power_of_two().min(64)
+}
+
+/// The number of the calling thread, given as it first spawns: its home shard, modulo the
+/// number of shards. Only a hint: any shard would be correct.
+fn thread_number() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static NUMBER: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    // A spawn from a thread-local destructor, after `NUMBER` is gone, goes to shard 0.
+    NUMBER
+        .try_with(|n| {
+            let mut v = n.get();
+            if v == usize::MAX {
+                v = NEXT.fetch_add(1, Ordering::Relaxed);
+                n.set(v);
+            }
+            v
+        })
+        .unwrap_or(0)
+}
+
+impl Registry {
+    /// A registry for a runner whose loop is multi-thread or not.
+    pub(crate) fn new(multi_thread: bool) -> Self {
+        Registry::with_shards(shard_count(multi_thread))
+    }
+
+    /// A registry with `n` shards, a power of two.
+    pub(crate) fn with_shards(n: usize) -> Self {
+        assert!(
+            n.is_power_of_two(),
+            "the shard count must be a power of two"
+        );
+        Registry {
+            shards: (0..n)
+                .map(|_| Shard {
+                    tasks: Mutex::new(Slab::new()),
+                    _pad: [0; SHARD_PAD],
+                })
+                .collect(),
+            mask: n - 1,
+            shift: n.trailing_zeros(),
+            phase: AtomicU8::new(Phase::Open as u8),
+            waiter: Mutex::new(None),
+            finished: AtomicUsize::new(0),
+            cancelled: AtomicUsize::new(0),
+            panicked: AtomicUsize::new(0),
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// Moves the phase forward to `to` (never back). Only the closing thread writes the phase.
+    fn advance(&self, to: Phase) {
+        if self.phase() < to {
+            self.phase.store(to as u8, Ordering::Release);
+        }
+    }
+
+    /// Adds a task to the calling thread's shard. `make` runs under the shard's lock with the
+    /// task's key and whether it is born cancelled.
+    ///
+    /// Once close is cancelling, only spawns made from the runner's own loop (`from_loop`) are
+    /// accepted, born cancelled; any other is refused, as every spawn once the registry is
+    /// `Closed`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Closed`] when the spawn is refused.
+    pub(crate) fn register<R>(
+        &self,
+        from_loop: bool,
+        make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
+    ) -> Result<R, SpawnError> {
+        self.register_in(thread_number() & self.mask, from_loop, make)
+    }
+
+    /// `register` into shard `shard` (less than the number of shards).
+    pub(crate) fn register_in<R>(
+        &self,
+        shard: usize,
+        from_loop: bool,
+        make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
+    ) -> Result<R, SpawnError> {
+        let mut tasks = lock(&self.shards[shard].tasks);
+        // Under the shard's lock: see "Why no spawn slips past close".
+        let phase = self.phase.load(Ordering::Acquire);
+        let cancelled = phase >= Phase::Cancelling as u8;
+        if phase == Phase::Closed as u8 || (cancelled && !from_loop) {
+            return Err(SpawnError::Closed);
+        }
+        let entry = tasks.vacant_entry();
+        let (task, out) = make(entry.key() << self.shift | shard, cancelled);
+        entry.insert(task);
+        Ok(out)
+    }
+
+    /// Removes an ended task and counts its outcome when close is under way; true when it was
+    /// (the task ended while the runner was closing).
+    ///
+    /// The one point where a task's outcome is counted: the task cell calls it before the output
+    /// is handed to the join handle, so a task joined before close began is never counted.
+    #[must_use]
+    pub(crate) fn deregister(&self, key: usize, outcome: Outcome) -> bool {
+        let mut tasks = lock(&self.shards[key & self.mask].tasks);
+        // The registry's reference is dropped after the lock is released: it may be the last one,
+        // and dropping the task runs user code (the output's destructor).
+        let removed = tasks.try_remove(key >> self.shift);
+        let closing = self.phase.load(Ordering::Acquire) != Phase::Open as u8;
+        if removed.is_some() && closing {
+            // Relaxed: close reads the counts after it saw this shard empty under its lock.
+            let count = match outcome {
+                Outcome::Finished => &self.finished,
+                Outcome::Cancelled => &self.cancelled,
+                Outcome::Panicked => &self.panicked,
+            };
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        let emptied = closing && tasks.is_empty();
+        drop(tasks);
+        drop(removed);
+        if emptied {
+            // Close may be waiting for the last shard to empty: see "Counting and waking".
+            let waker = lock(&self.waiter).take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        closing
+    }
+
+    /// Ready when no task is left; with `seal`, the registry then refuses every spawn, decided
+    /// with every shard locked, so no spawn can slip in between.
+    pub(crate) fn poll_drained(&self, cx: &mut TaskCx<'_>, seal: bool) -> Poll<()> {
+        {
+            let mut waiter = lock(&self.waiter);
+            match &*waiter {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waiter = Some(cx.waker().clone()),
+            }
+        }
+        let drained = if seal {
+            let shards: Vec<MutexGuard<'_, Tasks>> =
+                self.shards.iter().map(|s| lock(&s.tasks)).collect();
+            let empty = shards.iter().all(|t| t.is_empty());
+            if empty {
+                self.advance(Phase::Closed);
+            }
+            empty
+        } else {
+            self.shards.iter().all(|s| lock(&s.tasks).is_empty())
+        };
+        if drained {
+            lock(&self.waiter).take();
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Close begins: spawns are still accepted, and every task that ends from now on is counted.
+    pub(crate) fn begin_grace(&self) {
+        self.advance(Phase::Grace);
+    }
+
+    /// Close starts cancelling: from now on only the loop's own spawns are accepted, born
+    /// cancelled. Returns every task alive at that point, for close to cancel.
+    #[must_use = "close must cancel every task alive when it began cancelling"]
+    pub(crate) fn begin_cancelling(&self) -> Vec<Arc<dyn TaskRef>> {
+        self.advance(Phase::Cancelling);
+        self.snapshot()
+    }
+
+    /// The runner is dropped where its loop cannot run: every spawn is refused from now on.
+    /// Returns every task still alive, to be aborted.
+    #[must_use = "the tasks left when the runner is abandoned must be aborted"]
+    pub(crate) fn abandon(&self) -> Vec<Arc<dyn TaskRef>> {
+        self.advance(Phase::Closed);
+        self.snapshot()
+    }
+
+    /// Every task now in the registry, each shard looked at under its lock after the phase was
+    /// moved (see "Why no spawn slips past close").
+    fn snapshot(&self) -> Vec<Arc<dyn TaskRef>> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            let tasks = lock(&shard.tasks);
+            all.reserve(tasks.len());
+            all.extend(tasks.iter().map(|(_, t)| t.clone()));
+        }
+        all
+    }
+
+    /// The outcomes counted so far; final once `poll_drained` was ready.
+    pub(crate) fn outcomes(&self) -> Outcomes {
+        Outcomes {
+            finished: self.finished.load(Ordering::Relaxed),
+            cancelled: self.cancelled.load(Ordering::Relaxed),
+            panicked: self.panicked.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::panic::Location;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Weak};
+    use std::task::{Context, Wake, Waker};
+
+    use super::*;
+
+    /// A task whose cancellation ends it at once, as close's in-place cancel does.
+    struct Fake {
+        info: TaskInfo,
+        reg: Weak<Registry>,
+        key: AtomicUsize,
+        ended: AtomicBool,
+    }
+
+    impl Fake {
+        fn end(&self, outcome: Outcome) -> Option<bool> {
+            if self.ended.swap(true, Ordering::AcqRel) {
+                return None;
+            }
+            let reg = self.reg.upgrade()?;
+            Some(reg.deregister(self.key.load(Ordering::Acquire), outcome))
+        }
+    }
+
+    impl TaskRef for Fake {
+        fn info(&self) -> &TaskInfo {
+            &self.info
+        }
+        fn spawned_at(&self) -> Option<Instant> {
+            None
+        }
+        fn abort(&self) {
+            self.end(Outcome::Cancelled);
+        }
+    }
+
+    fn spawn_in(
+        reg: &Arc<Registry>,
+        shard: usize,
+        from_loop: bool,
+    ) -> Result<(Arc<Fake>, bool), SpawnError> {
+        reg.register_in(shard, from_loop, |key, cancelled| {
+            let t = Arc::new(Fake {
+                info: TaskInfo {
+                    name: None,
+                    location: Location::caller(),
+                    main: false,
+                },
+                reg: Arc::downgrade(reg),
+                key: AtomicUsize::new(key),
+                ended: AtomicBool::new(false),
+            });
+            (t.clone() as Arc<dyn TaskRef>, (t, cancelled))
+        })
+    }
+
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    #[test]
+    fn keys_name_their_shard() {
+        let reg = Arc::new(Registry::with_shards(4));
+        for shard in 0..4 {
+            for n in 0..3 {
+                let (t, _) = spawn_in(&reg, shard, false).unwrap();
+                let key = t.key.load(Ordering::Acquire);
+                assert_eq!(key & 3, shard);
+                assert_eq!(key >> 2, n);
+            }
+        }
+        assert_eq!(reg.snapshot().len(), 12);
+        for t in reg.snapshot() {
+            t.abort();
+        }
+        assert!(reg.snapshot().is_empty());
+        assert_eq!(
+            reg.outcomes(),
+            Outcomes::default(),
+            "nothing counted while open"
+        );
+    }
+
+    #[test]
+    fn shard_counts_are_powers_of_two() {
+        for multi in [false, true] {
+            let n = shard_count(multi);
+            assert!(n.is_power_of_two() && n <= 64, "{n} shards");
+        }
+        assert!(thread_number() & Registry::new(true).mask < shard_count(true));
+    }
+
+    #[test]
+    fn close_handshake() {
+        let reg = Arc::new(Registry::with_shards(2));
+        let (quits, _) = spawn_in(&reg, 0, false).unwrap();
+        let (stays, _) = spawn_in(&reg, 1, false).unwrap();
+        assert_eq!(
+            quits.end(Outcome::Finished),
+            Some(false),
+            "ended while open"
+        );
+
+        reg.begin_grace();
+        let (late, cancelled) = spawn_in(&reg, 1, false).unwrap();
+        assert!(!cancelled);
+        assert_eq!(late.end(Outcome::Panicked), Some(true));
+
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let pending = reg.begin_cancelling();
+        assert_eq!(pending.len(), 1);
+        assert!(matches!(spawn_in(&reg, 0, false), Err(SpawnError::Closed)));
+        let (born, cancelled) = spawn_in(&reg, 0, true).unwrap();
+        assert!(
+            cancelled,
+            "a loop spawn during cancelling is born cancelled"
+        );
+
+        assert!(reg.poll_drained(&mut cx, true).is_pending());
+        for t in &pending {
+            t.cancel_now();
+        }
+        // A shard that empties wakes close, which finds the other one still holding a task.
+        assert!(flag.0.swap(false, Ordering::AcqRel));
+        assert!(reg.poll_drained(&mut cx, true).is_pending());
+        assert_eq!(born.end(Outcome::Cancelled), Some(true));
+        assert!(flag.0.load(Ordering::Acquire), "the last task woke close");
+        assert!(reg.poll_drained(&mut cx, true).is_ready());
+        assert!(matches!(spawn_in(&reg, 1, true), Err(SpawnError::Closed)));
+        assert_eq!(
+            reg.outcomes(),
+            Outcomes {
+                finished: 0,
+                cancelled: 2,
+                panicked: 1
+            }
+        );
+        drop(stays);
+    }
+
+    #[test]
+    fn threads_spawn_into_their_own_shards() {
+        let reg = Arc::new(Registry::with_shards(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let reg = reg.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let (t, _) = reg
+                            .register(false, |key, _| {
+                                let t = Arc::new(Fake {
+                                    info: TaskInfo {
+                                        name: None,
+                                        location: Location::caller(),
+                                        main: false,
+                                    },
+                                    reg: Arc::downgrade(&reg),
+                                    key: AtomicUsize::new(key),
+                                    ended: AtomicBool::new(false),
+                                });
+                                (t.clone() as Arc<dyn TaskRef>, (t, false))
+                            })
+                            .unwrap();
+                        assert_eq!(t.end(Outcome::Finished), Some(false));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        reg.begin_grace();
+        let drained = pin!(std::future::poll_fn(|cx| reg.poll_drained(cx, true)));
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        assert!(drained.poll(&mut Context::from_waker(&waker)).is_ready());
+        assert!(matches!(spawn_in(&reg, 0, true), Err(SpawnError::Closed)));
+    }
+}

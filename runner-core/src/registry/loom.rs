@@ -1,0 +1,224 @@
+//! A loom model of the registry's close handshake: spawns and completions on other threads
+//! racing close's phase changes, its collection of the tasks to cancel, the seal, and the
+//! drained wake-up. Unlike the cell's model (`task::loom`), it runs the registry's own code:
+//! under `--cfg loom` the registry's shard locks, phase and counts are loom's.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release registry::loom
+//! ```
+
+use std::future::poll_fn;
+use std::panic::Location;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use ::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use ::loom::thread;
+
+use super::{Outcome, Outcomes, Registry, TaskRef};
+use crate::diagnostic::TaskInfo;
+use crate::error::SpawnError;
+
+/// A task as the registry sees it. Close's cancel ends it at once (in place, as close does for a
+/// task nobody is polling); `end` stands for `Task::complete`, which the cell's state word makes
+/// run once per task (modelled in `task::loom`).
+struct Fake {
+    info: TaskInfo,
+    reg: Weak<Registry>,
+    key: AtomicUsize,
+    ended: AtomicBool,
+    /// What `deregister` said: the task ended while the runner was closing.
+    counted: AtomicBool,
+}
+
+impl Fake {
+    fn end(&self, outcome: Outcome) {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(reg) = self.reg.upgrade() {
+            let closing = reg.deregister(self.key.load(Ordering::Acquire), outcome);
+            self.counted.store(closing, Ordering::Release);
+        }
+    }
+}
+
+impl TaskRef for Fake {
+    fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    fn spawned_at(&self) -> Option<Instant> {
+        None
+    }
+
+    fn abort(&self) {
+        self.end(Outcome::Cancelled);
+    }
+}
+
+/// `Shared::register` into `shard`: the task and whether it was born cancelled.
+fn spawn(
+    reg: &Arc<Registry>,
+    shard: usize,
+    from_loop: bool,
+) -> Result<(Arc<Fake>, bool), SpawnError> {
+    reg.register_in(shard, from_loop, |key, cancelled| {
+        let task = Arc::new(Fake {
+            info: TaskInfo {
+                name: None,
+                location: Location::caller(),
+                main: false,
+            },
+            reg: Arc::downgrade(reg),
+            key: AtomicUsize::new(key),
+            ended: AtomicBool::new(false),
+            counted: AtomicBool::new(false),
+        });
+        (task.clone() as Arc<dyn TaskRef>, (task, cancelled))
+    })
+}
+
+/// `close::drive_close` after its grace: cancel what was alive, then wait for the registry to
+/// drain and seal it. Returns how many tasks close cancelled.
+fn close(reg: &Registry) -> usize {
+    let pending = reg.begin_cancelling();
+    for t in &pending {
+        t.cancel_now();
+    }
+    ::loom::future::block_on(poll_fn(|cx| reg.poll_drained(cx, true)));
+    pending.len()
+}
+
+fn total(o: Outcomes) -> usize {
+    o.finished + o.cancelled + o.panicked
+}
+
+/// A `LoopHandle` spawn on another thread races close's move to `Cancelling`, its task pending
+/// until cancelled. Either it is refused, or it is accepted before the move (not born
+/// cancelled) and close finds and cancels it: close never waits forever for a task it missed,
+/// and counts it exactly once.
+#[test]
+fn foreign_spawn_races_cancelling() {
+    ::loom::model(|| {
+        let reg = Arc::new(Registry::with_shards(2));
+        reg.begin_grace();
+        let spawner = {
+            let reg = reg.clone();
+            thread::spawn(move || spawn(&reg, 1, false).ok())
+        };
+        close(&reg);
+        let spawned = spawner.join().unwrap();
+        let outcomes = reg.outcomes();
+        match spawned {
+            Some((task, born_cancelled)) => {
+                assert!(!born_cancelled, "a foreign spawn is never born cancelled");
+                assert!(task.ended.load(Ordering::Acquire), "close missed the task");
+                assert!(task.counted.load(Ordering::Acquire));
+                assert_eq!(outcomes.cancelled, 1);
+            }
+            None => assert_eq!(outcomes, Outcomes::default()),
+        }
+        assert!(matches!(spawn(&reg, 0, true), Err(SpawnError::Closed)));
+    });
+}
+
+/// A task alive when close begins finishes by itself on another thread while close cancels and
+/// waits. It is ended once, counted exactly when its `deregister` said close was
+/// under way, and close, waiting for it, is woken.
+#[test]
+fn completion_races_close() {
+    ::loom::model(|| {
+        let reg = Arc::new(Registry::with_shards(2));
+        let (task, _) = spawn(&reg, 1, false).unwrap();
+        reg.begin_grace();
+        let worker = {
+            let task = task.clone();
+            thread::spawn(move || task.end(Outcome::Finished))
+        };
+        close(&reg);
+        worker.join().unwrap();
+        assert!(task.ended.load(Ordering::Acquire));
+        // Close began before the task could end: its outcome is counted, whoever ended it.
+        assert!(task.counted.load(Ordering::Acquire));
+        assert_eq!(total(reg.outcomes()), 1);
+    });
+}
+
+/// A task that was joined before close began is never counted by close.
+#[test]
+fn completion_before_close_is_not_counted() {
+    ::loom::model(|| {
+        let reg = Arc::new(Registry::with_shards(2));
+        let (task, _) = spawn(&reg, 1, false).unwrap();
+        let worker = {
+            let task = task.clone();
+            thread::spawn(move || task.end(Outcome::Finished))
+        };
+        // The join: close begins only after the task's output was seen.
+        worker.join().unwrap();
+        reg.begin_grace();
+        close(&reg);
+        assert!(!task.counted.load(Ordering::Acquire));
+        assert_eq!(reg.outcomes(), Outcomes::default());
+    });
+}
+
+/// While close seals, a task of the loop (a worker thread) spawns, born cancelled, and its
+/// first poll ends it. Either the seal waits for it, and it is counted, or it is refused: no
+/// task is accepted after the seal or left uncounted.
+#[test]
+fn loop_spawn_races_seal() {
+    ::loom::model(|| {
+        let reg = Arc::new(Registry::with_shards(2));
+        reg.begin_grace();
+        let pending = reg.begin_cancelling();
+        assert!(pending.is_empty());
+        let worker = {
+            let reg = reg.clone();
+            thread::spawn(move || match spawn(&reg, 1, true) {
+                Ok((task, born_cancelled)) => {
+                    assert!(
+                        born_cancelled,
+                        "a loop spawn while cancelling is born cancelled"
+                    );
+                    task.end(Outcome::Cancelled);
+                    true
+                }
+                Err(SpawnError::Closed) => false,
+                Err(e) => panic!("{e}"),
+            })
+        };
+        ::loom::future::block_on(poll_fn(|cx| reg.poll_drained(cx, true)));
+        // Read before the worker is joined: the seal alone must order its count before this.
+        let outcomes = reg.outcomes();
+        let accepted = worker.join().unwrap();
+        assert_eq!(outcomes.cancelled, usize::from(accepted));
+    });
+}
+
+/// Two tasks in two shards end on two threads while close waits for the registry to drain:
+/// close is woken by whichever empties the registry last, never left waiting.
+///
+/// Three threads: bounded to three preemptions (all interleavings take minutes), as tokio
+/// bounds its own models in CI.
+#[test]
+fn drained_wake_up_across_shards() {
+    let mut model = ::loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let reg = Arc::new(Registry::with_shards(2));
+        let (a, _) = spawn(&reg, 0, false).unwrap();
+        let (b, _) = spawn(&reg, 1, false).unwrap();
+        reg.begin_grace();
+        let threads: Vec<_> = [a, b]
+            .into_iter()
+            .map(|t| thread::spawn(move || t.end(Outcome::Finished)))
+            .collect();
+        ::loom::future::block_on(poll_fn(|cx| reg.poll_drained(cx, false)));
+        assert_eq!(reg.outcomes().finished, 2);
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
