@@ -121,6 +121,8 @@ async fn drive_close(shared: &Arc<Shared>) {
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;
     poll_fn(|cx| shared.poll_shells(cx)).await;
+    // Every task has ended: what is left on the runner's own queue is only cells to let go of.
+    shared.own.clear();
 }
 
 /// Step 5: gives blocking jobs their timeout, then reports and counts the ones left behind.
@@ -163,7 +165,13 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     let pending: Vec<Arc<dyn TaskRef>> = shared.registry.abandon();
     shared.shutdown.fire();
     for t in &pending {
-        t.abort();
+        if shared.multi_thread {
+            t.abort();
+        } else {
+            // Nothing will poll a task on the runner's own queue again: its future is dropped
+            // here (local tasks are aborted, and dropped with their executor below).
+            t.cancel_now();
+        }
     }
     // Local tasks on this thread are dropped now, with their destructors; on another thread,
     // when that thread next runs a loop (see `local.rs`).
@@ -173,5 +181,7 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
         pending.len()
     );
     drop(pending);
+    // And the cells left queued let go of, which breaks the cycle through their runner.
+    shared.own.clear();
     lp.shutdown();
 }

@@ -292,6 +292,12 @@ mod tests {
         fn spawner(&self) -> Arc<dyn Spawner> {
             Arc::new(S::wrap(self.0.spawner()))
         }
+
+        /// Claimed, so that the runner hands its tasks to the spawner (`spawn_task`), as it does
+        /// only on multi-thread loops: on a current-thread loop they go onto its own queue.
+        fn is_multi_thread(&self) -> bool {
+            true
+        }
     }
 
     /// Only the required methods: every task goes through `spawn`, counted.

@@ -17,6 +17,7 @@ use crate::lock::lock;
 use crate::registry::Registry;
 pub(crate) use crate::registry::{Outcome, TaskRef};
 use crate::signal::{Interrupt, Interruptible, RunnerSignal};
+use crate::task::own::OwnQueue;
 
 /// Everything the builder decided, fixed at `build()`.
 #[derive(Clone)]
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) blocking_done: Condvar,
     /// The runner's local tasks: their thread, how many are alive, its own executor.
     pub(crate) local: LocalState,
+    /// The runner's own run queue: its `Send` tasks on a current-thread loop (see `task::own`).
+    pub(crate) own: OwnQueue,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl Shared {
             blocking: Mutex::new(Slab::new()),
             blocking_done: Condvar::new(),
             local: LocalState::default(),
+            own: OwnQueue::default(),
         }
     }
 

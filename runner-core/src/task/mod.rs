@@ -11,6 +11,7 @@ mod harness;
 mod join;
 #[cfg(all(test, loom))]
 mod loom;
+pub(crate) mod own;
 mod spawn;
 
 use std::future::Future;

@@ -1,0 +1,127 @@
+//! The runner's own run queue, for `Send` tasks on current-thread loops.
+//!
+//! On a loop whose [`EventLoop::is_multi_thread`](crate::EventLoop::is_multi_thread) is false,
+//! every task runs on the thread of the run anyway, inside the backend's `block_on`. There a
+//! `Send` task spawned through the runner is not handed to the backend's spawner: its cell is its
+//! own waker, queued here when woken, and polled by the main future's wrapper (and close's) after
+//! each pending poll, as local tasks are (see `scope::drive_local_after`). No backend task, no second
+//! wrapper, no shell for close to wait for.
+//!
+//! Fairness: one drive polls at most the tasks queued when it began (a task that wakes itself,
+//! a yield, runs again in the next drive), and if more are queued it wakes the main future and
+//! returns, so that the backend polls its own I/O and timers in between.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Context as TaskCx;
+
+use atomic_waker::AtomicWaker;
+
+use crate::lock::lock;
+
+/// A task on the runner's own queue: a `Send` task's cell.
+pub(crate) trait OwnTask: Send + Sync + 'static {
+    /// Polls the task once; it was taken off the queue.
+    fn poll_own(self: Arc<Self>);
+}
+
+/// The runner's own queue (in `Shared`): the cells woken since the last drive.
+pub(crate) struct OwnQueue {
+    queue: Mutex<VecDeque<Arc<dyn OwnTask>>>,
+    /// The driver's batch, kept between drives for its allocation.
+    spare: Mutex<VecDeque<Arc<dyn OwnTask>>>,
+    /// Something was queued since the last drive took the queue.
+    any: AtomicBool,
+    /// Set from the start of the drive before a poll of the main future to the end of the drive
+    /// after it: the loop's thread will look at `any` again, so a push need not wake it.
+    active: AtomicBool,
+    /// The main future's (or close's) waker, registered by the drive after its poll.
+    main: AtomicWaker,
+}
+
+impl Default for OwnQueue {
+    fn default() -> Self {
+        OwnQueue {
+            queue: Mutex::new(VecDeque::new()),
+            spare: Mutex::new(VecDeque::new()),
+            any: AtomicBool::new(false),
+            active: AtomicBool::new(false),
+            main: AtomicWaker::new(),
+        }
+    }
+}
+
+impl OwnQueue {
+    /// Queues `task` (its `SCHEDULED` bit was just set) and wakes the main future unless the
+    /// loop's thread is about to look anyway.
+    pub(crate) fn push(&self, task: Arc<dyn OwnTask>) {
+        lock(&self.queue).push_back(task);
+        // `SeqCst` with the drive's store of `active` and load of `any` (see `after`): either the
+        // drive sees `any`, or this sees `active` clear and wakes the main future.
+        self.any.store(true, Ordering::SeqCst);
+        if !self.active.load(Ordering::SeqCst) {
+            self.main.wake();
+        }
+    }
+
+    /// Polls the tasks queued when it begins, at most.
+    fn batch(&self) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        self.any.store(false, Ordering::SeqCst);
+        let mut batch = std::mem::take(&mut *lock(&self.spare));
+        std::mem::swap(&mut batch, &mut *lock(&self.queue));
+        // Whatever unwinds out of a task's drop leaves the rest queued, not lost.
+        struct Rest<'a>(&'a OwnQueue, VecDeque<Arc<dyn OwnTask>>);
+        impl Drop for Rest<'_> {
+            fn drop(&mut self) {
+                if !self.1.is_empty() {
+                    let mut q = lock(&self.0.queue);
+                    for t in self.1.drain(..).rev() {
+                        q.push_front(t);
+                    }
+                    self.0.any.store(true, Ordering::SeqCst);
+                }
+                let batch = std::mem::take(&mut self.1);
+                *lock(&self.0.spare) = batch;
+            }
+        }
+        let mut rest = Rest(self, batch);
+        while let Some(task) = rest.1.pop_front() {
+            task.poll_own();
+        }
+    }
+
+    /// Before a poll of the main future (or close's): pushes from now on need not wake it. No
+    /// task is polled here: as with the backends' own `block_on`, the main future is polled first
+    /// (a close that comes first cancels queued tasks before any of them is polled).
+    #[inline]
+    pub(crate) fn before(&self) {
+        self.active.store(true, Ordering::SeqCst);
+    }
+
+    /// The drive after a pending poll of the main future (or close's): polls the queued tasks,
+    /// registers `cx`'s waker for the next push, and wakes it at once when more are queued, so
+    /// that the backend gets its turn before they run.
+    #[inline]
+    pub(crate) fn after(&self, cx: &mut TaskCx<'_>) {
+        self.batch();
+        self.main.register(cx.waker());
+        self.active.store(false, Ordering::SeqCst);
+        if self.any.load(Ordering::SeqCst) {
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// Drops every task left queued (close's end, or a runner abandoned): their futures are gone
+    /// already, and dropping them breaks the cycle through their `Env`'s runner.
+    pub(crate) fn clear(&self) {
+        let left = std::mem::take(&mut *lock(&self.queue));
+        let spare = std::mem::take(&mut *lock(&self.spare));
+        self.any.store(false, Ordering::SeqCst);
+        drop(left);
+        drop(spare);
+    }
+}
