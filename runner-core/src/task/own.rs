@@ -7,9 +7,11 @@
 //! each pending poll, as local tasks are (see `scope::drive_local_after`). No backend task, no second
 //! wrapper, no shell for close to wait for.
 //!
-//! Fairness: one drive polls at most the tasks queued when it began (a task that wakes itself,
-//! a yield, runs again in the next drive), and if more are queued it wakes the main future and
-//! returns, so that the backend polls its own I/O and timers in between.
+//! Fairness: one drive polls the tasks queued when it began, then those queued meanwhile (woken by
+//! the ones before, or yielding), batch after batch, until it has made 61 polls (tokio's
+//! `event_interval`; more only when its first batch alone is larger); if tasks are still queued it
+//! wakes the main future and returns, so that the backend polls its own I/O and timers before
+//! they run. A task that yields forever never starves the loop.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +21,10 @@ use std::task::Context as TaskCx;
 use atomic_waker::AtomicWaker;
 
 use crate::lock::lock;
+
+/// How many task polls one drive may make before it lets the backend poll its I/O and timers
+/// (more only when the first batch alone is larger): tokio's `event_interval`.
+const BUDGET: usize = 61;
 
 /// A task on the runner's own queue: a `Send` task's cell.
 pub(crate) trait OwnTask: Send + Sync + 'static {
@@ -65,10 +71,10 @@ impl OwnQueue {
         }
     }
 
-    /// Polls the tasks queued when it begins, at most.
-    fn batch(&self) {
+    /// Polls the tasks queued when it begins, at most; returns how many it took.
+    fn batch(&self) -> usize {
         if !self.any.load(Ordering::Acquire) {
-            return;
+            return 0;
         }
         self.any.store(false, Ordering::SeqCst);
         let mut batch = std::mem::take(&mut *lock(&self.spare));
@@ -89,9 +95,11 @@ impl OwnQueue {
             }
         }
         let mut rest = Rest(self, batch);
+        let taken = rest.1.len();
         while let Some(task) = rest.1.pop_front() {
             task.poll_own();
         }
+        taken
     }
 
     /// Before a poll of the main future (or close's): pushes from now on need not wake it. No
@@ -107,7 +115,17 @@ impl OwnQueue {
     /// that the backend gets its turn before they run.
     #[inline]
     pub(crate) fn after(&self, cx: &mut TaskCx<'_>) {
-        self.batch();
+        // Batch after batch (tasks woken by the ones before, or yielding) until `BUDGET` polls:
+        // the backend's turn comes no later than that, as tokio's scheduler polls its driver
+        // every 61 tasks.
+        let mut polled = 0;
+        while polled < BUDGET {
+            let n = self.batch();
+            if n == 0 {
+                break;
+            }
+            polled += n;
+        }
         self.main.register(cx.waker());
         self.active.store(false, Ordering::SeqCst);
         if self.any.load(Ordering::SeqCst) {
