@@ -514,7 +514,7 @@ pub(crate) trait Output<T>: Send + Sync {
     fn task(&self) -> &Task<T, Header>;
 
     /// `JoinHandle::abort`: see [`Cell::abort`].
-    fn abort(&self);
+    fn abort(self: Arc<Self>);
 }
 
 impl<F> Output<F::Output> for Cell<F>
@@ -526,7 +526,7 @@ where
         &self.task
     }
 
-    fn abort(&self) {
+    fn abort(self: Arc<Self>) {
         Cell::abort(self);
     }
 }

@@ -238,14 +238,16 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    /// Cancels the task (`JoinHandle::abort`, close's `abort`): see [`Header::abort`]. A task on
-    /// the runner's own queue is queued instead of woken through a registered waker.
-    pub(crate) fn abort(&self) {
+    /// `JoinHandle::abort`: see [`Header::abort`]. A task on the runner's own queue registers no
+    /// waker: it is queued instead (hence the `Arc`).
+    pub(crate) fn abort(self: Arc<Self>) {
         let header = &self.task.header;
         if !header.own {
             header.abort();
-        } else if header.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0 {
-            self.schedule_ref();
+        } else if header.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
+            && self.set_scheduled()
+        {
+            Self::enqueue(self);
         }
     }
 
@@ -261,20 +263,6 @@ where
     fn enqueue(me: Arc<Self>) {
         if let Some(shared) = me.task.header.shared.upgrade() {
             shared.own.push(me);
-        }
-    }
-
-    /// The waker's `wake_by_ref`, from a plain reference (abort, close).
-    fn schedule_ref(&self) {
-        if self.set_scheduled() {
-            // SAFETY: a cell of a task on the runner's own queue lives only in an `Arc` (made
-            // in `spawn_on`), and `self` borrows one of its references: the count is at least 1
-            // here, and the increment gives the new `Arc` a reference of its own.
-            let me = unsafe {
-                Arc::increment_strong_count(self as *const Self);
-                Arc::from_raw(self as *const Self)
-            };
-            Self::enqueue(me);
         }
     }
 }
@@ -403,8 +391,14 @@ where
         self.task.header.spawned_at()
     }
 
+    /// Close's abort, only where the loop cannot run (`close::abandon`), and only on a
+    /// multi-thread loop: there a task on the runner's own queue is cancelled in place instead.
     fn abort(&self) {
-        Cell::abort(self);
+        debug_assert!(
+            !self.task.header.own,
+            "cancel_now for a task on the own queue"
+        );
+        self.task.header.abort();
     }
 
     fn cancel_now(&self) {
@@ -419,12 +413,11 @@ where
             if cur & RUNNING != 0 {
                 // Being polled (or dropped) on another thread right now: that poll's next turn
                 // sees the flag; make sure there is one.
+                // Never for a task on the runner's own queue: only its poll, on the loop's
+                // thread, and this, on the same thread outside any poll, take `RUNNING`.
+                debug_assert!(!header.own, "close found a task on the own queue running");
                 state.fetch_or(ABORTED, Ordering::AcqRel);
-                if header.own {
-                    self.schedule_ref();
-                } else {
-                    header.driver.wake();
-                }
+                header.driver.wake();
                 return;
             }
             // `SHELL` in the same step as `RUNNING`: a drop of the backend's task that finds

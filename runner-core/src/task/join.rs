@@ -71,7 +71,7 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         match &self.inner {
             // A task on the runner's own queue is its own waker.
-            Inner::Shared(c) => c.abort(),
+            Inner::Shared(c) => c.clone().abort(),
             _ => self.header().abort(),
         }
     }
