@@ -248,10 +248,16 @@ pub(crate) fn local_spawner(shared: &Shared) -> Option<LocalTarget> {
 
 /// Polls the local tasks of the runner whose run (or close) this thread is inside (see
 /// `local::drive`); one relaxed load when it has none.
+#[inline]
 pub(crate) fn drive_local(shared: &Shared, cx: &mut TaskCx<'_>) {
     if !shared.local.has_local.load(Ordering::Relaxed) {
         return;
     }
+    drive_own_local(cx);
+}
+
+#[inline(never)]
+fn drive_own_local(cx: &mut TaskCx<'_>) {
     if let Some(ex) = own_local() {
         crate::local::drive(&ex, cx);
     }
