@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
@@ -63,7 +64,15 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
     } = live;
     shared.registry.begin_grace();
     shared.shutdown.fire();
-    {
+    // Nothing spawned through the runner is alive (no task, no local task, no shell of an
+    // earlier cancel): steps 2 and 3 have nothing to do, so the loop is not driven once more.
+    // The registry is sealed as the drained close seals it.
+    let idle = !shared.local.any_alive()
+        && shared.shells.load(Ordering::Acquire) == 0
+        && shared.registry.seal_if_idle();
+    if idle {
+        local::release(&shared.local);
+    } else {
         let _local = scope::EnterLocal::new(&shared, lp.local_spawner());
         let _scope = scope::Enter::new(&mut scope);
         let _ctx = context::Enter::new(&mut ctx);

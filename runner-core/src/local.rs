@@ -101,6 +101,11 @@ impl LocalState {
         }
     }
 
+    /// True while some local task is alive.
+    pub(crate) fn any_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire) != 0
+    }
+
     /// A local task was spawned.
     pub(crate) fn started(&self) {
         self.alive.fetch_add(1, Ordering::AcqRel);

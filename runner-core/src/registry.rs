@@ -325,13 +325,7 @@ impl Registry {
             }
         }
         let drained = if seal {
-            let shards: Vec<MutexGuard<'_, Tasks>> =
-                self.shards.iter().map(|s| lock(&s.tasks)).collect();
-            let empty = shards.iter().all(|t| t.is_empty());
-            if empty {
-                self.advance(Phase::Closed);
-            }
-            empty
+            self.seal_when_empty()
         } else {
             self.shards.iter().all(|s| lock(&s.tasks).is_empty())
         };
@@ -341,6 +335,34 @@ impl Registry {
         } else {
             Poll::Pending
         }
+    }
+
+    /// Close with nothing to wait for: when no task is alive, seals the registry at once (every
+    /// spawn refused from now on, decided with every shard locked, as `poll_drained`'s seal) and
+    /// returns `true`; otherwise changes nothing.
+    #[must_use = "a sealed registry means close has no task left to drive"]
+    pub(crate) fn seal_if_idle(&self) -> bool {
+        self.seal_when_empty()
+    }
+
+    /// With every shard locked at once: when all are empty, moves to `Closed` and returns `true`.
+    fn seal_when_empty(&self) -> bool {
+        if let [shard] = &self.shards[..] {
+            // One shard (a current-thread loop): its lock alone, no guard list to allocate.
+            let tasks = lock(&shard.tasks);
+            let empty = tasks.is_empty();
+            if empty {
+                self.advance(Phase::Closed);
+            }
+            return empty;
+        }
+        let shards: Vec<MutexGuard<'_, Tasks>> =
+            self.shards.iter().map(|s| lock(&s.tasks)).collect();
+        let empty = shards.iter().all(|t| t.is_empty());
+        if empty {
+            self.advance(Phase::Closed);
+        }
+        empty
     }
 
     /// Close begins: spawns are still accepted, and every task that ends from now on is counted.

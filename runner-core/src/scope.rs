@@ -270,10 +270,16 @@ pub(crate) fn drive_local_after(shared: &Shared, cx: &mut TaskCx<'_>) {
     drive_local_tasks(shared, cx);
 }
 
+#[inline]
 fn drive_local_tasks(shared: &Shared, cx: &mut TaskCx<'_>) {
     if !shared.local.has_local.load(Ordering::Relaxed) {
         return;
     }
+    drive_own_local(cx);
+}
+
+#[inline(never)]
+fn drive_own_local(cx: &mut TaskCx<'_>) {
     if let Some(ex) = own_local() {
         crate::local::drive(&ex, cx);
     }

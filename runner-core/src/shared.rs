@@ -148,10 +148,17 @@ impl Shared {
         self.main_waker.wake();
     }
 
+    /// Checked at every poll of the main future: inline, one load when no abort is pending.
+    #[inline]
     pub(crate) fn take_main_abort(&self) -> Option<RunError> {
         if !self.abort_flag.load(Ordering::Acquire) {
             return None;
         }
+        self.take_main_abort_slow()
+    }
+
+    #[cold]
+    fn take_main_abort_slow(&self) -> Option<RunError> {
         self.abort_flag.store(false, Ordering::Release);
         lock(&self.abort_main).take()
     }
