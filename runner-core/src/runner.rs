@@ -418,7 +418,7 @@ impl<F: Future> Future for Main<'_, F> {
             // Only a pending future can be woken to be aborted: a ready one costs no waker
             // registration. The flag is checked again after registering, so an abort that raced
             // with the poll is not missed.
-            this.shared.main_waker.register(cx.waker());
+            this.shared.register_main(cx);
             if let Some(err) = this.shared.take_main_abort() {
                 return Poll::Ready(MainOutcome::Aborted(err));
             }

@@ -261,11 +261,11 @@ pub(crate) fn drive_local(shared: &Shared, cx: &mut TaskCx<'_>) {
 }
 
 /// [`drive_local`] after a pending poll of the main future (or close's): polls the tasks queued
-/// meanwhile and registers `cx`'s waker for the next ones.
+/// meanwhile. `Shared::register_main` follows.
 #[inline]
 pub(crate) fn drive_local_after(shared: &Shared, cx: &mut TaskCx<'_>) {
     if !shared.multi_thread {
-        shared.own.after(cx);
+        shared.own.after();
     }
     drive_local_tasks(shared, cx);
 }
@@ -299,6 +299,7 @@ impl<F: Future> Future for WithLocal<'_, F> {
         let out = self.fut.as_mut().poll(cx);
         if out.is_pending() {
             drive_local_after(self.shared, cx);
+            self.shared.register_main(cx);
         }
         out
     }

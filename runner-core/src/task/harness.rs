@@ -262,7 +262,7 @@ where
     #[inline]
     fn enqueue(me: Arc<Self>) {
         if let Some(shared) = me.task.header.shared.upgrade() {
-            shared.own.push(me);
+            shared.push_own(me);
         }
     }
 }

@@ -18,8 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Context as TaskCx;
 
-use atomic_waker::AtomicWaker;
-
 use crate::lock::lock;
 
 /// How many task polls one drive may make before it lets the backend poll its I/O and timers
@@ -39,11 +37,9 @@ pub(crate) struct OwnQueue {
     spare: Mutex<VecDeque<Arc<dyn OwnTask>>>,
     /// Something was queued since the last drive took the queue.
     any: AtomicBool,
-    /// Set from the start of the drive before a poll of the main future to the end of the drive
-    /// after it: the loop's thread will look at `any` again, so a push need not wake it.
+    /// Set from the start of a poll of the main future until its waker is registered again after
+    /// it: the loop's thread will look at `any` again, so a push need not wake it.
     active: AtomicBool,
-    /// The main future's (or close's) waker, registered by the drive after its poll.
-    main: AtomicWaker,
 }
 
 impl Default for OwnQueue {
@@ -53,22 +49,21 @@ impl Default for OwnQueue {
             spare: Mutex::new(VecDeque::new()),
             any: AtomicBool::new(false),
             active: AtomicBool::new(false),
-            main: AtomicWaker::new(),
         }
     }
 }
 
 impl OwnQueue {
-    /// Queues `task` (its `SCHEDULED` bit was just set) and wakes the main future unless the
-    /// loop's thread is about to look anyway.
-    pub(crate) fn push(&self, task: Arc<dyn OwnTask>) {
+    /// Queues `task` (its `SCHEDULED` bit was just set): true when the caller must wake the main
+    /// future (`Shared::main_waker`), false when the loop's thread will look anyway.
+    #[must_use]
+    pub(crate) fn push(&self, task: Arc<dyn OwnTask>) -> bool {
         lock(&self.queue).push_back(task);
-        // `SeqCst` with the drive's store of `active` and load of `any` (see `after`): either the
-        // drive sees `any`, or this sees `active` clear and wakes the main future.
+        // `SeqCst` with the store of `active` and the load of `any` in `registered`: either that
+        // load sees `any`, or this load sees `active` clear, after the main future's waker was
+        // registered, and the caller wakes it.
         self.any.store(true, Ordering::SeqCst);
-        if !self.active.load(Ordering::SeqCst) {
-            self.main.wake();
-        }
+        !self.active.load(Ordering::SeqCst)
     }
 
     /// Polls the tasks queued when it begins, at most; returns how many it took.
@@ -111,10 +106,10 @@ impl OwnQueue {
     }
 
     /// The drive after a pending poll of the main future (or close's): polls the queued tasks,
-    /// registers `cx`'s waker for the next push, and wakes it at once when more are queued, so
-    /// that the backend gets its turn before they run.
+    /// batch after batch, until `BUDGET` polls. [`registered`](Self::registered) follows, once
+    /// the main future's waker is registered.
     #[inline]
-    pub(crate) fn after(&self, cx: &mut TaskCx<'_>) {
+    pub(crate) fn after(&self) {
         // Batch after batch (tasks woken by the ones before, or yielding) until `BUDGET` polls:
         // the backend's turn comes no later than that, as tokio's scheduler polls its driver
         // every 61 tasks.
@@ -126,7 +121,13 @@ impl OwnQueue {
             }
             polled += n;
         }
-        self.main.register(cx.waker());
+    }
+
+    /// The main future's waker (`Shared::main_waker`) is registered: pushes from now on wake it,
+    /// and if tasks are still queued it is woken at once, so that the backend gets its turn
+    /// before they run.
+    #[inline]
+    pub(crate) fn registered(&self, cx: &mut TaskCx<'_>) {
         self.active.store(false, Ordering::SeqCst);
         if self.any.load(Ordering::SeqCst) {
             cx.waker().wake_by_ref();

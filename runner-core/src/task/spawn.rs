@@ -83,7 +83,7 @@ where
         });
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
-    shared.own.push(cell.clone());
+    shared.push_own(cell.clone());
     Ok(JoinHandle {
         inner: Inner::Shared(cell),
     })
