@@ -27,7 +27,7 @@ where
     F::Output: Send + 'static,
 {
     if !shared.multi_thread {
-        return Ok(spawn_own(shared, from_loop, fut, ctx, meta)?);
+        return spawn_own(shared, from_loop, fut, ctx, meta);
     }
     let cell = shared.register(from_loop, |key, cancelled| {
         let cell = Arc::new(Cell {
