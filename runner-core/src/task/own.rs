@@ -144,3 +144,70 @@ impl OwnQueue {
         drop(spare);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The cell as its own waker, under Miri: the borrowed waker of a poll cloned, woken by
+    //! value and by reference from another thread, and dropped unwoken; an abort that queues.
+
+    use std::future::{pending, poll_fn};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    #[test]
+    fn cell_waker_clones_wake_from_another_thread() {
+        let mut rt = Runner::<TestLoop>::new();
+        let polls = rt
+            .run(async {
+                let saved: Arc<Mutex<Option<Waker>>> = Arc::default();
+                let s = saved.clone();
+                let h = crate::spawn(async move {
+                    let mut polls = 0;
+                    poll_fn(|cx| {
+                        polls += 1;
+                        match polls {
+                            // A clone dropped unwoken, then one kept for another thread.
+                            1 => {
+                                drop(cx.waker().clone());
+                                *s.lock().unwrap() = Some(cx.waker().clone());
+                                Poll::Pending
+                            }
+                            // Woken by reference here, by value on the thread below.
+                            2 => {
+                                cx.waker().wake_by_ref();
+                                Poll::Pending
+                            }
+                            _ => Poll::Ready(polls),
+                        }
+                    })
+                    .await
+                });
+                while saved.lock().unwrap().is_none() {
+                    crate::yield_now().await;
+                }
+                let w = saved.lock().unwrap().take().unwrap();
+                std::thread::spawn(move || w.wake()).join().unwrap();
+                h.await.unwrap()
+            })
+            .unwrap();
+        assert_eq!(polls, 3);
+        rt.close().unwrap();
+    }
+
+    #[test]
+    fn abort_queues_a_pending_task_once() {
+        let mut rt = Runner::<TestLoop>::new();
+        rt.run(async {
+            let h = crate::spawn(pending::<()>());
+            crate::yield_now().await;
+            h.abort();
+            h.abort();
+            assert!(h.await.unwrap_err().is_cancelled());
+        })
+        .unwrap();
+        assert_eq!(rt.close().unwrap().cancelled, 0);
+    }
+}
