@@ -72,8 +72,19 @@ impl OwnQueue {
             return 0;
         }
         self.any.store(false, Ordering::SeqCst);
+        let mut queue = lock(&self.queue);
+        if queue.len() <= 1 {
+            // One task (a yield, a wake-up): no batch to set aside.
+            let Some(task) = queue.pop_front() else {
+                return 0;
+            };
+            drop(queue);
+            task.poll_own();
+            return 1;
+        }
         let mut batch = std::mem::take(&mut *lock(&self.spare));
-        std::mem::swap(&mut batch, &mut *lock(&self.queue));
+        std::mem::swap(&mut batch, &mut *queue);
+        drop(queue);
         // Whatever unwinds out of a task's drop leaves the rest queued, not lost.
         struct Rest<'a>(&'a OwnQueue, VecDeque<Arc<dyn OwnTask>>);
         impl Drop for Rest<'_> {
