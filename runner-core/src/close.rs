@@ -84,6 +84,11 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
         // Every local task has ended by now; let go of the runner's executor.
         local::release(&shared.local);
     }
+    // Every task has ended: what is left on the runner's own queue is only cells to let go of,
+    // and a wake racing in from another thread queues nothing from now on.
+    if !shared.multi_thread {
+        shared.own.clear();
+    }
     let outcomes = shared.registry.outcomes();
     let blocking_left_behind = wait_blocking(&shared);
     lp.shutdown();
@@ -130,8 +135,6 @@ async fn drive_close(shared: &Arc<Shared>) {
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;
     poll_fn(|cx| shared.poll_shells(cx)).await;
-    // Every task has ended: what is left on the runner's own queue is only cells to let go of.
-    shared.own.clear();
 }
 
 /// Step 5: gives blocking jobs their timeout, then reports and counts the ones left behind.

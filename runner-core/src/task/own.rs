@@ -40,6 +40,10 @@ pub(crate) struct OwnQueue {
     /// Set from the start of a poll of the main future until its waker is registered again after
     /// it: the loop's thread will look at `any` again, so a push need not wake it.
     active: AtomicBool,
+    /// Set by [`clear`](Self::clear), under the queue's lock: every task has ended, and a wake
+    /// still racing in from another thread queues nothing (its cell would keep the runner alive
+    /// through its `Env`, and the runner the cell).
+    closed: AtomicBool,
 }
 
 impl Default for OwnQueue {
@@ -49,6 +53,7 @@ impl Default for OwnQueue {
             spare: Mutex::new(VecDeque::new()),
             any: AtomicBool::new(false),
             active: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         }
     }
 }
@@ -58,7 +63,14 @@ impl OwnQueue {
     /// future (`Shared::main_waker`), false when the loop's thread will look anyway.
     #[must_use]
     pub(crate) fn push(&self, task: Arc<dyn OwnTask>) -> bool {
-        lock(&self.queue).push_back(task);
+        let mut queue = lock(&self.queue);
+        if self.closed.load(Ordering::Relaxed) {
+            drop(queue);
+            drop(task);
+            return false;
+        }
+        queue.push_back(task);
+        drop(queue);
         // `SeqCst` with the store of `active` and the load of `any` in `registered`: either that
         // load sees `any`, or this load sees `active` clear, after the main future's waker was
         // registered, and the caller wakes it.
@@ -145,10 +157,15 @@ impl OwnQueue {
         }
     }
 
-    /// Drops every task left queued (close's end, or a runner abandoned): their futures are gone
-    /// already, and dropping them breaks the cycle through their `Env`'s runner.
+    /// Drops every task left queued, for good (close's end, or a runner abandoned): their
+    /// futures are gone already, and dropping them breaks the cycle through their `Env`'s
+    /// runner. A push from now on queues nothing.
     pub(crate) fn clear(&self) {
-        let left = std::mem::take(&mut *lock(&self.queue));
+        let left = {
+            let mut queue = lock(&self.queue);
+            self.closed.store(true, Ordering::Relaxed);
+            std::mem::take(&mut *queue)
+        };
         let spare = std::mem::take(&mut *lock(&self.spare));
         self.any.store(false, Ordering::SeqCst);
         drop(left);
