@@ -107,7 +107,8 @@ impl EventLoop for MiniLoop {
 }
 
 // Only the required methods: `spawn_task` keeps its default, which boxes the runner's task and
-// calls `spawn`. (`async_task::spawn` is generic over the future, so overriding it to call
+// calls `spawn` (used only by a loop that reports itself multi-thread: on a current-thread loop
+// such as this one, the runner runs its `Send` tasks on its own queue inside `block_on`). (`async_task::spawn` is generic over the future, so overriding it to call
 // `async_task::spawn(task, ..)` as `spawn` does would save that box.)
 impl Spawner for MiniLoop {
     fn spawn(&self, task: BoxFuture) {

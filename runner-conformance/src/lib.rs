@@ -652,6 +652,7 @@ macro_rules! __cases {
             engine::dropping_a_handle_whose_output_panics_on_drop,
             engine::panicking_future_is_dropped_while_unwinding,
             engine::abort_after_finish_keeps_the_output,
+            engine::yielding_task_does_not_starve_timers,
             idle::sleeping_main_future_parks,
         );
     };

@@ -84,6 +84,11 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
         // Every local task has ended by now; let go of the runner's executor.
         local::release(&shared.local);
     }
+    // Every task has ended: what is left on the runner's own queue is only cells to let go of,
+    // and a wake racing in from another thread queues nothing from now on.
+    if !shared.multi_thread {
+        shared.own.clear();
+    }
     let outcomes = shared.registry.outcomes();
     let blocking_left_behind = wait_blocking(&shared);
     lp.shutdown();
@@ -172,7 +177,13 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     let pending: Vec<Arc<dyn TaskRef>> = shared.registry.abandon();
     shared.shutdown.fire();
     for t in &pending {
-        t.abort();
+        if shared.multi_thread {
+            t.abort();
+        } else {
+            // Nothing will poll a task on the runner's own queue again: its future is dropped
+            // here (local tasks are aborted, and dropped with their executor below).
+            t.cancel_now();
+        }
     }
     // Local tasks on this thread are dropped now, with their destructors; on another thread,
     // when that thread next runs a loop (see `local.rs`).
@@ -182,5 +193,7 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
         pending.len()
     );
     drop(pending);
+    // And the cells left queued let go of, which breaks the cycle through their runner.
+    shared.own.clear();
     lp.shutdown();
 }

@@ -168,7 +168,9 @@ pub trait EventLoop: Sized + 'static {
     }
 
     /// True when the loop runs tasks on worker threads of its own, so that they also progress
-    /// between runs. Read once, when the runner makes the loop; shown by
+    /// between runs. On a loop that says `false`, the runner runs its `Send` tasks on its own run
+    /// queue inside [`block_on`](Self::block_on) instead of spawning them (see
+    /// [`spawn`](crate::spawn)). Read once, when the runner makes the loop; shown by
     /// [`LoopHandle::is_multi_thread`](crate::LoopHandle::is_multi_thread). The default is
     /// `false`.
     fn is_multi_thread(&self) -> bool {
@@ -194,7 +196,9 @@ pub trait EventLoop: Sized + 'static {
 ///
 /// Two methods queue a task: [`spawn`](Self::spawn) takes a [`BoxFuture`], and
 /// [`spawn_task`](Self::spawn_task) takes the runner's own [`RawTask`], which is what the runner
-/// spawns every `Send` task through. Its default boxes the task and calls `spawn`, so a loop of
+/// spawns every `Send` task through on a multi-thread loop
+/// ([`EventLoop::is_multi_thread`]); on a current-thread loop the runner runs its `Send` tasks on
+/// its own queue, inside [`EventLoop::block_on`] (see [`spawn`](crate::spawn)), and uses neither. Its default boxes the task and calls `spawn`, so a loop of
 /// your own needs only `spawn` (one `impl`, with the three required methods). A loop that can
 /// store a `RawTask` as it is (generic over the future it spawns, as `tokio::spawn` and
 /// `async_executor::Executor::spawn` are) overrides `spawn_task` to save that allocation: one
@@ -236,8 +240,8 @@ pub trait Spawner: Send + Sync + 'static {
     /// Queues a task on the loop.
     fn spawn(&self, task: BoxFuture);
 
-    /// Queues one of the runner's tasks on the loop, as [`spawn`](Self::spawn) does: the runner
-    /// spawns every `Send` task through this method. The default boxes `task` and calls `spawn`;
+    /// Queues one of the runner's tasks on the loop, as [`spawn`](Self::spawn) does: on a
+    /// multi-thread loop the runner spawns every `Send` task through this method. The default boxes `task` and calls `spawn`;
     /// override it only to save that allocation (see the [trait docs](Spawner)).
     fn spawn_task(&self, task: RawTask) {
         self.spawn(Box::pin(task));
@@ -291,6 +295,12 @@ mod tests {
 
         fn spawner(&self) -> Arc<dyn Spawner> {
             Arc::new(S::wrap(self.0.spawner()))
+        }
+
+        /// Claimed, so that the runner hands its tasks to the spawner (`spawn_task`), as it does
+        /// only on multi-thread loops: on a current-thread loop they go onto its own queue.
+        fn is_multi_thread(&self) -> bool {
+            true
         }
     }
 

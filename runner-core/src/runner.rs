@@ -414,11 +414,11 @@ impl<F: Future> Future for Main<'_, F> {
             crate::debug::check_poll(this.shared, this.info, start);
         }
         if let Ok(Poll::Pending) = polled {
-            scope::drive_local(this.shared, cx);
+            scope::drive_local_after(this.shared, cx);
             // Only a pending future can be woken to be aborted: a ready one costs no waker
             // registration. The flag is checked again after registering, so an abort that raced
             // with the poll is not missed.
-            this.shared.main_waker.register(cx.waker());
+            this.shared.register_main(cx);
             if let Some(err) = this.shared.take_main_abort() {
                 return Poll::Ready(MainOutcome::Aborted(err));
             }

@@ -248,8 +248,30 @@ pub(crate) fn local_spawner(shared: &Shared) -> Option<LocalTarget> {
 
 /// Polls the local tasks of the runner whose run (or close) this thread is inside (see
 /// `local::drive`); one relaxed load when it has none.
+///
+/// Called before each poll of the main future (or close's); [`drive_local_after`] follows a
+/// pending poll, and polls the tasks on the runner's own queue too (current-thread loops; see
+/// `task::own`).
 #[inline]
 pub(crate) fn drive_local(shared: &Shared, cx: &mut TaskCx<'_>) {
+    if !shared.multi_thread {
+        shared.own.before();
+    }
+    drive_local_tasks(shared, cx);
+}
+
+/// [`drive_local`] after a pending poll of the main future (or close's): polls the tasks queued
+/// meanwhile. `Shared::register_main` follows.
+#[inline]
+pub(crate) fn drive_local_after(shared: &Shared, cx: &mut TaskCx<'_>) {
+    if !shared.multi_thread {
+        shared.own.after();
+    }
+    drive_local_tasks(shared, cx);
+}
+
+#[inline]
+fn drive_local_tasks(shared: &Shared, cx: &mut TaskCx<'_>) {
     if !shared.local.has_local.load(Ordering::Relaxed) {
         return;
     }
@@ -276,7 +298,8 @@ impl<F: Future> Future for WithLocal<'_, F> {
         drive_local(self.shared, cx);
         let out = self.fut.as_mut().poll(cx);
         if out.is_pending() {
-            drive_local(self.shared, cx);
+            drive_local_after(self.shared, cx);
+            self.shared.register_main(cx);
         }
         out
     }

@@ -17,6 +17,7 @@ use crate::lock::lock;
 use crate::registry::Registry;
 pub(crate) use crate::registry::{Outcome, TaskRef};
 use crate::signal::{Interrupt, Interruptible, RunnerSignal};
+use crate::task::own::{OwnQueue, OwnTask};
 
 /// Everything the builder decided, fixed at `build()`.
 #[derive(Clone)]
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) blocking_done: Condvar,
     /// The runner's local tasks: their thread, how many are alive, its own executor.
     pub(crate) local: LocalState,
+    /// The runner's own run queue: its `Send` tasks on a current-thread loop (see `task::own`).
+    pub(crate) own: OwnQueue,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl Shared {
             blocking: Mutex::new(Slab::new()),
             blocking_done: Condvar::new(),
             local: LocalState::default(),
+            own: OwnQueue::default(),
         }
     }
 
@@ -130,6 +134,25 @@ impl Shared {
             Poll::Ready(())
         } else {
             Poll::Pending
+        }
+    }
+
+    /// Queues a task on the runner's own queue (see `task::own`), waking the main future unless
+    /// the loop's thread will look anyway.
+    #[inline]
+    pub(crate) fn push_own(&self, task: Arc<dyn OwnTask>) {
+        if self.own.push(task) {
+            self.main_waker.wake();
+        }
+    }
+
+    /// Registers the waker of the main future (or of close) after its pending poll: for
+    /// [`abort_main`](Self::abort_main) and for the tasks on the runner's own queue.
+    #[inline]
+    pub(crate) fn register_main(&self, cx: &mut TaskCx<'_>) {
+        self.main_waker.register(cx.waker());
+        if !self.multi_thread {
+            self.own.registered(cx);
         }
     }
 

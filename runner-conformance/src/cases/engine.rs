@@ -453,3 +453,49 @@ pub fn abort_after_finish_keeps_the_output<L: EventLoop>(kit: &Kit<L>) {
         assert_eq!(report.cancelled + report.finished, 0, "{}", kit.name());
     });
 }
+
+/// Fairness of the run queue: a task that yields forever does not starve the loop's timers, on
+/// any loop (on current-thread ones the runner polls its tasks on its own queue, at most the ones
+/// queued when a drive begins, and lets the backend poll its I/O and timers in between). The main
+/// future's sleep and a sleeping task's both complete while the yielding task keeps running.
+pub fn yielding_task_does_not_starve_timers<L: EventLoop>(kit: &Kit<L>) {
+    watchdog(kit, "a task yielding forever beside a sleep", |kit| {
+        let mut rt = kit.runner();
+        let yields = Arc::new(AtomicUsize::new(0));
+        let y = yields.clone();
+        let (seen, slept) = rt
+            .run(async move {
+                let y2 = y.clone();
+                let spinner = runner_core::spawn(async move {
+                    loop {
+                        y2.fetch_add(1, Ordering::SeqCst);
+                        runner_core::yield_now().await;
+                    }
+                });
+                let sleeper = runner_core::spawn(async {
+                    sleep(Duration::from_millis(20)).await;
+                    true
+                });
+                sleep(Duration::from_millis(30)).await;
+                let slept = sleeper.await.unwrap();
+                let seen = y.load(Ordering::SeqCst);
+                spinner.abort();
+                assert!(spinner.await.unwrap_err().is_cancelled());
+                (seen, slept)
+            })
+            .unwrap();
+        assert!(slept, "{}", kit.name());
+        assert!(
+            seen > 1,
+            "{}: the yielding task ran ({seen} polls)",
+            kit.name()
+        );
+        let report = rt.close().unwrap();
+        assert_eq!(
+            report.cancelled + report.finished,
+            0,
+            "{}: {report}",
+            kit.name()
+        );
+    });
+}

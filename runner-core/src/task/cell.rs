@@ -60,6 +60,11 @@ use crate::shared::{Outcome, Shared, TaskRef};
 //   that sets it returns `COMPLETE`, the handle drops the output; otherwise `complete` sees it
 //   (before storing the output, or in the word its own `fetch_or` returns) and drops or reports
 //   the output itself. Exactly one of them does.
+// - `SCHEDULED`: only for a task on the runner's own queue (`Header::own`, current-thread
+//   loops). Set by the task's waker (`Cell::schedule`); the waker that sets it (finding neither it
+//   nor `COMPLETE`) queues the cell, so a task is queued at most once. Cleared by the poll that
+//   takes the cell off the queue (`Cell::run_own`), in the same step as it takes `RUNNING`, before
+//   the future is polled: a wake during the poll queues the task again.
 //
 // Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
 // `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `RUNNING` comes and goes around each
@@ -81,6 +86,9 @@ pub(crate) const RUNNING: u8 = 16;
 pub(crate) const JOIN_WAKER: u8 = 32;
 /// The join handle was dropped without taking the output.
 pub(crate) const DETACHED: u8 = 64;
+/// A task on the runner's own queue (`Header::own`) is queued there, to be polled once: set by
+/// its waker on the transition that queues it, cleared by the poll that takes it off.
+pub(crate) const SCHEDULED: u8 = 128;
 
 /// What every task has, whatever holds its future: its registry key, its state word, the waker
 /// of its last pending poll, and what diagnostics show of it.
@@ -88,6 +96,9 @@ pub(crate) struct Header {
     pub(crate) key: usize,
     /// A `spawn_local` task: its end is counted in `LocalState`.
     pub(crate) local: bool,
+    /// A `Send` task on the runner's own queue (a current-thread loop; see `task::own`): its cell
+    /// is its own waker, and it has no backend task (no shell at close).
+    pub(crate) own: bool,
     pub(crate) state: AtomicU8,
     pub(crate) driver: AtomicWaker,
     pub(crate) info: TaskInfo,
@@ -112,6 +123,7 @@ impl Header {
         Header {
             key,
             local,
+            own: false,
             state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
             driver: AtomicWaker::new(),
             spawned: if shared.config.debug { spawn_time() } else { 0 },
@@ -500,6 +512,9 @@ impl<F: Future> Run<F> {
 /// The output side of a `Send` task's cell, whatever its future: what a [`JoinHandle`] holds.
 pub(crate) trait Output<T>: Send + Sync {
     fn task(&self) -> &Task<T, Header>;
+
+    /// `JoinHandle::abort`: see [`Cell::abort`].
+    fn abort(self: Arc<Self>);
 }
 
 impl<F> Output<F::Output> for Cell<F>
@@ -509,6 +524,10 @@ where
 {
     fn task(&self) -> &Task<F::Output, Header> {
         &self.task
+    }
+
+    fn abort(self: Arc<Self>) {
+        Cell::abort(self);
     }
 }
 

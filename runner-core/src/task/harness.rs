@@ -2,11 +2,14 @@
 
 use std::borrow::Borrow;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context as TaskCx, Poll};
+use std::task::{Context as TaskCx, Poll, Wake, Waker};
 use std::time::Instant;
 
 use pin_project_lite::pin_project;
@@ -19,6 +22,7 @@ use crate::scope;
 use crate::shared::TaskRef;
 
 use super::cell::*;
+use super::own::OwnTask;
 
 /// Drops the future with the task's runner and context installed (its destructors may use
 /// them). A destructor that panics makes the task's result that panic, as tokio does: the
@@ -229,6 +233,122 @@ impl<F: Future> Cell<F> {
     }
 }
 
+impl<F> Cell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    /// `JoinHandle::abort`: see [`Header::abort`]. A task on the runner's own queue registers no
+    /// waker: it is queued instead (hence the `Arc`).
+    pub(crate) fn abort(self: Arc<Self>) {
+        let header = &self.task.header;
+        if !header.own {
+            header.abort();
+        } else if header.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
+            && self.set_scheduled()
+        {
+            Self::enqueue(self);
+        }
+    }
+
+    /// Sets `SCHEDULED`: true on the transition, when the caller must queue the cell.
+    #[inline]
+    fn set_scheduled(&self) -> bool {
+        self.task.header.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE) == 0
+    }
+
+    /// Queues the cell on its runner's own queue (once `set_scheduled` said so). Nothing to do
+    /// once the runner is gone: it closed, and every task of it has completed.
+    #[inline]
+    fn enqueue(me: Arc<Self>) {
+        if let Some(shared) = me.task.header.shared.upgrade() {
+            shared.push_own(me);
+        }
+    }
+}
+
+/// A task on the runner's own queue is woken by queuing its cell there (see `task::own`).
+impl<F> Wake for Cell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn wake(self: Arc<Self>) {
+        if self.set_scheduled() {
+            Self::enqueue(self);
+        }
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.set_scheduled() {
+            Self::enqueue(self.clone());
+        }
+    }
+}
+
+/// A waker that borrows an `Arc`'s reference instead of taking one of its own: no reference
+/// counting per poll. Its clones take their own.
+struct WakerRef<'a> {
+    waker: ManuallyDrop<Waker>,
+    _arc: PhantomData<&'a ()>,
+}
+
+impl<'a> WakerRef<'a> {
+    #[inline]
+    fn new<W: Wake + Send + Sync + 'static>(me: &'a Arc<W>) -> Self {
+        // SAFETY: the `Arc` made from `me`'s pointer takes no reference of its own and is never
+        // dropped (the waker holding it is in a `ManuallyDrop`, and a `Waker` is woken by value
+        // only through a clone); it lives no longer than the borrow of `me`, which keeps the
+        // count at least 1 meanwhile.
+        let arc = unsafe { Arc::from_raw(Arc::as_ptr(me)) };
+        WakerRef {
+            waker: ManuallyDrop::new(Waker::from(arc)),
+            _arc: PhantomData,
+        }
+    }
+}
+
+impl Deref for WakerRef<'_> {
+    type Target = Waker;
+
+    fn deref(&self) -> &Waker {
+        &self.waker
+    }
+}
+
+impl<F> OwnTask for Cell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    /// A poll of a task on the runner's own queue, on the loop's thread: clears `SCHEDULED` and
+    /// takes `RUNNING` in one step, polls the future with the cell itself as the waker (see
+    /// [`poll_task`]; no waker is registered: `abort` queues the cell), and lets go. Only this
+    /// drive and close (`cancel_now`) take `RUNNING` for such a task, both on the loop's thread
+    /// and never during each other: it is clear here.
+    fn poll_own(self: Arc<Self>) {
+        let header = &self.task.header;
+        let prev = header
+            .state
+            .fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel);
+        debug_assert!(prev & SCHEDULED != 0 && prev & RUNNING == 0);
+        if prev & COMPLETE != 0 {
+            // Cancelled by close after it was queued: nothing left to poll.
+            header.state.fetch_and(!RUNNING, Ordering::AcqRel);
+            return;
+        }
+        let waker = WakerRef::new(&self);
+        let mut cx = TaskCx::from_waker(&waker);
+        // SAFETY: `RUNNING` was clear and the `fetch_xor` above set it: it is held here until
+        // the `fetch_and` below, after the last use of `run`.
+        let run = unsafe { self.run() };
+        let (stage, env) = run.parts();
+        let _ = poll_registered(stage, env, &self.task, &mut cx, prev & ABORTED != 0);
+        // An abort during the poll found `SCHEDULED` clear and queued the task again.
+        header.state.fetch_and(!RUNNING, Ordering::AcqRel);
+    }
+}
+
 /// Polls a running stage. If the poll panics, the future is dropped during the unwind (with the
 /// runner and context still installed), as tokio drops it: its destructors see
 /// `thread::panicking()`, so a `MutexGuard` held across an `.await` poisons its mutex. A panic of
@@ -271,7 +391,13 @@ where
         self.task.header.spawned_at()
     }
 
+    /// Close's abort, only where the loop cannot run (`close::abandon`), and only on a
+    /// multi-thread loop: there a task on the runner's own queue is cancelled in place instead.
     fn abort(&self) {
+        debug_assert!(
+            !self.task.header.own,
+            "cancel_now for a task on the own queue"
+        );
         self.task.header.abort();
     }
 
@@ -287,15 +413,21 @@ where
             if cur & RUNNING != 0 {
                 // Being polled (or dropped) on another thread right now: that poll's next turn
                 // sees the flag; make sure there is one.
+                // Never for a task on the runner's own queue: only its poll, on the loop's
+                // thread, and this, on the same thread outside any poll, take `RUNNING`.
+                debug_assert!(!header.own, "close found a task on the own queue running");
                 state.fetch_or(ABORTED, Ordering::AcqRel);
                 header.driver.wake();
                 return;
             }
             // `SHELL` in the same step as `RUNNING`: a drop of the backend's task that finds
-            // `RUNNING` taken by close (`Cell::release`) knows it is the shell's drop.
+            // `RUNNING` taken by close (`Cell::release`) knows it is the shell's drop. A task on
+            // the runner's own queue has no backend task, hence no shell: left queued, its next
+            // turn finds it complete.
+            let shell = if header.own { 0 } else { SHELL };
             match state.compare_exchange_weak(
                 cur,
-                cur | ABORTED | RUNNING | SHELL,
+                cur | ABORTED | RUNNING | shell,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -310,13 +442,17 @@ where
         // Counted once the shell is marked: a shell's drop on another thread in between takes
         // one off before this adds it (the count wraps for that moment), and close reads the
         // count only once every `cancel_now` has returned.
-        if let Some(s) = &env.scope {
-            s.shells.fetch_add(1, Ordering::AcqRel);
+        if !header.own {
+            if let Some(s) = &env.scope {
+                s.shells.fetch_add(1, Ordering::AcqRel);
+            }
         }
         // Without `COMPLETE` the future is still there (see `COMPLETE`).
         cancel(stage, env, &self.task);
         state.fetch_and(!RUNNING, Ordering::AcqRel);
-        header.driver.wake();
+        if !header.own {
+            header.driver.wake();
+        }
     }
 }
 

@@ -69,7 +69,11 @@ impl<T> JoinHandle<T> {
     /// panicked, that panic, as with tokio). Does nothing to a task that has already finished,
     /// nor to a blocking job that has started.
     pub fn abort(&self) {
-        self.header().abort();
+        match &self.inner {
+            // A task on the runner's own queue is its own waker.
+            Inner::Shared(c) => c.clone().abort(),
+            _ => self.header().abort(),
+        }
     }
 
     /// True once the task has finished, by any path: its output (or error) is ready.

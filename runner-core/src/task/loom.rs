@@ -10,6 +10,11 @@
 //! `COMPLETE`/`JOIN_WAKER`/`DETACHED`/`TAKEN` bits as `Task::complete`, `Task::poll_join` and
 //! `Task::detach` (cell.rs) use them, the output and the handle's waker as `UnsafeCell`s.
 //!
+//! And a model of a task on the runner's own queue (current-thread loops): the `SCHEDULED` bit
+//! set by its waker and by `abort` from any thread (`Cell::set_scheduled`, `Cell::abort`), and
+//! cleared with `RUNNING` taken in one step by the loop thread's poll (`OwnTask::poll_own`,
+//! harness.rs): a task is queued at most once, no wake is lost, an abort is seen.
+//!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
 //! ```
@@ -19,7 +24,7 @@ use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::cell::{ABORTED, COMPLETE, DETACHED, JOIN_WAKER, RUNNING, SHELL, TAKEN};
+use super::cell::{ABORTED, COMPLETE, DETACHED, JOIN_WAKER, RUNNING, SCHEDULED, SHELL, TAKEN};
 
 struct Model {
     state: AtomicU8,
@@ -363,5 +368,153 @@ fn output_handed_over_while_the_handle_is_dropped() {
         task.join().unwrap();
         let unread = j.unread.load(Ordering::Acquire);
         assert_eq!(usize::from(got.is_some()) + unread, 1);
+    });
+}
+
+/// A task on the runner's own queue: its state word, its entries in the queue, its future.
+struct Own {
+    state: AtomicU8,
+    /// Entries of the cell in the runner's queue.
+    queued: AtomicUsize,
+    /// Whether the future is still there.
+    run: UnsafeCell<bool>,
+    polls: AtomicUsize,
+    drops: AtomicUsize,
+}
+
+impl Own {
+    /// Spawned: queued once, with `SCHEDULED` set.
+    fn new() -> Self {
+        Own {
+            state: AtomicU8::new(SCHEDULED),
+            queued: AtomicUsize::new(1),
+            run: UnsafeCell::new(true),
+            polls: AtomicUsize::new(0),
+            drops: AtomicUsize::new(0),
+        }
+    }
+
+    /// `Cell::set_scheduled` then `Cell::enqueue`.
+    fn wake(&self) {
+        if self.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE) == 0 {
+            let before = self.queued.fetch_add(1, Ordering::AcqRel);
+            assert_eq!(before, 0, "a task queued twice");
+        }
+    }
+
+    /// `Cell::abort` for a task on the runner's own queue.
+    fn abort(&self) {
+        if self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0 {
+            self.wake();
+        }
+    }
+
+    /// The drive on the loop's thread: takes the cell off the queue and polls it
+    /// (`OwnTask::poll_own`); the future stays pending unless `finish`.
+    fn drive_once(&self, finish: bool) -> bool {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        let prev = self.state.fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel);
+        assert!(prev & SCHEDULED != 0 && prev & RUNNING == 0);
+        if prev & COMPLETE == 0 {
+            self.run.with_mut(|run| {
+                // SAFETY: `RUNNING` is held; loom checks that no one else is in here.
+                let run = unsafe { &mut *run };
+                assert!(*run, "a complete task polled");
+                if prev & ABORTED != 0 || finish {
+                    *run = false;
+                    self.drops.fetch_add(1, Ordering::AcqRel);
+                    self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+                } else {
+                    self.polls.fetch_add(1, Ordering::AcqRel);
+                }
+            });
+        }
+        self.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        true
+    }
+
+    /// Every drive until the queue is empty.
+    fn drain(&self) {
+        while self.drive_once(false) {}
+    }
+
+    /// At rest, until the task completes: `SCHEDULED` set exactly when the cell is queued, so
+    /// no wake is lost and none queues it twice. (Once complete, a wake may set the bit and
+    /// queues nothing: nothing is left to poll.)
+    fn check_rest(&self) {
+        let state = self.state.load(Ordering::Acquire);
+        let queued = self.queued.load(Ordering::Acquire);
+        assert!(queued <= 1);
+        if state & COMPLETE == 0 {
+            assert_eq!(state & SCHEDULED != 0, queued == 1);
+        }
+    }
+}
+
+/// A waker on another thread races the loop's polls of a task on the runner's own queue: the
+/// task is queued at most once, and a wake after the poll took it off queues it again.
+#[test]
+fn own_queue_wake_races_a_poll() {
+    loom::model(|| {
+        let t = Arc::new(Own::new());
+        let waker = {
+            let t = t.clone();
+            thread::spawn(move || {
+                t.wake();
+                t.wake();
+            })
+        };
+        t.drive_once(false);
+        t.drive_once(false);
+        waker.join().unwrap();
+        t.check_rest();
+        // Whatever the order, the wakes left the task queued or were followed by a poll: the
+        // drain empties the queue and clears the bit.
+        t.drain();
+        t.check_rest();
+        assert_eq!(t.state.load(Ordering::Acquire) & SCHEDULED, 0);
+        assert!(t.polls.load(Ordering::Acquire) >= 1);
+    });
+}
+
+/// `abort` from another thread races a poll (and the task completing): the future is dropped
+/// exactly once, by the poll that sees `ABORTED` or by the one that finishes it.
+#[test]
+fn own_queue_abort_races_a_poll() {
+    loom::model(|| {
+        let t = Arc::new(Own::new());
+        let aborter = {
+            let t = t.clone();
+            thread::spawn(move || t.abort())
+        };
+        t.drive_once(false);
+        aborter.join().unwrap();
+        t.check_rest();
+        t.drain();
+        t.check_rest();
+        assert_eq!(t.drops.load(Ordering::Acquire), 1, "the abort was lost");
+        assert!(t.state.load(Ordering::Acquire) & COMPLETE != 0);
+    });
+}
+
+/// A wake races the task finishing: a wake after `COMPLETE` queues nothing, one before it leaves
+/// a cell that the next drive lets go of without polling.
+#[test]
+fn own_queue_wake_races_completion() {
+    loom::model(|| {
+        let t = Arc::new(Own::new());
+        let waker = {
+            let t = t.clone();
+            thread::spawn(move || t.wake())
+        };
+        t.drive_once(true);
+        waker.join().unwrap();
+        t.check_rest();
+        t.drain();
+        assert_eq!(t.drops.load(Ordering::Acquire), 1);
+        assert_eq!(t.queued.load(Ordering::Acquire), 0);
     });
 }

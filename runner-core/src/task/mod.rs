@@ -11,6 +11,7 @@ mod harness;
 mod join;
 #[cfg(all(test, loom))]
 mod loom;
+pub(crate) mod own;
 mod spawn;
 
 use std::future::Future;
@@ -158,6 +159,15 @@ fn unwrap_spawn<T>(r: Result<T, SpawnError>) -> T {
 /// Works inside any `run`, inside tasks (on any worker thread), and inside blocking jobs spawned
 /// through the runner. The task gets a copy of the spawner's [`Context`]. Dropping the returned
 /// handle detaches the task; see [`JoinHandle`].
+///
+/// On a multi-thread loop ([`EventLoop::is_multi_thread`](crate::EventLoop::is_multi_thread)) the
+/// task is the backend's, spawned through
+/// [`Spawner::spawn_task`](crate::Spawner::spawn_task). On a current-thread loop it runs on the
+/// runner's own run queue instead, polled inside the backend's `block_on` after each pending poll
+/// of the main future, as the runner's `!Send` tasks are: no backend task, no second wrapper.
+/// There one drive polls the tasks queued when it begins, then those queued meanwhile, up to 61
+/// polls (more only when its first batch alone is larger), and then lets the backend poll its I/O
+/// and timers before the rest: a task that yields forever does not starve the loop.
 ///
 /// # Examples
 ///

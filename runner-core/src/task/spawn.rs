@@ -26,6 +26,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    if !shared.multi_thread {
+        return spawn_own(shared, from_loop, fut, ctx, meta);
+    }
     let cell = shared.register(from_loop, |key, cancelled| {
         let cell = Arc::new(Cell {
             task: Task::new(Header::new(key, meta, shared, cancelled, false)),
@@ -44,6 +47,43 @@ where
     if let Some(task) = scope::defer(shared, task) {
         shared.spawner.spawn_task(task);
     }
+    Ok(JoinHandle {
+        inner: Inner::Shared(cell),
+    })
+}
+
+/// [`spawn_on`] on a current-thread loop: the cell goes onto the runner's own queue (see
+/// `task::own`), not to the backend.
+#[inline]
+fn spawn_own<F>(
+    shared: &Arc<Shared>,
+    from_loop: bool,
+    fut: F,
+    ctx: Context,
+    meta: Meta,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let cell = shared.register(from_loop, |key, cancelled| {
+        let mut header = Header::new(key, meta, shared, cancelled, false);
+        header.own = true;
+        // Queued below, once: its first poll.
+        *header.state.get_mut() |= SCHEDULED;
+        let cell = Arc::new(Cell {
+            task: Task::new(header),
+            run: UnsafeCell::new(Run {
+                stage: Stage::Running { fut },
+                env: Env {
+                    scope: Some(shared.clone()),
+                    ctx,
+                },
+            }),
+        });
+        (cell.clone() as Arc<dyn TaskRef>, cell)
+    })?;
+    shared.push_own(cell.clone());
     Ok(JoinHandle {
         inner: Inner::Shared(cell),
     })
