@@ -1,5 +1,5 @@
 //! The runner's own executor for `!Send` tasks, used on every loop that has no native
-//! [`LocalSpawner`](crate::LocalSpawner).
+//! [`LocalSpawner`].
 //!
 //! Local tasks are polled by the wrapper of the main future (and by close), so they progress
 //! during runs, on the runner's own thread, on every backend, multi-thread ones included. A

@@ -457,7 +457,7 @@ pin_project! {
     }
 }
 
-/// A `Send` task's cell, shared by the wrapper the backend runs, the [`JoinHandle`] and the
+/// A `Send` task's cell, shared by the wrapper the backend runs, the [`JoinHandle`](super::JoinHandle) and the
 /// registry: the task's header and output slot, and its future with what polls it. The future
 /// lives here rather than in the backend's task so that close can drop it in place, on its own
 /// thread, without a wake-and-poll round through the backend.
@@ -509,7 +509,7 @@ impl<F: Future> Run<F> {
     }
 }
 
-/// The output side of a `Send` task's cell, whatever its future: what a [`JoinHandle`] holds.
+/// The output side of a `Send` task's cell, whatever its future: what a [`JoinHandle`](super::JoinHandle) holds.
 pub(crate) trait Output<T>: Send + Sync {
     fn task(&self) -> &Task<T, Header>;
 

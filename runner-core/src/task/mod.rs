@@ -1,4 +1,4 @@
-//! Executor-neutral tasks: [`spawn`], [`spawn_local`], [`spawn_blocking`] and [`JoinHandle`].
+//! Executor-neutral tasks: [`spawn`](fn@spawn), [`spawn_local`], [`spawn_blocking`] and [`JoinHandle`].
 //!
 //! Every task spawned through the runner is wrapped once, here, whatever the backend: the
 //! wrapper catches the task's panics, installs the runner and the task's [`Context`] around each
@@ -60,7 +60,7 @@ impl Builder {
         self
     }
 
-    /// [`spawn`] with this configuration.
+    /// [`spawn`](fn@spawn) with this configuration.
     ///
     /// # Panics
     ///
@@ -201,7 +201,7 @@ where
     Builder::new().spawn(fut)
 }
 
-/// [`spawn`] that returns an error instead of panicking.
+/// [`spawn`](fn@spawn) that returns an error instead of panicking.
 ///
 /// # Errors
 ///
