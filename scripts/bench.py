@@ -44,7 +44,8 @@ OPS = ["run_ready", "run_yield10", "spawn_join_10k", "create_close", "cancel_10k
        "sleep_1k", "spawn_2threads", "contextvar_get", "contextvar_set", "task_yield100"]
 BACKENDS = ["tokio_current", "tokio_multi", "smol_local", "smol_multi", "glommio", "any"]
 TARGETS = {"run_ready": 1.10, "run_yield10": 1.10, "spawn_join_10k": 1.25,
-           "create_close": 1.20, "cancel_10k_at_close": 1.50}
+           "create_close": 1.20, "cancel_10k_at_close": 1.50, "sleep_1k": 1.25,
+           "spawn_2threads": 1.25}
 PY_OPS = ["run_ready", "run_yield10", "spawn_join_10k", "create_close", "cancel_10k_at_close"]
 # callgrind: iterations N per op (the binary also runs 2N; the difference / N is one iteration).
 CG_OPS = {"run_ready": 400, "run_yield10": 400, "spawn_join_100": 40, "task_yield100": 100,
