@@ -357,13 +357,7 @@ mod tests {
         }
     }
 
-    struct Count(Arc<AtomicUsize>);
-
-    impl Drop for Count {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::Count;
 
     /// A spawner with only the required methods gets every task through `spawn`, boxed, and
     /// runs, aborts and cancels them at close as any loop does.

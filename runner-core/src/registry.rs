@@ -65,6 +65,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 use std::sync::{Mutex, MutexGuard};
 
+#[cfg(test)]
+mod fake;
 #[cfg(all(test, loom))]
 mod loom;
 
@@ -411,63 +413,13 @@ impl Registry {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::future::Future;
-    use std::panic::Location;
     use std::pin::pin;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::{Arc, Weak};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     use std::task::{Context, Wake, Waker};
 
+    use super::fake::{spawn_in, Fake};
     use super::*;
-
-    /// A task whose cancellation ends it at once, as close's in-place cancel does.
-    struct Fake {
-        info: TaskInfo,
-        reg: Weak<Registry>,
-        key: AtomicUsize,
-        ended: AtomicBool,
-    }
-
-    impl Fake {
-        fn end(&self, outcome: Outcome) -> Option<bool> {
-            if self.ended.swap(true, Ordering::AcqRel) {
-                return None;
-            }
-            let reg = self.reg.upgrade()?;
-            Some(reg.deregister(self.key.load(Ordering::Acquire), outcome))
-        }
-    }
-
-    impl TaskRef for Fake {
-        fn info(&self) -> &TaskInfo {
-            &self.info
-        }
-        fn spawned_at(&self) -> Option<Instant> {
-            None
-        }
-        fn abort(&self) {
-            self.end(Outcome::Cancelled);
-        }
-    }
-
-    fn spawn_in(
-        reg: &Arc<Registry>,
-        shard: usize,
-        from_loop: bool,
-    ) -> Result<(Arc<Fake>, bool), SpawnError> {
-        reg.register_in(shard, from_loop, |key, cancelled| {
-            let t = Arc::new(Fake {
-                info: TaskInfo {
-                    name: None,
-                    location: Location::caller(),
-                    main: false,
-                },
-                reg: Arc::downgrade(reg),
-                key: AtomicUsize::new(key),
-                ended: AtomicBool::new(false),
-            });
-            (t.clone() as Arc<dyn TaskRef>, (t, cancelled))
-        })
-    }
 
     struct Flag(AtomicBool);
 
@@ -569,16 +521,7 @@ mod tests {
                     for _ in 0..50 {
                         let (t, _) = reg
                             .register(false, |key, _| {
-                                let t = Arc::new(Fake {
-                                    info: TaskInfo {
-                                        name: None,
-                                        location: Location::caller(),
-                                        main: false,
-                                    },
-                                    reg: Arc::downgrade(&reg),
-                                    key: AtomicUsize::new(key),
-                                    ended: AtomicBool::new(false),
-                                });
+                                let t = Fake::new(&reg, key);
                                 (t.clone() as Arc<dyn TaskRef>, (t, false))
                             })
                             .unwrap();

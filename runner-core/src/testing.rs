@@ -242,3 +242,15 @@ const _: fn() = || {
     fn assert_send<T: Send>() {}
     assert_send::<Pin<Box<dyn Future<Output = ()> + Send>>>();
 };
+
+/// Counts its drops into a shared counter: what the engine's own tests hang on futures to see
+/// them dropped exactly once.
+#[cfg(test)]
+pub(crate) struct Count(pub(crate) std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[cfg(test)]
+impl Drop for Count {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

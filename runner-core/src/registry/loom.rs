@@ -8,76 +8,14 @@
 //! ```
 
 use std::future::poll_fn;
-use std::panic::Location;
-use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::sync::Arc;
 
-use ::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use ::loom::sync::atomic::Ordering;
 use ::loom::thread;
 
-use super::{Outcome, Outcomes, Registry, TaskRef};
-use crate::diagnostic::TaskInfo;
+use super::fake::spawn_in;
+use super::{Outcome, Outcomes, Registry};
 use crate::error::SpawnError;
-
-/// A task as the registry sees it. Close's cancel ends it at once (in place, as close does for a
-/// task nobody is polling); `end` stands for `Task::complete`, which the cell's state word makes
-/// run once per task (modelled in `task::loom`).
-struct Fake {
-    info: TaskInfo,
-    reg: Weak<Registry>,
-    key: AtomicUsize,
-    ended: AtomicBool,
-    /// What `deregister` said: the task ended while the runner was closing.
-    counted: AtomicBool,
-}
-
-impl Fake {
-    fn end(&self, outcome: Outcome) {
-        if self.ended.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if let Some(reg) = self.reg.upgrade() {
-            let closing = reg.deregister(self.key.load(Ordering::Acquire), outcome);
-            self.counted.store(closing, Ordering::Release);
-        }
-    }
-}
-
-impl TaskRef for Fake {
-    fn info(&self) -> &TaskInfo {
-        &self.info
-    }
-
-    fn spawned_at(&self) -> Option<Instant> {
-        None
-    }
-
-    fn abort(&self) {
-        self.end(Outcome::Cancelled);
-    }
-}
-
-/// `Shared::register` into `shard`: the task and whether it was born cancelled.
-fn spawn(
-    reg: &Arc<Registry>,
-    shard: usize,
-    from_loop: bool,
-) -> Result<(Arc<Fake>, bool), SpawnError> {
-    reg.register_in(shard, from_loop, |key, cancelled| {
-        let task = Arc::new(Fake {
-            info: TaskInfo {
-                name: None,
-                location: Location::caller(),
-                main: false,
-            },
-            reg: Arc::downgrade(reg),
-            key: AtomicUsize::new(key),
-            ended: AtomicBool::new(false),
-            counted: AtomicBool::new(false),
-        });
-        (task.clone() as Arc<dyn TaskRef>, (task, cancelled))
-    })
-}
 
 /// `close::drive_close` after its grace: cancel what was alive, then wait for the registry to
 /// drain and seal it. Returns how many tasks close cancelled.
@@ -105,7 +43,7 @@ fn foreign_spawn_races_cancelling() {
         reg.begin_grace();
         let spawner = {
             let reg = reg.clone();
-            thread::spawn(move || spawn(&reg, 1, false).ok())
+            thread::spawn(move || spawn_in(&reg, 1, false).ok())
         };
         close(&reg);
         let spawned = spawner.join().unwrap();
@@ -119,7 +57,7 @@ fn foreign_spawn_races_cancelling() {
             }
             None => assert_eq!(outcomes, Outcomes::default()),
         }
-        assert!(matches!(spawn(&reg, 0, true), Err(SpawnError::Closed)));
+        assert!(matches!(spawn_in(&reg, 0, true), Err(SpawnError::Closed)));
     });
 }
 
@@ -130,7 +68,7 @@ fn foreign_spawn_races_cancelling() {
 fn completion_races_close() {
     ::loom::model(|| {
         let reg = Arc::new(Registry::with_shards(2));
-        let (task, _) = spawn(&reg, 1, false).unwrap();
+        let (task, _) = spawn_in(&reg, 1, false).unwrap();
         reg.begin_grace();
         let worker = {
             let task = task.clone();
@@ -150,7 +88,7 @@ fn completion_races_close() {
 fn completion_before_close_is_not_counted() {
     ::loom::model(|| {
         let reg = Arc::new(Registry::with_shards(2));
-        let (task, _) = spawn(&reg, 1, false).unwrap();
+        let (task, _) = spawn_in(&reg, 1, false).unwrap();
         let worker = {
             let task = task.clone();
             thread::spawn(move || task.end(Outcome::Finished))
@@ -176,7 +114,7 @@ fn loop_spawn_races_seal() {
         assert!(pending.is_empty());
         let worker = {
             let reg = reg.clone();
-            thread::spawn(move || match spawn(&reg, 1, true) {
+            thread::spawn(move || match spawn_in(&reg, 1, true) {
                 Ok((task, born_cancelled)) => {
                     assert!(
                         born_cancelled,
@@ -208,8 +146,8 @@ fn drained_wake_up_across_shards() {
     model.preemption_bound = Some(3);
     model.check(|| {
         let reg = Arc::new(Registry::with_shards(2));
-        let (a, _) = spawn(&reg, 0, false).unwrap();
-        let (b, _) = spawn(&reg, 1, false).unwrap();
+        let (a, _) = spawn_in(&reg, 0, false).unwrap();
+        let (b, _) = spawn_in(&reg, 1, false).unwrap();
         reg.begin_grace();
         let threads: Vec<_> = [a, b]
             .into_iter()

@@ -479,6 +479,20 @@ where
 }
 
 impl<F: Future> Cell<F> {
+    /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner.
+    pub(crate) fn new(header: Header, fut: F, shared: &Arc<Shared>, ctx: Context) -> Self {
+        Cell {
+            task: Task::new(header),
+            run: UnsafeCell::new(Run {
+                stage: Stage::Running { fut },
+                env: Env {
+                    scope: Some(shared.clone()),
+                    ctx,
+                },
+            }),
+        }
+    }
+
     /// The future and what polls it.
     ///
     /// # Safety

@@ -461,7 +461,6 @@ mod tests {
     //! The backend's side of a `Send` task's cell under Miri, driven by hand: a drop before
     //! completion, and close's in-place cancel finding the future being polled.
 
-    use std::cell::UnsafeCell;
     use std::future::{pending, poll_fn, Future};
     use std::panic::Location;
     use std::pin::Pin;
@@ -469,20 +468,14 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::task::{Context as TaskCx, Poll, Waker};
 
-    use super::{Cell, Env, Header, Meta, Run, Stage, Task};
+    use super::{Cell, Header, Meta};
     use crate::context::Context;
     use crate::event_loop::RawTask;
     use crate::shared::{Shared, TaskRef};
     use crate::testing::TestLoop;
     use crate::Runner;
 
-    struct Count(Arc<AtomicUsize>);
-
-    impl Drop for Count {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::Count;
 
     /// A registered cell around `fut`, with the wrapper the backend would run.
     fn cell<F>(shared: &Arc<Shared>, fut: F) -> (Arc<Cell<F>>, RawTask)
@@ -496,16 +489,8 @@ mod tests {
                     name: None,
                     location: Location::caller(),
                 };
-                let cell = Arc::new(Cell {
-                    task: Task::new(Header::new(key, meta, shared, cancelled, false)),
-                    run: UnsafeCell::new(Run {
-                        stage: Stage::Running { fut },
-                        env: Env {
-                            scope: Some(shared.clone()),
-                            ctx: Context::new(),
-                        },
-                    }),
-                });
+                let header = Header::new(key, meta, shared, cancelled, false);
+                let cell = Arc::new(Cell::new(header, fut, shared, Context::new()));
                 (cell.clone() as Arc<dyn TaskRef>, cell)
             })
             .unwrap();

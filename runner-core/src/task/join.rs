@@ -137,13 +137,7 @@ mod tests {
     use crate::testing::TestLoop;
     use crate::Runner;
 
-    struct Count(Arc<AtomicUsize>);
-
-    impl Drop for Count {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::Count;
 
     #[test]
     fn output_handed_over_across_threads_and_wakers() {

@@ -287,13 +287,7 @@ mod tests {
     use crate::testing::TestLoop;
     use crate::Runner;
 
-    struct Count(Arc<AtomicUsize>);
-
-    impl Drop for Count {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::Count;
 
     #[test]
     fn cell_polls_completes_aborts_and_cancels_in_place() {

@@ -1,6 +1,5 @@
 //! The spawn paths: a `Send` task into a cell on the loop, a local task onto the runner's thread.
 
-use std::cell::UnsafeCell;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -30,16 +29,8 @@ where
         return spawn_own(shared, from_loop, fut, ctx, meta);
     }
     let cell = shared.register(from_loop, |key, cancelled| {
-        let cell = Arc::new(Cell {
-            task: Task::new(Header::new(key, meta, shared, cancelled, false)),
-            run: UnsafeCell::new(Run {
-                stage: Stage::Running { fut },
-                env: Env {
-                    scope: Some(shared.clone()),
-                    ctx,
-                },
-            }),
-        });
+        let header = Header::new(key, meta, shared, cancelled, false);
+        let cell = Arc::new(Cell::new(header, fut, shared, ctx));
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
     // The backend's task is the cell itself, type-erased: no allocation beyond the cell.
@@ -71,16 +62,7 @@ where
         header.own = true;
         // Queued below, once: its first poll.
         *header.state.get_mut() |= SCHEDULED;
-        let cell = Arc::new(Cell {
-            task: Task::new(header),
-            run: UnsafeCell::new(Run {
-                stage: Stage::Running { fut },
-                env: Env {
-                    scope: Some(shared.clone()),
-                    ctx,
-                },
-            }),
-        });
+        let cell = Arc::new(Cell::new(header, fut, shared, ctx));
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
     shared.push_own(cell.clone());

@@ -1,0 +1,83 @@
+//! The task the registry's tests and loom models register: enough of one to be cancelled and
+//! counted, with the registry's own atomics (loom's under `--cfg loom`).
+
+use std::panic::Location;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+#[cfg(loom)]
+use ::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::{Outcome, Registry, TaskRef};
+use crate::diagnostic::TaskInfo;
+use crate::error::SpawnError;
+
+/// A task whose cancellation ends it at once, as close's in-place cancel does for a task nobody
+/// is polling; `end` stands for `Task::complete`, which the cell's state word makes run once per
+/// task (modelled in `task::loom`).
+pub(super) struct Fake {
+    info: TaskInfo,
+    reg: Weak<Registry>,
+    pub(super) key: AtomicUsize,
+    pub(super) ended: AtomicBool,
+    /// What `deregister` said: the task ended while the runner was closing.
+    pub(super) counted: AtomicBool,
+}
+
+impl Fake {
+    /// The task registered under `key` in `reg`.
+    #[track_caller]
+    pub(super) fn new(reg: &Arc<Registry>, key: usize) -> Arc<Fake> {
+        Arc::new(Fake {
+            info: TaskInfo {
+                name: None,
+                location: Location::caller(),
+                main: false,
+            },
+            reg: Arc::downgrade(reg),
+            key: AtomicUsize::new(key),
+            ended: AtomicBool::new(false),
+            counted: AtomicBool::new(false),
+        })
+    }
+
+    /// Ends the task once: `deregister`'s answer (ended while closing), `None` when it had
+    /// already ended or the registry is gone.
+    pub(super) fn end(&self, outcome: Outcome) -> Option<bool> {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let reg = self.reg.upgrade()?;
+        let closing = reg.deregister(self.key.load(Ordering::Acquire), outcome);
+        self.counted.store(closing, Ordering::Release);
+        Some(closing)
+    }
+}
+
+impl TaskRef for Fake {
+    fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    fn spawned_at(&self) -> Option<Instant> {
+        None
+    }
+
+    fn abort(&self) {
+        self.end(Outcome::Cancelled);
+    }
+}
+
+/// `Shared::register` into `shard`: the task and whether it was born cancelled.
+pub(super) fn spawn_in(
+    reg: &Arc<Registry>,
+    shard: usize,
+    from_loop: bool,
+) -> Result<(Arc<Fake>, bool), SpawnError> {
+    reg.register_in(shard, from_loop, |key, cancelled| {
+        let task = Fake::new(reg, key);
+        (task.clone() as Arc<dyn TaskRef>, (task, cancelled))
+    })
+}
