@@ -209,11 +209,12 @@ pub trait EventLoop: Sized + 'static {
 /// A loop that keeps its queued tasks in a queue of its own stores both kinds as they are:
 ///
 /// ```
+/// # use runner_core as runner;
 /// use std::collections::VecDeque;
 /// use std::sync::Mutex;
 /// use std::time::Instant;
 ///
-/// use runner_core::{BlockingJob, BoxFuture, RawTask, Spawner};
+/// use runner::{BlockingJob, BoxFuture, RawTask, Spawner};
 ///
 /// enum Job {
 ///     Boxed(BoxFuture),
