@@ -90,25 +90,35 @@ pub(crate) const DETACHED: u8 = 64;
 /// its waker on the transition that queues it, cleared by the poll that takes it off.
 pub(crate) const SCHEDULED: u8 = 128;
 
-/// What every task has, whatever holds its future: its registry key, its state word, the waker
-/// of its last pending poll, and what diagnostics show of it.
+/// What every task has, whatever holds its future: its registry key, its state word, and what
+/// diagnostics show of it. 32 bytes: the waker of a task's last pending poll, which a task on
+/// the runner's own queue does not need (its cell is its own waker), is kept beside the header
+/// by the tasks that need one ([`Cell`] on a multi-thread loop, [`LocalHeader`]).
 pub(crate) struct Header {
-    pub(crate) key: usize,
+    /// The registry's key: `u32` beside the state word and the flags, in one word.
+    key: u32,
+    pub(crate) state: AtomicU8,
     /// A `spawn_local` task: its end is counted in `LocalState`.
     pub(crate) local: bool,
     /// A `Send` task on the runner's own queue (a current-thread loop; see `task::own`): its cell
     /// is its own waker, and it has no backend task (no shell at close).
     pub(crate) own: bool,
-    pub(crate) state: AtomicU8,
-    pub(crate) driver: AtomicWaker,
-    pub(crate) info: TaskInfo,
-    /// In debug mode, when the task was spawned (see [`Header::spawned_at`]); 0 otherwise.
-    spawned: u64,
+    location: &'static Location<'static>,
+    /// The name and, in debug mode, the spawn time: boxed, and only for a task that has one.
+    extras: Option<Box<Extras>>,
     pub(crate) shared: Weak<Shared>,
 }
 
-/// The instant debug-mode spawn times count from: a `u64` of nanoseconds in every header instead
-/// of an `Option<Instant>` (8 bytes less per task).
+/// What only some tasks have: a name ([`Builder::name`](super::Builder::name)), and in debug
+/// mode the spawn time.
+struct Extras {
+    name: Option<Arc<str>>,
+    /// In debug mode, when the task was spawned (see [`Header::spawned_at`]); 0 otherwise.
+    spawned: u64,
+}
+
+/// The instant debug-mode spawn times count from: a `u64` of nanoseconds instead of an
+/// `Option<Instant>` (8 bytes less).
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 impl Header {
@@ -120,32 +130,66 @@ impl Header {
         cancelled: bool,
         local: bool,
     ) -> Self {
+        // A key past `u32` would take 4 billion tasks alive at once (blocking jobs, which have
+        // none, pass `usize::MAX`, kept as `u32::MAX`).
+        let key = if key == usize::MAX {
+            u32::MAX
+        } else {
+            u32::try_from(key).expect("fewer than 2^32 tasks alive at once")
+        };
+        let spawned = if shared.config.debug { spawn_time() } else { 0 };
+        let extras = (meta.name.is_some() || spawned != 0).then(|| {
+            Box::new(Extras {
+                name: meta.name,
+                spawned,
+            })
+        });
         Header {
             key,
             local,
             own: false,
             state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
-            driver: AtomicWaker::new(),
-            spawned: if shared.config.debug { spawn_time() } else { 0 },
-            info: TaskInfo {
-                name: meta.name,
-                location: meta.location,
-                main: false,
-            },
+            location: meta.location,
+            extras,
             shared: Arc::downgrade(shared),
+        }
+    }
+
+    /// The registry's key.
+    #[inline]
+    pub(crate) fn key(&self) -> usize {
+        if self.key == u32::MAX {
+            usize::MAX
+        } else {
+            self.key as usize
+        }
+    }
+
+    /// The name given at spawn, if any.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.extras.as_ref()?.name.as_deref()
+    }
+
+    /// What diagnostics show of the task.
+    pub(crate) fn info(&self) -> TaskInfo {
+        TaskInfo {
+            name: self.extras.as_ref().and_then(|e| e.name.clone()),
+            location: self.location,
+            main: false,
         }
     }
 
     /// In debug mode, when the task was spawned.
     pub(crate) fn spawned_at(&self) -> Option<Instant> {
-        let at = self.spawned.checked_sub(1)?;
+        let at = self.extras.as_ref()?.spawned.checked_sub(1)?;
         Some(*EPOCH.get()? + Duration::from_nanos(at))
     }
 
-    pub(crate) fn abort(&self) {
-        if self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0 {
-            self.driver.wake();
-        }
+    /// Sets `ABORTED`: true on the transition from neither `ABORTED` nor `COMPLETE`, when the
+    /// caller must wake the task (so that it is woken for it at most once).
+    #[inline]
+    pub(crate) fn abort(&self) -> bool {
+        self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
     }
 
     #[inline]
@@ -159,7 +203,7 @@ impl Header {
     }
 }
 
-/// Now, as [`Header::spawned`] holds it: never 0.
+/// Now, as [`Extras::spawned`] holds it: never 0.
 #[cold]
 fn spawn_time() -> u64 {
     let epoch = *EPOCH.get_or_init(Instant::now);
@@ -167,18 +211,79 @@ fn spawn_time() -> u64 {
     u64::try_from(since).unwrap_or(u64::MAX - 1) + 1
 }
 
-impl TaskRef for Header {
-    fn info(&self) -> &TaskInfo {
-        &self.info
+/// A local task's header, in its own allocation (its output need not be `Send`), with the
+/// waker of its last pending poll (for `abort` and close).
+pub(crate) struct LocalHeader {
+    pub(crate) header: Header,
+    pub(crate) driver: AtomicWaker,
+}
+
+impl LocalHeader {
+    pub(crate) fn abort(&self) {
+        if self.header.abort() {
+            self.driver.wake();
+        }
+    }
+}
+
+impl Borrow<Header> for Arc<LocalHeader> {
+    fn borrow(&self) -> &Header {
+        &self.header
+    }
+}
+
+impl TaskRef for LocalHeader {
+    fn info(&self) -> TaskInfo {
+        self.header.info()
     }
 
     fn spawned_at(&self) -> Option<Instant> {
-        Header::spawned_at(self)
+        self.header.spawned_at()
     }
 
     fn abort(&self) {
-        Header::abort(self);
+        LocalHeader::abort(self);
     }
+}
+
+/// Where the waker of a `Send` task's last pending poll is kept: an [`AtomicWaker`] for a task
+/// the backend runs (a multi-thread loop), nothing for a task on the runner's own queue, whose
+/// cell is its own waker.
+pub(crate) trait Driver: Default + Send + Sync + 'static {
+    /// A task on the runner's own queue.
+    const OWN: bool;
+
+    fn register(&self, waker: &Waker);
+
+    fn wake(&self);
+}
+
+impl Driver for AtomicWaker {
+    const OWN: bool = false;
+
+    #[inline]
+    fn register(&self, waker: &Waker) {
+        AtomicWaker::register(self, waker);
+    }
+
+    #[inline]
+    fn wake(&self) {
+        AtomicWaker::wake(self);
+    }
+}
+
+/// The [`Driver`] of a task on the runner's own queue: none.
+#[derive(Default)]
+pub(crate) struct OwnQueued;
+
+impl Driver for OwnQueued {
+    const OWN: bool = true;
+
+    #[inline]
+    fn register(&self, _: &Waker) {}
+
+    #[inline]
+    fn wake(&self) {}
 }
 
 /// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
@@ -195,19 +300,34 @@ pub(crate) struct Task<T, H> {
     waker: UnsafeCell<Option<Waker>>,
 }
 
-struct Out<T> {
-    value: Option<Result<T, JoinError>>,
-    /// The panic in `value` was already reported (it happened during close): dropping the
-    /// handle unread must not report it a second time.
-    reported: bool,
+enum Out<T> {
+    /// Nothing yet, or taken.
+    Empty,
+    Value(Result<T, JoinError>),
+    /// A panic already reported (it happened during close): dropping the handle unread must not
+    /// report it a second time.
+    Reported(JoinError),
 }
 
 impl<T> Out<T> {
+    fn take(&mut self) -> Self {
+        std::mem::replace(self, Out::Empty)
+    }
+
     /// What is left to report or drop of an output nobody read.
     fn unread(&mut self) -> Option<Result<T, JoinError>> {
-        match self.value.take() {
-            Some(Err(e)) if e.is_panic() && self.reported => None,
-            other => other,
+        match self.take() {
+            Out::Value(v) => Some(v),
+            Out::Reported(_) | Out::Empty => None,
+        }
+    }
+
+    /// The output, for the handle.
+    fn read(&mut self) -> Option<Result<T, JoinError>> {
+        match self.take() {
+            Out::Value(v) => Some(v),
+            Out::Reported(e) => Some(Err(e)),
+            Out::Empty => None,
         }
     }
 }
@@ -220,10 +340,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     pub(crate) fn new(header: H) -> Self {
         Task {
             header,
-            out: UnsafeCell::new(Out {
-                value: None,
-                reported: false,
-            }),
+            out: UnsafeCell::new(Out::Empty),
             waker: UnsafeCell::new(None),
         }
     }
@@ -246,7 +363,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         };
         // Counted first, at this one point, before anyone can see the output: a task joined
         // before close began has left the registry by then and is never counted by close.
-        let closing = shared.is_some_and(|s| s.deregister(header.key, outcome));
+        let closing = shared.is_some_and(|s| s.deregister(header.key(), outcome));
         if header.local {
             if let Some(s) = shared {
                 s.local.ended();
@@ -276,9 +393,9 @@ impl<T, H: Borrow<Header>> Task<T, H> {
             // SAFETY: before `COMPLETE` the output is this call's alone: the handle reads it only
             // once it has seen `COMPLETE`, and `complete` runs once.
             unsafe {
-                *self.out.get() = Out {
-                    value: Some(result),
-                    reported,
+                *self.out.get() = match result {
+                    Err(e) if reported => Out::Reported(e),
+                    result => Out::Value(result),
                 }
             };
             // After the output is stored: `is_finished()` then means the output is there to take.
@@ -298,14 +415,14 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         if let (Some(message), Some(s)) = (during_close, shared) {
             s.report(&Diagnostic {
                 kind: DiagnosticKind::PanicDuringShutdown,
-                task: header.info.clone(),
+                task: header.info(),
                 payload: None,
                 message: Some(message),
                 duration: None,
             });
         }
         if let Some(unread) = unread {
-            drop_unread(unread, shared, &header.info, closing);
+            drop_unread(unread, shared, &header.info(), closing);
         }
     }
 
@@ -361,7 +478,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         }
         // SAFETY: `COMPLETE` was seen (acquire): the output was stored before it, and `complete`
         // touches it again only if `DETACHED` is set, which only this handle's drop sets.
-        let out = unsafe { (*self.out.get()).value.take() };
+        let out = unsafe { (*self.out.get()).read() };
         state.fetch_or(TAKEN, Ordering::Relaxed);
         Poll::Ready(out.expect("a completed task's output is taken once"))
     }
@@ -382,7 +499,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
             // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
             // closing has no run left to end; the abort it records is never read.)
             let shared = header.shared.upgrade();
-            drop_unread(unread, shared.as_deref(), &header.info, false);
+            drop_unread(unread, shared.as_deref(), &header.info(), false);
         }
     }
 
@@ -391,7 +508,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     pub(crate) fn take_output(&self) -> Option<Result<T, JoinError>> {
         assert!(self.header().is_complete());
         // SAFETY: as in `poll_join`: complete, and no handle uses this task.
-        unsafe { (*self.out.get()).value.take() }
+        unsafe { (*self.out.get()).read() }
     }
 }
 
@@ -461,8 +578,10 @@ pin_project! {
 /// registry: the task's header and output slot, and its future with what polls it. The future
 /// lives here rather than in the backend's task so that close can drop it in place, on its own
 /// thread, without a wake-and-poll round through the backend.
-pub(crate) struct Cell<F: Future> {
+pub(crate) struct Cell<F: Future, D> {
     pub(crate) task: Task<F::Output, Header>,
+    /// The backend's waker of the task's last pending poll (see [`Driver`]).
+    pub(crate) driver: D,
     /// Used only by the holder of `RUNNING` in the header's state word (see [`Cell::run`]): the
     /// backend's wrapper, or close, which only tries to take it.
     pub(crate) run: UnsafeCell<Run<F>>,
@@ -471,18 +590,21 @@ pub(crate) struct Cell<F: Future> {
 // SAFETY: `run` is only reached through `Cell::run`, by the one holder of `RUNNING` at a time
 // (the future and its `Env` move between threads with it, hence `F: Send`); everything else in
 // the cell is `Sync` on its own.
-unsafe impl<F> Sync for Cell<F>
+unsafe impl<F, D> Sync for Cell<F, D>
 where
     F: Future + Send,
     F::Output: Send,
+    D: Sync,
 {
 }
 
-impl<F: Future> Cell<F> {
+impl<F: Future, D: Driver> Cell<F, D> {
     /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner.
-    pub(crate) fn new(header: Header, fut: F, shared: &Arc<Shared>, ctx: Context) -> Self {
+    pub(crate) fn new(mut header: Header, fut: F, shared: &Arc<Shared>, ctx: Context) -> Self {
+        header.own = D::OWN;
         Cell {
             task: Task::new(header),
+            driver: D::default(),
             run: UnsafeCell::new(Run {
                 stage: Stage::Running { fut },
                 env: Env {
@@ -531,10 +653,11 @@ pub(crate) trait Output<T>: Send + Sync {
     fn abort(self: Arc<Self>);
 }
 
-impl<F> Output<F::Output> for Cell<F>
+impl<F, D> Output<F::Output> for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     fn task(&self) -> &Task<F::Output, Header> {
         &self.task
@@ -576,4 +699,27 @@ pub(crate) struct Env {
 pub(crate) struct Meta {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) location: &'static Location<'static>,
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn print_sizes() {
+        use super::*;
+        eprintln!("Header {}", std::mem::size_of::<Header>());
+        eprintln!("TaskInfo {}", std::mem::size_of::<TaskInfo>());
+        eprintln!("AtomicWaker {}", std::mem::size_of::<AtomicWaker>());
+        eprintln!("JoinError {}", std::mem::size_of::<JoinError>());
+        eprintln!("Out<()> {}", std::mem::size_of::<Out<()>>());
+        eprintln!(
+            "Task<(),Header> {}",
+            std::mem::size_of::<Task<(), Header>>()
+        );
+        eprintln!("Env {}", std::mem::size_of::<Env>());
+        eprintln!("Context {}", std::mem::size_of::<Context>());
+        eprintln!(
+            "Cell<Pending> {}",
+            std::mem::size_of::<Cell<std::future::Pending<()>, OwnQueued>>()
+        );
+    }
 }

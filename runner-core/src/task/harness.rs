@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll, Wake, Waker};
 use std::time::Instant;
 
+use atomic_waker::AtomicWaker;
 use pin_project_lite::pin_project;
 
 use crate::context;
@@ -54,13 +55,14 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
     env: &mut Env,
     task: &Task<F::Output, H>,
+    driver: &AtomicWaker,
     cx: &mut TaskCx<'_>,
 ) -> Poll<()> {
     let header = task.header();
     if let StageProj::Done = stage.as_mut().project() {
         return Poll::Ready(());
     }
-    header.driver.register(cx.waker());
+    driver.register(cx.waker());
     // Checked after registering: an abort before this is seen here, one after it wakes the new
     // waker.
     let aborted = header.is_aborted();
@@ -92,7 +94,7 @@ fn poll_registered<F: Future, H: Borrow<Header>>(
         let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
         let r = catch_unwind(AssertUnwindSafe(|| poll_stage(stage.as_mut(), cx)));
         if let (Some(s), Some(start)) = (&debug, start) {
-            crate::debug::check_poll(s, &header.info, start);
+            crate::debug::check_poll(s, &header.info(), start);
         }
         match r {
             Ok(Poll::Pending) => return Poll::Pending,
@@ -130,7 +132,7 @@ pin_project! {
     pub(crate) struct LocalDriver<F: Future> {
         #[pin]
         pub(crate) stage: Stage<F>,
-        pub(crate) task: Arc<Task<F::Output, Arc<Header>>>,
+        pub(crate) task: Arc<Task<F::Output, Arc<LocalHeader>>>,
         pub(crate) env: Env,
     }
 
@@ -149,16 +151,23 @@ impl<F: Future> Future for LocalDriver<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
         let this = self.project();
-        poll_task(this.stage, this.env, this.task, cx)
+        poll_task(
+            this.stage,
+            this.env,
+            this.task,
+            &this.task.header.driver,
+            cx,
+        )
     }
 }
 
 /// The wrapper a `Send` task runs in on the backend: its [`Cell`], behind a
 /// [`RawTask`](crate::RawTask) (which is an `Arc<dyn Drive>`: no allocation of its own).
-impl<F> Drive for Cell<F>
+impl<F, D> Drive for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     fn poll_driver(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
         self.drive(cx)
@@ -169,7 +178,7 @@ where
     }
 }
 
-impl<F: Future> Cell<F> {
+impl<F: Future, D: Driver> Cell<F, D> {
     /// A poll of the backend's task: takes `RUNNING`, polls the future (see [`poll_task`]), lets
     /// go, and tells close if the task was a shell.
     ///
@@ -187,7 +196,7 @@ impl<F: Future> Cell<F> {
             // once): it wakes the task once it lets go, and that poll finds the shell. Checked
             // again after registering: had close let go and woken before the registration (the
             // waker's own read-modify-writes order the two), the task wakes itself.
-            header.driver.register(cx.waker());
+            self.driver.register(cx.waker());
             if header.state.load(Ordering::Acquire) & RUNNING == 0 {
                 cx.waker().wake_by_ref();
             }
@@ -199,7 +208,7 @@ impl<F: Future> Cell<F> {
         let (stage, env) = run.parts();
         let out = poll_registered(stage, env, &self.task, cx, prev & ABORTED != 0);
         if out.is_pending() {
-            header.driver.register(cx.waker());
+            self.driver.register(cx.waker());
         }
         let after = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
         if after & SHELL != 0 {
@@ -233,17 +242,20 @@ impl<F: Future> Cell<F> {
     }
 }
 
-impl<F> Cell<F>
+impl<F, D> Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     /// `JoinHandle::abort`: see [`Header::abort`]. A task on the runner's own queue registers no
     /// waker: it is queued instead (hence the `Arc`).
     pub(crate) fn abort(self: Arc<Self>) {
         let header = &self.task.header;
-        if !header.own {
-            header.abort();
+        if !D::OWN {
+            if header.abort() {
+                self.driver.wake();
+            }
         } else if header.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
             && self.set_scheduled()
         {
@@ -268,10 +280,11 @@ where
 }
 
 /// A task on the runner's own queue is woken by queuing its cell there (see `task::own`).
-impl<F> Wake for Cell<F>
+impl<F, D> Wake for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     fn wake(self: Arc<Self>) {
         if self.set_scheduled() {
@@ -316,10 +329,11 @@ impl Deref for WakerRef<'_> {
     }
 }
 
-impl<F> OwnTask for Cell<F>
+impl<F, D> OwnTask for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     /// A poll of a task on the runner's own queue, on the loop's thread: clears `SCHEDULED` and
     /// takes `RUNNING` in one step, polls the future with the cell itself as the waker (see
@@ -378,13 +392,14 @@ pub(crate) fn poll_stage<F: Future>(
     out
 }
 
-impl<F> TaskRef for Cell<F>
+impl<F, D> TaskRef for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
-    fn info(&self) -> &TaskInfo {
-        &self.task.header.info
+    fn info(&self) -> TaskInfo {
+        self.task.header.info()
     }
 
     fn spawned_at(&self) -> Option<Instant> {
@@ -398,7 +413,9 @@ where
             !self.task.header.own,
             "cancel_now for a task on the own queue"
         );
-        self.task.header.abort();
+        if self.task.header.abort() {
+            self.driver.wake();
+        }
     }
 
     fn cancel_now(&self) {
@@ -417,7 +434,7 @@ where
                 // thread, and this, on the same thread outside any poll, take `RUNNING`.
                 debug_assert!(!header.own, "close found a task on the own queue running");
                 state.fetch_or(ABORTED, Ordering::AcqRel);
-                header.driver.wake();
+                self.driver.wake();
                 return;
             }
             // `SHELL` in the same step as `RUNNING`: a drop of the backend's task that finds
@@ -451,7 +468,7 @@ where
         cancel(stage, env, &self.task);
         state.fetch_and(!RUNNING, Ordering::AcqRel);
         if !header.own {
-            header.driver.wake();
+            self.driver.wake();
         }
     }
 }
@@ -474,11 +491,12 @@ mod tests {
     use crate::shared::{Shared, TaskRef};
     use crate::testing::TestLoop;
     use crate::Runner;
+    use atomic_waker::AtomicWaker;
 
     use crate::testing::Count;
 
     /// A registered cell around `fut`, with the wrapper the backend would run.
-    fn cell<F>(shared: &Arc<Shared>, fut: F) -> (Arc<Cell<F>>, RawTask)
+    fn cell<F>(shared: &Arc<Shared>, fut: F) -> (Arc<Cell<F, AtomicWaker>>, RawTask)
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -490,7 +508,8 @@ mod tests {
                     location: Location::caller(),
                 };
                 let header = Header::new(key, meta, shared, cancelled, false);
-                let cell = Arc::new(Cell::new(header, fut, shared, Context::new()));
+                let cell: Arc<Cell<F, AtomicWaker>> =
+                    Arc::new(Cell::new(header, fut, shared, Context::new()));
                 (cell.clone() as Arc<dyn TaskRef>, cell)
             })
             .unwrap();

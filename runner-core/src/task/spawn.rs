@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use atomic_waker::AtomicWaker;
+
 use crate::context::Context;
 use crate::error::SpawnError;
 use crate::event_loop::RawTask;
@@ -30,7 +32,7 @@ where
     }
     let cell = shared.register(from_loop, |key, cancelled| {
         let header = Header::new(key, meta, shared, cancelled, false);
-        let cell = Arc::new(Cell::new(header, fut, shared, ctx));
+        let cell: Arc<Cell<F, AtomicWaker>> = Arc::new(Cell::new(header, fut, shared, ctx));
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
     // The backend's task is the cell itself, type-erased: no allocation beyond the cell.
@@ -59,10 +61,9 @@ where
 {
     let cell = shared.register(from_loop, |key, cancelled| {
         let mut header = Header::new(key, meta, shared, cancelled, false);
-        header.own = true;
         // Queued below, once: its first poll.
         *header.state.get_mut() |= SCHEDULED;
-        let cell = Arc::new(Cell::new(header, fut, shared, ctx));
+        let cell: Arc<Cell<F, OwnQueued>> = Arc::new(Cell::new(header, fut, shared, ctx));
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
     shared.push_own(cell.clone());
@@ -85,7 +86,10 @@ where
         return Err(SpawnError::LocalUnsupported);
     }
     let header = shared.register(scope::loop_running(), |key, cancelled| {
-        let header = Arc::new(Header::new(key, meta, shared, cancelled, true));
+        let header = Arc::new(LocalHeader {
+            header: Header::new(key, meta, shared, cancelled, true),
+            driver: AtomicWaker::new(),
+        });
         (header.clone() as Arc<dyn TaskRef>, header)
     })?;
     // Counted before the task can run, and ended in `Task::complete`.
