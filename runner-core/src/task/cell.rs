@@ -689,7 +689,9 @@ impl Header {
 }
 
 /// What a running task needs besides its future: its runner (lent to the thread-local scope
-/// around each poll) and its context.
+/// around each poll) and its context. In a [`Cell`], `scope` is set at creation and never taken
+/// out for good: the cell keeps its runner alive for as long as it exists, which
+/// `Cell::enqueue` relies on.
 pub(crate) struct Env {
     pub(crate) scope: Option<Arc<Shared>>,
     pub(crate) ctx: Context,

@@ -269,13 +269,18 @@ where
         self.task.header.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE) == 0
     }
 
-    /// Queues the cell on its runner's own queue (once `set_scheduled` said so). Nothing to do
-    /// once the runner is gone: it closed, and every task of it has completed.
+    /// Queues the cell on its runner's own queue (once `set_scheduled` said so); once the runner
+    /// has closed, the queue takes nothing (`OwnQueue::clear`). The runner is reached without
+    /// upgrading the header's `Weak` (a compare-and-swap on the runner's count and a decrement,
+    /// per wake): the cell itself keeps it alive.
     #[inline]
     fn enqueue(me: Arc<Self>) {
-        if let Some(shared) = me.task.header.shared.upgrade() {
-            shared.push_own(me);
-        }
+        // SAFETY: the cell's `Env` holds a strong reference to its runner (`Cell::new`) from the
+        // cell's creation to its drop (lent to the thread-local scope during a poll, which gives
+        // it back before the poll returns; never taken out for good), and `me` keeps the cell
+        // alive for this call: the runner the header's `Weak` points to is alive.
+        let shared = unsafe { &*me.task.header.shared.as_ptr() };
+        shared.push_own(me);
     }
 }
 
