@@ -4,8 +4,10 @@
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context as TaskCx, Poll, Waker};
@@ -104,9 +106,30 @@ pub(crate) struct Header {
     /// is its own waker, and it has no backend task (no shell at close).
     pub(crate) own: bool,
     location: &'static Location<'static>,
+    /// The header holds a weak count of `shared` (see [`Header::with_shared`]).
+    weak: bool,
     /// The name and, in debug mode, the spawn time: boxed, and only for a task that has one.
     extras: Option<Box<Extras>>,
-    pub(crate) shared: Weak<Shared>,
+    /// The runner: with a weak count of its own for a local task or a blocking job, whose handle
+    /// may outlive the runner; without one in a [`Cell`], whose `Env` holds a strong reference
+    /// for as long as the cell exists (no count to take at spawn and give back at the end).
+    shared: NonNull<Shared>,
+}
+
+// SAFETY: `shared` points to a `Shared`, which is `Send + Sync`, and is only read through
+// `with_shared`, while a count keeps it alive; everything else in the header is `Send + Sync`.
+unsafe impl Send for Header {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Header {}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        if self.weak {
+            // SAFETY: `new` took this weak count (`Weak::into_raw`) and only this drop gives it
+            // back.
+            drop(unsafe { Weak::from_raw(self.shared.as_ptr()) });
+        }
+    }
 }
 
 /// What only some tasks have: a name ([`Builder::name`](super::Builder::name)), and in debug
@@ -122,8 +145,25 @@ struct Extras {
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 impl Header {
+    /// The header of a local task or a blocking job: it holds a weak count of `shared`.
     #[inline]
     pub(crate) fn new(
+        key: usize,
+        meta: Meta,
+        shared: &Arc<Shared>,
+        cancelled: bool,
+        local: bool,
+    ) -> Self {
+        let mut header = Header::uncounted(key, meta, shared, cancelled, local);
+        let weak = Weak::into_raw(Arc::downgrade(shared)).cast_mut();
+        header.shared = NonNull::new(weak).expect("a `Weak` of a live `Arc` is not null");
+        header.weak = true;
+        header
+    }
+
+    /// A header without a count of `shared`: only for a [`Cell`] (see `Cell::new`).
+    #[inline]
+    fn uncounted(
         key: usize,
         meta: Meta,
         shared: &Arc<Shared>,
@@ -150,8 +190,29 @@ impl Header {
             own: false,
             state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
             location: meta.location,
+            weak: false,
             extras,
-            shared: Arc::downgrade(shared),
+            shared: NonNull::from(&**shared),
+        }
+    }
+
+    /// Calls `f` with the task's runner, or `None` once it is gone (only a local task or a
+    /// blocking job can outlive it).
+    #[inline]
+    pub(crate) fn with_shared<R>(&self, f: impl FnOnce(Option<&Shared>) -> R) -> R {
+        if self.weak {
+            // SAFETY: the header holds a weak count of this pointer (taken in `new`, given back
+            // in `drop`); the `ManuallyDrop` keeps this use of it from giving it back.
+            let weak = ManuallyDrop::new(unsafe { Weak::from_raw(self.shared.as_ptr()) });
+            let shared = weak.upgrade();
+            f(shared.as_deref())
+        } else {
+            // SAFETY: a header without a count lives in a `Cell`, whose `Env` holds a strong
+            // reference to the runner from the cell's creation to its drop (lent to the
+            // thread-local scope during a poll, which gives it back before the poll returns;
+            // never taken out for good): whoever reaches the header keeps the cell, hence the
+            // runner, alive.
+            f(Some(unsafe { self.shared.as_ref() }))
         }
     }
 
@@ -498,8 +559,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
             // Not reported yet, so any panic happened before close began: an unobserved panic,
             // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
             // closing has no run left to end; the abort it records is never read.)
-            let shared = header.shared.upgrade();
-            drop_unread(unread, shared.as_deref(), &header.info(), false);
+            header.with_shared(|shared| drop_unread(unread, shared, &header.info(), false));
         }
     }
 
@@ -599,8 +659,18 @@ where
 }
 
 impl<F: Future, D: Driver> Cell<F, D> {
-    /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner.
-    pub(crate) fn new(mut header: Header, fut: F, shared: &Arc<Shared>, ctx: Context) -> Self {
+    /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner; the
+    /// other arguments are [`Header::new`]'s. The header takes no count of the runner: the
+    /// cell's `Env` holds a strong one.
+    pub(crate) fn new(
+        key: usize,
+        meta: Meta,
+        cancelled: bool,
+        fut: F,
+        shared: &Arc<Shared>,
+        ctx: Context,
+    ) -> Self {
+        let mut header = Header::uncounted(key, meta, shared, cancelled, false);
         header.own = D::OWN;
         Cell {
             task: Task::new(header),
@@ -681,9 +751,11 @@ impl Header {
     #[cold]
     fn shell_done_slow(&self) {
         if self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0 {
-            if let Some(s) = self.shared.upgrade() {
-                s.shell_done();
-            }
+            self.with_shared(|s| {
+                if let Some(s) = s {
+                    s.shell_done();
+                }
+            });
         }
     }
 }
@@ -691,7 +763,7 @@ impl Header {
 /// What a running task needs besides its future: its runner (lent to the thread-local scope
 /// around each poll) and its context. In a [`Cell`], `scope` is set at creation and never taken
 /// out for good: the cell keeps its runner alive for as long as it exists, which
-/// `Cell::enqueue` relies on.
+/// [`Header::with_shared`] relies on.
 pub(crate) struct Env {
     pub(crate) scope: Option<Arc<Shared>>,
     pub(crate) ctx: Context,

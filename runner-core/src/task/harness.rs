@@ -259,7 +259,7 @@ where
         } else if header.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
             && self.set_scheduled()
         {
-            Self::enqueue(self);
+            Self::enqueue(&self);
         }
     }
 
@@ -271,16 +271,17 @@ where
 
     /// Queues the cell on its runner's own queue (once `set_scheduled` said so); once the runner
     /// has closed, the queue takes nothing (`OwnQueue::clear`). The runner is reached without
-    /// upgrading the header's `Weak` (a compare-and-swap on the runner's count and a decrement,
-    /// per wake): the cell itself keeps it alive.
+    /// upgrading a `Weak` (a compare-and-swap on the runner's count and a decrement, per wake):
+    /// the cell keeps it alive (see `Header::with_shared`), and `me`, borrowed until the push
+    /// has returned, keeps the cell alive (the queue's own reference may be polled and dropped
+    /// on the loop's thread before the push returns).
     #[inline]
-    fn enqueue(me: Arc<Self>) {
-        // SAFETY: the cell's `Env` holds a strong reference to its runner (`Cell::new`) from the
-        // cell's creation to its drop (lent to the thread-local scope during a poll, which gives
-        // it back before the poll returns; never taken out for good), and `me` keeps the cell
-        // alive for this call: the runner the header's `Weak` points to is alive.
-        let shared = unsafe { &*me.task.header.shared.as_ptr() };
-        shared.push_own(me);
+    fn enqueue(me: &Arc<Self>) {
+        me.task.header.with_shared(|shared| {
+            if let Some(shared) = shared {
+                shared.push_own(me.clone());
+            }
+        });
     }
 }
 
@@ -292,14 +293,12 @@ where
     D: Driver,
 {
     fn wake(self: Arc<Self>) {
-        if self.set_scheduled() {
-            Self::enqueue(self);
-        }
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
         if self.set_scheduled() {
-            Self::enqueue(self.clone());
+            Self::enqueue(self);
         }
     }
 }
@@ -490,7 +489,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::task::{Context as TaskCx, Poll, Waker};
 
-    use super::{Cell, Header, Meta};
+    use super::{Cell, Meta};
     use crate::context::Context;
     use crate::event_loop::RawTask;
     use crate::shared::{Shared, TaskRef};
@@ -512,9 +511,8 @@ mod tests {
                     name: None,
                     location: Location::caller(),
                 };
-                let header = Header::new(key, meta, shared, cancelled, false);
                 let cell: Arc<Cell<F, AtomicWaker>> =
-                    Arc::new(Cell::new(header, fut, shared, Context::new()));
+                    Arc::new(Cell::new(key, meta, cancelled, fut, shared, Context::new()));
                 (cell.clone() as Arc<dyn TaskRef>, cell)
             })
             .unwrap();

@@ -31,8 +31,8 @@ where
         return spawn_own(shared, from_loop, fut, ctx, meta);
     }
     let cell = shared.register(from_loop, |key, cancelled| {
-        let header = Header::new(key, meta, shared, cancelled, false);
-        let cell: Arc<Cell<F, AtomicWaker>> = Arc::new(Cell::new(header, fut, shared, ctx));
+        let cell: Arc<Cell<F, AtomicWaker>> =
+            Arc::new(Cell::new(key, meta, cancelled, fut, shared, ctx));
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
     // The backend's task is the cell itself, type-erased: no allocation beyond the cell.
@@ -60,10 +60,10 @@ where
     F::Output: Send + 'static,
 {
     let cell = shared.register(from_loop, |key, cancelled| {
-        let mut header = Header::new(key, meta, shared, cancelled, false);
+        let mut cell: Cell<F, OwnQueued> = Cell::new(key, meta, cancelled, fut, shared, ctx);
         // Queued below, once: its first poll.
-        *header.state.get_mut() |= SCHEDULED;
-        let cell: Arc<Cell<F, OwnQueued>> = Arc::new(Cell::new(header, fut, shared, ctx));
+        *cell.task.header.state.get_mut() |= SCHEDULED;
+        let cell = Arc::new(cell);
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
     shared.push_own(cell.clone());
