@@ -29,7 +29,7 @@ use crate::shared::{Outcome, Shared, TaskRef};
 // - `RUNNING`: held by whoever polls or drops a `Send` task's future (`Cell::run`): the backend's
 //   wrapper (`Cell::drive`, `Cell::release`) or close (`TaskRef::cancel_now`). Taken by setting it
 //   when clear, given back with `fetch_and`; it grants exclusive access to the future and its
-//   `Env`, and its acquire/release orders each holder's writes before the next one's reads. The
+//   context, and its acquire/release orders each holder's writes before the next one's reads. The
 //   backend never polls and drops one task at once, so the only contention is close's, which
 //   only *tries*: finding `RUNNING` set it flags `ABORTED` and wakes the task instead. A poll
 //   finding close holding it registers the waker and returns `Pending`: close wakes the task once
@@ -106,13 +106,13 @@ pub(crate) struct Header {
     /// is its own waker, and it has no backend task (no shell at close).
     pub(crate) own: bool,
     location: &'static Location<'static>,
-    /// The header holds a weak count of `shared` (see [`Header::with_shared`]).
+    /// The header holds a weak count of `shared`, else a strong one (see `shared`).
     weak: bool,
     /// The name and, in debug mode, the spawn time: boxed, and only for a task that has one.
     extras: Option<Box<Extras>>,
-    /// The runner: with a weak count of its own for a local task or a blocking job, whose handle
-    /// may outlive the runner; without one in a [`Cell`], whose `Env` holds a strong reference
-    /// for as long as the cell exists (no count to take at spawn and give back at the end).
+    /// The runner: with a weak count for a local task or a blocking job, whose handle may outlive
+    /// the runner; with a strong one in a [`Cell`], whose polls lend it to the thread-local
+    /// scope (see [`Lent`]): one pointer for both, and no `Weak` to upgrade per wake.
     shared: NonNull<Shared>,
 }
 
@@ -128,6 +128,10 @@ impl Drop for Header {
             // SAFETY: `new` took this weak count (`Weak::into_raw`) and only this drop gives it
             // back.
             drop(unsafe { Weak::from_raw(self.shared.as_ptr()) });
+        } else {
+            // SAFETY: `strong` took this strong count (`Arc::into_raw`) and only this drop gives
+            // it back (a `Lent` borrows it and never gives it back).
+            drop(unsafe { Arc::from_raw(self.shared.as_ptr()) });
         }
     }
 }
@@ -154,21 +158,28 @@ impl Header {
         cancelled: bool,
         local: bool,
     ) -> Self {
-        let mut header = Header::uncounted(key, meta, shared, cancelled, local);
         let weak = Weak::into_raw(Arc::downgrade(shared)).cast_mut();
-        header.shared = NonNull::new(weak).expect("a `Weak` of a live `Arc` is not null");
-        header.weak = true;
-        header
+        let weak = NonNull::new(weak).expect("a `Weak` of a live `Arc` is not null");
+        Header::with_count(key, meta, shared, cancelled, local, weak, true)
     }
 
-    /// A header without a count of `shared`: only for a [`Cell`] (see `Cell::new`).
+    /// The header of a [`Cell`]: it holds a strong count of `shared`.
     #[inline]
-    fn uncounted(
+    fn strong(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool) -> Self {
+        let strong = Arc::into_raw(shared.clone()).cast_mut();
+        let strong = NonNull::new(strong).expect("an `Arc` is not null");
+        Header::with_count(key, meta, shared, cancelled, false, strong, false)
+    }
+
+    #[inline]
+    fn with_count(
         key: usize,
         meta: Meta,
         shared: &Arc<Shared>,
         cancelled: bool,
         local: bool,
+        counted: NonNull<Shared>,
+        weak: bool,
     ) -> Self {
         // A key past `u32` would take 4 billion tasks alive at once (blocking jobs, which have
         // none, pass `usize::MAX`, kept as `u32::MAX`).
@@ -190,9 +201,9 @@ impl Header {
             own: false,
             state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
             location: meta.location,
-            weak: false,
+            weak,
             extras,
-            shared: NonNull::from(&**shared),
+            shared: counted,
         }
     }
 
@@ -207,11 +218,8 @@ impl Header {
             let shared = weak.upgrade();
             f(shared.as_deref())
         } else {
-            // SAFETY: a header without a count lives in a `Cell`, whose `Env` holds a strong
-            // reference to the runner from the cell's creation to its drop (lent to the
-            // thread-local scope during a poll, which gives it back before the poll returns;
-            // never taken out for good): whoever reaches the header keeps the cell, hence the
-            // runner, alive.
+            // SAFETY: the header holds a strong count of this pointer (taken in `strong`, given
+            // back in `drop`): the runner is alive while the header is.
             f(Some(unsafe { self.shared.as_ref() }))
         }
     }
@@ -648,7 +656,7 @@ pub(crate) struct Cell<F: Future, D> {
 }
 
 // SAFETY: `run` is only reached through `Cell::run`, by the one holder of `RUNNING` at a time
-// (the future and its `Env` move between threads with it, hence `F: Send`); everything else in
+// (the future and its context move between threads with it, hence `F: Send`); everything else in
 // the cell is `Sync` on its own.
 unsafe impl<F, D> Sync for Cell<F, D>
 where
@@ -660,8 +668,8 @@ where
 
 impl<F: Future, D: Driver> Cell<F, D> {
     /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner; the
-    /// other arguments are [`Header::new`]'s. The header takes no count of the runner: the
-    /// cell's `Env` holds a strong one.
+    /// other arguments are [`Header::new`]'s. The header holds the cell's (strong) reference to
+    /// its runner.
     pub(crate) fn new(
         key: usize,
         meta: Meta,
@@ -670,17 +678,14 @@ impl<F: Future, D: Driver> Cell<F, D> {
         shared: &Arc<Shared>,
         ctx: Context,
     ) -> Self {
-        let mut header = Header::uncounted(key, meta, shared, cancelled, false);
+        let mut header = Header::strong(key, meta, shared, cancelled);
         header.own = D::OWN;
         Cell {
             task: Task::new(header),
             driver: D::default(),
             run: UnsafeCell::new(Run {
                 stage: Stage::Running { fut },
-                env: Env {
-                    scope: Some(shared.clone()),
-                    ctx,
-                },
+                ctx,
             }),
         }
     }
@@ -702,16 +707,16 @@ impl<F: Future, D: Driver> Cell<F, D> {
 
 pub(crate) struct Run<F> {
     pub(crate) stage: Stage<F>,
-    pub(crate) env: Env,
+    pub(crate) ctx: Context,
 }
 
 impl<F: Future> Run<F> {
-    pub(crate) fn parts(&mut self) -> (Pin<&mut Stage<F>>, &mut Env) {
+    pub(crate) fn parts(&mut self) -> (Pin<&mut Stage<F>>, &mut Context) {
         // SAFETY: a `Run` lives only inside a `Cell` in an `Arc`, which is never moved out of its
         // allocation, and its stage is only ever replaced through `Pin::set` or dropped in
         // place with the cell: the future is never moved once polled.
         let stage = unsafe { Pin::new_unchecked(&mut self.stage) };
-        (stage, &mut self.env)
+        (stage, &mut self.ctx)
     }
 }
 
@@ -760,13 +765,64 @@ impl Header {
     }
 }
 
-/// What a running task needs besides its future: its runner (lent to the thread-local scope
-/// around each poll) and its context. In a [`Cell`], `scope` is set at creation and never taken
-/// out for good: the cell keeps its runner alive for as long as it exists, which
-/// [`Header::with_shared`] relies on.
+/// What a local task needs besides its future: its runner (lent to the thread-local scope
+/// around each poll) and its context.
 pub(crate) struct Env {
     pub(crate) scope: Option<Arc<Shared>>,
     pub(crate) ctx: Context,
+}
+
+impl Env {
+    pub(crate) fn as_mut(&mut self) -> EnvMut<'_> {
+        EnvMut {
+            scope: &mut self.scope,
+            ctx: &mut self.ctx,
+        }
+    }
+}
+
+/// What the harness needs besides the future for one poll or drop: the slot that lends the
+/// task's runner to the thread-local scope (`scope::Enter` swaps it in and back out, and
+/// `with_current` gives back what it takes: the slot holds the same runner again afterwards),
+/// and the task's context.
+pub(crate) struct EnvMut<'a> {
+    pub(crate) scope: &'a mut Option<Arc<Shared>>,
+    pub(crate) ctx: &'a mut Context,
+}
+
+/// A [`Cell`]'s runner, lent for one poll or drop: the header's strong count, borrowed as an
+/// `Arc` (no reference counting per poll) and never given back. A cell stores one pointer to
+/// its runner, in its header, where a waker on another thread reaches it while the poll has
+/// lent it out.
+pub(crate) struct Lent(Option<Arc<Shared>>);
+
+impl Lent {
+    #[inline]
+    pub(crate) fn new(header: &Header) -> Self {
+        debug_assert!(!header.weak, "only a cell's header lends its runner");
+        // SAFETY: the header holds a strong count of this pointer (`Header::strong`), alive
+        // for as long as the header, which outlives this `Lent` (the caller holds the cell
+        // throughout). The `Arc` made here takes no count of its own: `drop` forgets it.
+        Lent(Some(unsafe { Arc::from_raw(header.shared.as_ptr()) }))
+    }
+
+    #[inline]
+    pub(crate) fn env<'a>(&'a mut self, ctx: &'a mut Context) -> EnvMut<'a> {
+        EnvMut {
+            scope: &mut self.0,
+            ctx,
+        }
+    }
+}
+
+impl Drop for Lent {
+    #[inline]
+    fn drop(&mut self) {
+        // The scope gave the runner back (see `EnvMut`): the header's count, not this one's.
+        if let Some(lent) = self.0.take() {
+            std::mem::forget(lent);
+        }
+    }
 }
 
 /// Name and spawn location of a task.
@@ -793,9 +849,9 @@ mod tests {
         assert_eq!(size_of::<Header>(), 32);
         assert_eq!(size_of::<JoinError>(), 8);
         assert_eq!(size_of::<Task<(), Header>>(), 64);
-        // Header, output slot, join waker, stage, runner and context.
-        assert_eq!(size_of::<Cell<Pending<()>, OwnQueued>>(), 96);
+        // Header (with the runner), output slot, join waker, stage and context.
+        assert_eq!(size_of::<Cell<Pending<()>, OwnQueued>>(), 88);
         // A task the backend runs keeps its waker too.
-        assert_eq!(size_of::<Cell<Pending<()>, AtomicWaker>>(), 120);
+        assert_eq!(size_of::<Cell<Pending<()>, AtomicWaker>>(), 112);
     }
 }

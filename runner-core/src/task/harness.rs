@@ -28,9 +28,12 @@ use super::own::OwnTask;
 /// Drops the future with the task's runner and context installed (its destructors may use
 /// them). A destructor that panics makes the task's result that panic, as tokio does: the
 /// cleanup of a cancelled task failed, and someone must hear of it.
-pub(crate) fn drop_future<F>(stage: Pin<&mut Stage<F>>, env: &mut Env) -> Result<(), JoinError> {
-    let _scope = scope::Enter::new(&mut env.scope);
-    let _ctx = context::Enter::new(&mut env.ctx);
+pub(crate) fn drop_future<F>(
+    stage: Pin<&mut Stage<F>>,
+    env: &mut EnvMut<'_>,
+) -> Result<(), JoinError> {
+    let _scope = scope::Enter::new(env.scope);
+    let _ctx = context::Enter::new(env.ctx);
     let mut stage = stage;
     catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))).map_err(JoinError::panic)
 }
@@ -39,7 +42,7 @@ pub(crate) fn drop_future<F>(stage: Pin<&mut Stage<F>>, env: &mut Env) -> Result
 /// it as cancelled. Nothing to do for a task that has ended.
 pub(crate) fn cancel<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
-    env: &mut Env,
+    env: &mut EnvMut<'_>,
     task: &Task<F::Output, H>,
 ) {
     if let StageProj::Running { .. } = stage.as_mut().project() {
@@ -53,7 +56,7 @@ pub(crate) fn cancel<F: Future, H: Borrow<Header>>(
 /// future when the task was aborted, times polls in debug mode, and completes the task.
 pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
-    env: &mut Env,
+    env: &mut EnvMut<'_>,
     task: &Task<F::Output, H>,
     driver: &AtomicWaker,
     cx: &mut TaskCx<'_>,
@@ -74,7 +77,7 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
 #[inline]
 fn poll_registered<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
-    env: &mut Env,
+    env: &mut EnvMut<'_>,
     task: &Task<F::Output, H>,
     cx: &mut TaskCx<'_>,
     aborted: bool,
@@ -89,8 +92,8 @@ fn poll_registered<F: Future, H: Borrow<Header>>(
     }
     let debug = env.scope.as_ref().filter(|s| s.config.debug).cloned();
     let result = {
-        let _scope = scope::Enter::new(&mut env.scope);
-        let _ctx = context::Enter::new(&mut env.ctx);
+        let _scope = scope::Enter::new(env.scope);
+        let _ctx = context::Enter::new(env.ctx);
         let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
         let r = catch_unwind(AssertUnwindSafe(|| poll_stage(stage.as_mut(), cx)));
         if let (Some(s), Some(start)) = (&debug, start) {
@@ -141,7 +144,7 @@ pin_project! {
             // Dropped before it completed (its runner let go of it): the future is dropped here,
             // on its thread, and the task ends cancelled.
             let this = this.project();
-            cancel(this.stage, this.env, this.task);
+            cancel(this.stage, &mut this.env.as_mut(), this.task);
         }
     }
 }
@@ -153,7 +156,7 @@ impl<F: Future> Future for LocalDriver<F> {
         let this = self.project();
         poll_task(
             this.stage,
-            this.env,
+            &mut this.env.as_mut(),
             this.task,
             &this.task.header.driver,
             cx,
@@ -205,8 +208,15 @@ impl<F: Future, D: Driver> Cell<F, D> {
         // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
         // `fetch_and` below, after the last use of `run`.
         let run = unsafe { self.run() };
-        let (stage, env) = run.parts();
-        let out = poll_registered(stage, env, &self.task, cx, prev & ABORTED != 0);
+        let (stage, ctx) = run.parts();
+        let mut lent = Lent::new(header);
+        let out = poll_registered(
+            stage,
+            &mut lent.env(ctx),
+            &self.task,
+            cx,
+            prev & ABORTED != 0,
+        );
         if out.is_pending() {
             self.driver.register(cx.waker());
         }
@@ -234,8 +244,8 @@ impl<F: Future, D: Driver> Cell<F, D> {
             // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
             // `fetch_and` below, after the last use of `run`.
             let run = unsafe { self.run() };
-            let (stage, env) = run.parts();
-            cancel(stage, env, &self.task);
+            let (stage, ctx) = run.parts();
+            cancel(stage, &mut Lent::new(header).env(ctx), &self.task);
             header.state.fetch_and(!RUNNING, Ordering::AcqRel);
         }
         header.shell_done();
@@ -360,8 +370,10 @@ where
         // SAFETY: `RUNNING` was clear and the `fetch_xor` above set it: it is held here until
         // the `fetch_and` below, after the last use of `run`.
         let run = unsafe { self.run() };
-        let (stage, env) = run.parts();
-        let _ = poll_registered(stage, env, &self.task, &mut cx, prev & ABORTED != 0);
+        let (stage, ctx) = run.parts();
+        let mut lent = Lent::new(header);
+        let aborted = prev & ABORTED != 0;
+        let _ = poll_registered(stage, &mut lent.env(ctx), &self.task, &mut cx, aborted);
         // An abort during the poll found `SCHEDULED` clear and queued the task again.
         header.state.fetch_and(!RUNNING, Ordering::AcqRel);
     }
@@ -459,17 +471,19 @@ where
         // SAFETY: `RUNNING` was clear and the exchange above set it: it is held here until the
         // `fetch_and` below, after the last use of `run`.
         let run = unsafe { self.run() };
-        let (stage, env) = run.parts();
+        let (stage, ctx) = run.parts();
         // Counted once the shell is marked: a shell's drop on another thread in between takes
         // one off before this adds it (the count wraps for that moment), and close reads the
         // count only once every `cancel_now` has returned.
         if !header.own {
-            if let Some(s) = &env.scope {
-                s.shells.fetch_add(1, Ordering::AcqRel);
-            }
+            header.with_shared(|s| {
+                if let Some(s) = s {
+                    s.shells.fetch_add(1, Ordering::AcqRel);
+                }
+            });
         }
         // Without `COMPLETE` the future is still there (see `COMPLETE`).
-        cancel(stage, env, &self.task);
+        cancel(stage, &mut Lent::new(header).env(ctx), &self.task);
         state.fetch_and(!RUNNING, Ordering::AcqRel);
         if !header.own {
             self.driver.wake();
