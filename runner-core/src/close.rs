@@ -120,7 +120,7 @@ async fn drive_close(shared: &Arc<Shared>) {
         for t in &pending {
             shared.report(&Diagnostic {
                 kind: DiagnosticKind::PendingAtClose,
-                task: t.info().clone(),
+                task: t.info(),
                 payload: None,
                 message: None,
                 duration: t.spawned_at().map(|at| at.elapsed()),

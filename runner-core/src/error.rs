@@ -94,13 +94,16 @@ pub struct JoinError {
 
 enum JoinRepr {
     Cancelled,
-    /// The payload sits behind a `Mutex` only to make `JoinError` `Sync` without `unsafe` (it is
-    /// never locked while shared: `into_panic` takes `self`); the message is read once, when the
-    /// error is made, so Display needs no lock.
-    Panic {
-        payload: Mutex<Box<dyn Any + Send + 'static>>,
-        message: String,
-    },
+    /// Boxed, so that a `JoinError` is one pointer wide (it sits in every task's output slot).
+    Panic(Box<Panicked>),
+}
+
+/// The payload sits behind a `Mutex` only to make `JoinError` `Sync` without `unsafe` (it is
+/// never locked while shared: `into_panic` takes `self`); the message is read once, when the
+/// error is made, so Display needs no lock.
+struct Panicked {
+    payload: Mutex<Box<dyn Any + Send + 'static>>,
+    message: String,
 }
 
 impl JoinError {
@@ -112,10 +115,10 @@ impl JoinError {
 
     pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
         JoinError {
-            repr: JoinRepr::Panic {
+            repr: JoinRepr::Panic(Box::new(Panicked {
                 message: panic_message(payload.as_ref()).to_owned(),
                 payload: Mutex::new(payload),
-            },
+            })),
         }
     }
 
@@ -126,13 +129,13 @@ impl JoinError {
 
     /// True when the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, JoinRepr::Panic { .. })
+        matches!(self.repr, JoinRepr::Panic(_))
     }
 
     /// The panic message when the payload was a string; `"cancelled"` for a cancelled task.
     pub(crate) fn message(&self) -> &str {
         match &self.repr {
-            JoinRepr::Panic { message, .. } => message,
+            JoinRepr::Panic(p) => &p.message,
             JoinRepr::Cancelled => "cancelled",
         }
     }
@@ -152,9 +155,10 @@ impl JoinError {
     /// The panic payload, or the error back when the task was cancelled.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            JoinRepr::Panic { payload, .. } => {
-                Ok(payload.into_inner().unwrap_or_else(|p| p.into_inner()))
-            }
+            JoinRepr::Panic(p) => Ok(p
+                .payload
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())),
             repr @ JoinRepr::Cancelled => Err(JoinError { repr }),
         }
     }
@@ -164,7 +168,7 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             JoinRepr::Cancelled => f.write_str("task was cancelled"),
-            JoinRepr::Panic { message, .. } => write!(f, "task panicked: {message}"),
+            JoinRepr::Panic(p) => write!(f, "task panicked: {}", p.message),
         }
     }
 }
@@ -173,7 +177,7 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             JoinRepr::Cancelled => f.write_str("JoinError::Cancelled"),
-            JoinRepr::Panic { message, .. } => write!(f, "JoinError::Panic({message:?})"),
+            JoinRepr::Panic(p) => write!(f, "JoinError::Panic({:?})", p.message),
         }
     }
 }

@@ -108,7 +108,7 @@ pub(crate) enum Outcome {
 
 /// What the registry keeps of a task: enough to cancel it and describe it.
 pub(crate) trait TaskRef: Send + Sync + 'static {
-    fn info(&self) -> &TaskInfo;
+    fn info(&self) -> TaskInfo;
 
     fn spawned_at(&self) -> Option<Instant>;
 

@@ -57,8 +57,8 @@ impl Fake {
 }
 
 impl TaskRef for Fake {
-    fn info(&self) -> &TaskInfo {
-        &self.info
+    fn info(&self) -> TaskInfo {
+        self.info.clone()
     }
 
     fn spawned_at(&self) -> Option<Instant> {

@@ -20,7 +20,7 @@ where
 {
     let header = Header::new(usize::MAX, meta, shared, false, false);
     let key = lock(&shared.blocking).insert(BlockingInfo {
-        info: header.info.clone(),
+        info: header.info(),
         since: Instant::now(),
     });
     let task = Arc::new(Task::new(header));

@@ -4,8 +4,10 @@
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context as TaskCx, Poll, Waker};
@@ -27,7 +29,7 @@ use crate::shared::{Outcome, Shared, TaskRef};
 // - `RUNNING`: held by whoever polls or drops a `Send` task's future (`Cell::run`): the backend's
 //   wrapper (`Cell::drive`, `Cell::release`) or close (`TaskRef::cancel_now`). Taken by setting it
 //   when clear, given back with `fetch_and`; it grants exclusive access to the future and its
-//   `Env`, and its acquire/release orders each holder's writes before the next one's reads. The
+//   context, and its acquire/release orders each holder's writes before the next one's reads. The
 //   backend never polls and drops one task at once, so the only contention is close's, which
 //   only *tries*: finding `RUNNING` set it flags `ABORTED` and wakes the task instead. A poll
 //   finding close holding it registers the waker and returns `Pending`: close wakes the task once
@@ -90,28 +92,64 @@ pub(crate) const DETACHED: u8 = 64;
 /// its waker on the transition that queues it, cleared by the poll that takes it off.
 pub(crate) const SCHEDULED: u8 = 128;
 
-/// What every task has, whatever holds its future: its registry key, its state word, the waker
-/// of its last pending poll, and what diagnostics show of it.
+/// What every task has, whatever holds its future: its registry key, its state word, and what
+/// diagnostics show of it. 32 bytes: the waker of a task's last pending poll, which a task on
+/// the runner's own queue does not need (its cell is its own waker), is kept beside the header
+/// by the tasks that need one ([`Cell`] on a multi-thread loop, [`LocalHeader`]).
 pub(crate) struct Header {
-    pub(crate) key: usize,
+    /// The registry's key: `u32` beside the state word and the flags, in one word.
+    key: u32,
+    pub(crate) state: AtomicU8,
     /// A `spawn_local` task: its end is counted in `LocalState`.
     pub(crate) local: bool,
     /// A `Send` task on the runner's own queue (a current-thread loop; see `task::own`): its cell
     /// is its own waker, and it has no backend task (no shell at close).
     pub(crate) own: bool,
-    pub(crate) state: AtomicU8,
-    pub(crate) driver: AtomicWaker,
-    pub(crate) info: TaskInfo,
-    /// In debug mode, when the task was spawned (see [`Header::spawned_at`]); 0 otherwise.
-    spawned: u64,
-    pub(crate) shared: Weak<Shared>,
+    location: &'static Location<'static>,
+    /// The header holds a weak count of `shared`, else a strong one (see `shared`).
+    weak: bool,
+    /// The name and, in debug mode, the spawn time: boxed, and only for a task that has one.
+    extras: Option<Box<Extras>>,
+    /// The runner: with a weak count for a local task or a blocking job, whose handle may outlive
+    /// the runner; with a strong one in a [`Cell`], whose polls lend it to the thread-local
+    /// scope (see [`Lent`]): one pointer for both, and no `Weak` to upgrade per wake.
+    shared: NonNull<Shared>,
 }
 
-/// The instant debug-mode spawn times count from: a `u64` of nanoseconds in every header instead
-/// of an `Option<Instant>` (8 bytes less per task).
+// SAFETY: `shared` points to a `Shared`, which is `Send + Sync`, and is only read through
+// `with_shared`, while a count keeps it alive; everything else in the header is `Send + Sync`.
+unsafe impl Send for Header {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Header {}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        if self.weak {
+            // SAFETY: `new` took this weak count (`Weak::into_raw`) and only this drop gives it
+            // back.
+            drop(unsafe { Weak::from_raw(self.shared.as_ptr()) });
+        } else {
+            // SAFETY: `strong` took this strong count (`Arc::into_raw`) and only this drop gives
+            // it back (a `Lent` borrows it and never gives it back).
+            drop(unsafe { Arc::from_raw(self.shared.as_ptr()) });
+        }
+    }
+}
+
+/// What only some tasks have: a name ([`Builder::name`](super::Builder::name)), and in debug
+/// mode the spawn time.
+struct Extras {
+    name: Option<Arc<str>>,
+    /// In debug mode, when the task was spawned (see [`Header::spawned_at`]); 0 otherwise.
+    spawned: u64,
+}
+
+/// The instant debug-mode spawn times count from: a `u64` of nanoseconds instead of an
+/// `Option<Instant>` (8 bytes less).
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 impl Header {
+    /// The header of a local task or a blocking job: it holds a weak count of `shared`.
     #[inline]
     pub(crate) fn new(
         key: usize,
@@ -120,32 +158,107 @@ impl Header {
         cancelled: bool,
         local: bool,
     ) -> Self {
+        let weak = Weak::into_raw(Arc::downgrade(shared)).cast_mut();
+        let weak = NonNull::new(weak).expect("a `Weak` of a live `Arc` is not null");
+        Header::with_count(key, meta, shared, cancelled, local, weak, true)
+    }
+
+    /// The header of a [`Cell`]: it holds a strong count of `shared`.
+    #[inline]
+    fn strong(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool) -> Self {
+        let strong = Arc::into_raw(shared.clone()).cast_mut();
+        let strong = NonNull::new(strong).expect("an `Arc` is not null");
+        Header::with_count(key, meta, shared, cancelled, false, strong, false)
+    }
+
+    #[inline]
+    fn with_count(
+        key: usize,
+        meta: Meta,
+        shared: &Arc<Shared>,
+        cancelled: bool,
+        local: bool,
+        counted: NonNull<Shared>,
+        weak: bool,
+    ) -> Self {
+        // A key past `u32` would take 4 billion tasks alive at once (blocking jobs, which have
+        // none, pass `usize::MAX`, kept as `u32::MAX`).
+        let key = if key == usize::MAX {
+            u32::MAX
+        } else {
+            u32::try_from(key).expect("fewer than 2^32 tasks alive at once")
+        };
+        let spawned = if shared.config.debug { spawn_time() } else { 0 };
+        let extras = (meta.name.is_some() || spawned != 0).then(|| {
+            Box::new(Extras {
+                name: meta.name,
+                spawned,
+            })
+        });
         Header {
             key,
             local,
             own: false,
             state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
-            driver: AtomicWaker::new(),
-            spawned: if shared.config.debug { spawn_time() } else { 0 },
-            info: TaskInfo {
-                name: meta.name,
-                location: meta.location,
-                main: false,
-            },
-            shared: Arc::downgrade(shared),
+            location: meta.location,
+            weak,
+            extras,
+            shared: counted,
+        }
+    }
+
+    /// Calls `f` with the task's runner, or `None` once it is gone (only a local task or a
+    /// blocking job can outlive it).
+    #[inline]
+    pub(crate) fn with_shared<R>(&self, f: impl FnOnce(Option<&Shared>) -> R) -> R {
+        if self.weak {
+            // SAFETY: the header holds a weak count of this pointer (taken in `new`, given back
+            // in `drop`); the `ManuallyDrop` keeps this use of it from giving it back.
+            let weak = ManuallyDrop::new(unsafe { Weak::from_raw(self.shared.as_ptr()) });
+            let shared = weak.upgrade();
+            f(shared.as_deref())
+        } else {
+            // SAFETY: the header holds a strong count of this pointer (taken in `strong`, given
+            // back in `drop`): the runner is alive while the header is.
+            f(Some(unsafe { self.shared.as_ref() }))
+        }
+    }
+
+    /// The registry's key.
+    #[inline]
+    pub(crate) fn key(&self) -> usize {
+        if self.key == u32::MAX {
+            usize::MAX
+        } else {
+            self.key as usize
+        }
+    }
+
+    /// The name given at spawn, if any.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.extras.as_ref()?.name.as_deref()
+    }
+
+    /// What diagnostics show of the task.
+    pub(crate) fn info(&self) -> TaskInfo {
+        TaskInfo {
+            name: self.extras.as_ref().and_then(|e| e.name.clone()),
+            location: self.location,
+            main: false,
         }
     }
 
     /// In debug mode, when the task was spawned.
     pub(crate) fn spawned_at(&self) -> Option<Instant> {
-        let at = self.spawned.checked_sub(1)?;
+        let at = self.extras.as_ref()?.spawned.checked_sub(1)?;
         Some(*EPOCH.get()? + Duration::from_nanos(at))
     }
 
-    pub(crate) fn abort(&self) {
-        if self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0 {
-            self.driver.wake();
-        }
+    /// Sets `ABORTED`: true on the transition from neither `ABORTED` nor `COMPLETE`, when the
+    /// caller must wake the task (so that it is woken for it at most once).
+    #[inline]
+    pub(crate) fn abort(&self) -> bool {
+        self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
     }
 
     #[inline]
@@ -159,7 +272,7 @@ impl Header {
     }
 }
 
-/// Now, as [`Header::spawned`] holds it: never 0.
+/// Now, as [`Extras::spawned`] holds it: never 0.
 #[cold]
 fn spawn_time() -> u64 {
     let epoch = *EPOCH.get_or_init(Instant::now);
@@ -167,18 +280,79 @@ fn spawn_time() -> u64 {
     u64::try_from(since).unwrap_or(u64::MAX - 1) + 1
 }
 
-impl TaskRef for Header {
-    fn info(&self) -> &TaskInfo {
-        &self.info
+/// A local task's header, in its own allocation (its output need not be `Send`), with the
+/// waker of its last pending poll (for `abort` and close).
+pub(crate) struct LocalHeader {
+    pub(crate) header: Header,
+    pub(crate) driver: AtomicWaker,
+}
+
+impl LocalHeader {
+    pub(crate) fn abort(&self) {
+        if self.header.abort() {
+            self.driver.wake();
+        }
+    }
+}
+
+impl Borrow<Header> for Arc<LocalHeader> {
+    fn borrow(&self) -> &Header {
+        &self.header
+    }
+}
+
+impl TaskRef for LocalHeader {
+    fn info(&self) -> TaskInfo {
+        self.header.info()
     }
 
     fn spawned_at(&self) -> Option<Instant> {
-        Header::spawned_at(self)
+        self.header.spawned_at()
     }
 
     fn abort(&self) {
-        Header::abort(self);
+        LocalHeader::abort(self);
     }
+}
+
+/// Where the waker of a `Send` task's last pending poll is kept: an [`AtomicWaker`] for a task
+/// the backend runs (a multi-thread loop), nothing for a task on the runner's own queue, whose
+/// cell is its own waker.
+pub(crate) trait Driver: Default + Send + Sync + 'static {
+    /// A task on the runner's own queue.
+    const OWN: bool;
+
+    fn register(&self, waker: &Waker);
+
+    fn wake(&self);
+}
+
+impl Driver for AtomicWaker {
+    const OWN: bool = false;
+
+    #[inline]
+    fn register(&self, waker: &Waker) {
+        AtomicWaker::register(self, waker);
+    }
+
+    #[inline]
+    fn wake(&self) {
+        AtomicWaker::wake(self);
+    }
+}
+
+/// The [`Driver`] of a task on the runner's own queue: none.
+#[derive(Default)]
+pub(crate) struct OwnQueued;
+
+impl Driver for OwnQueued {
+    const OWN: bool = true;
+
+    #[inline]
+    fn register(&self, _: &Waker) {}
+
+    #[inline]
+    fn wake(&self) {}
 }
 
 /// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
@@ -195,19 +369,34 @@ pub(crate) struct Task<T, H> {
     waker: UnsafeCell<Option<Waker>>,
 }
 
-struct Out<T> {
-    value: Option<Result<T, JoinError>>,
-    /// The panic in `value` was already reported (it happened during close): dropping the
-    /// handle unread must not report it a second time.
-    reported: bool,
+enum Out<T> {
+    /// Nothing yet, or taken.
+    Empty,
+    Value(Result<T, JoinError>),
+    /// A panic already reported (it happened during close): dropping the handle unread must not
+    /// report it a second time.
+    Reported(JoinError),
 }
 
 impl<T> Out<T> {
+    fn take(&mut self) -> Self {
+        std::mem::replace(self, Out::Empty)
+    }
+
     /// What is left to report or drop of an output nobody read.
     fn unread(&mut self) -> Option<Result<T, JoinError>> {
-        match self.value.take() {
-            Some(Err(e)) if e.is_panic() && self.reported => None,
-            other => other,
+        match self.take() {
+            Out::Value(v) => Some(v),
+            Out::Reported(_) | Out::Empty => None,
+        }
+    }
+
+    /// The output, for the handle.
+    fn read(&mut self) -> Option<Result<T, JoinError>> {
+        match self.take() {
+            Out::Value(v) => Some(v),
+            Out::Reported(e) => Some(Err(e)),
+            Out::Empty => None,
         }
     }
 }
@@ -220,10 +409,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     pub(crate) fn new(header: H) -> Self {
         Task {
             header,
-            out: UnsafeCell::new(Out {
-                value: None,
-                reported: false,
-            }),
+            out: UnsafeCell::new(Out::Empty),
             waker: UnsafeCell::new(None),
         }
     }
@@ -246,7 +432,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         };
         // Counted first, at this one point, before anyone can see the output: a task joined
         // before close began has left the registry by then and is never counted by close.
-        let closing = shared.is_some_and(|s| s.deregister(header.key, outcome));
+        let closing = shared.is_some_and(|s| s.deregister(header.key(), outcome));
         if header.local {
             if let Some(s) = shared {
                 s.local.ended();
@@ -276,9 +462,9 @@ impl<T, H: Borrow<Header>> Task<T, H> {
             // SAFETY: before `COMPLETE` the output is this call's alone: the handle reads it only
             // once it has seen `COMPLETE`, and `complete` runs once.
             unsafe {
-                *self.out.get() = Out {
-                    value: Some(result),
-                    reported,
+                *self.out.get() = match result {
+                    Err(e) if reported => Out::Reported(e),
+                    result => Out::Value(result),
                 }
             };
             // After the output is stored: `is_finished()` then means the output is there to take.
@@ -298,14 +484,14 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         if let (Some(message), Some(s)) = (during_close, shared) {
             s.report(&Diagnostic {
                 kind: DiagnosticKind::PanicDuringShutdown,
-                task: header.info.clone(),
+                task: header.info(),
                 payload: None,
                 message: Some(message),
                 duration: None,
             });
         }
         if let Some(unread) = unread {
-            drop_unread(unread, shared, &header.info, closing);
+            drop_unread(unread, shared, &header.info(), closing);
         }
     }
 
@@ -361,7 +547,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         }
         // SAFETY: `COMPLETE` was seen (acquire): the output was stored before it, and `complete`
         // touches it again only if `DETACHED` is set, which only this handle's drop sets.
-        let out = unsafe { (*self.out.get()).value.take() };
+        let out = unsafe { (*self.out.get()).read() };
         state.fetch_or(TAKEN, Ordering::Relaxed);
         Poll::Ready(out.expect("a completed task's output is taken once"))
     }
@@ -381,8 +567,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
             // Not reported yet, so any panic happened before close began: an unobserved panic,
             // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
             // closing has no run left to end; the abort it records is never read.)
-            let shared = header.shared.upgrade();
-            drop_unread(unread, shared.as_deref(), &header.info, false);
+            header.with_shared(|shared| drop_unread(unread, shared, &header.info(), false));
         }
     }
 
@@ -391,7 +576,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     pub(crate) fn take_output(&self) -> Option<Result<T, JoinError>> {
         assert!(self.header().is_complete());
         // SAFETY: as in `poll_join`: complete, and no handle uses this task.
-        unsafe { (*self.out.get()).value.take() }
+        unsafe { (*self.out.get()).read() }
     }
 }
 
@@ -461,34 +646,46 @@ pin_project! {
 /// registry: the task's header and output slot, and its future with what polls it. The future
 /// lives here rather than in the backend's task so that close can drop it in place, on its own
 /// thread, without a wake-and-poll round through the backend.
-pub(crate) struct Cell<F: Future> {
+pub(crate) struct Cell<F: Future, D> {
     pub(crate) task: Task<F::Output, Header>,
+    /// The backend's waker of the task's last pending poll (see [`Driver`]).
+    pub(crate) driver: D,
     /// Used only by the holder of `RUNNING` in the header's state word (see [`Cell::run`]): the
     /// backend's wrapper, or close, which only tries to take it.
     pub(crate) run: UnsafeCell<Run<F>>,
 }
 
 // SAFETY: `run` is only reached through `Cell::run`, by the one holder of `RUNNING` at a time
-// (the future and its `Env` move between threads with it, hence `F: Send`); everything else in
+// (the future and its context move between threads with it, hence `F: Send`); everything else in
 // the cell is `Sync` on its own.
-unsafe impl<F> Sync for Cell<F>
+unsafe impl<F, D> Sync for Cell<F, D>
 where
     F: Future + Send,
     F::Output: Send,
+    D: Sync,
 {
 }
 
-impl<F: Future> Cell<F> {
-    /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner.
-    pub(crate) fn new(header: Header, fut: F, shared: &Arc<Shared>, ctx: Context) -> Self {
+impl<F: Future, D: Driver> Cell<F, D> {
+    /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner; the
+    /// other arguments are [`Header::new`]'s. The header holds the cell's (strong) reference to
+    /// its runner.
+    pub(crate) fn new(
+        key: usize,
+        meta: Meta,
+        cancelled: bool,
+        fut: F,
+        shared: &Arc<Shared>,
+        ctx: Context,
+    ) -> Self {
+        let mut header = Header::strong(key, meta, shared, cancelled);
+        header.own = D::OWN;
         Cell {
             task: Task::new(header),
+            driver: D::default(),
             run: UnsafeCell::new(Run {
                 stage: Stage::Running { fut },
-                env: Env {
-                    scope: Some(shared.clone()),
-                    ctx,
-                },
+                ctx,
             }),
         }
     }
@@ -510,16 +707,16 @@ impl<F: Future> Cell<F> {
 
 pub(crate) struct Run<F> {
     pub(crate) stage: Stage<F>,
-    pub(crate) env: Env,
+    pub(crate) ctx: Context,
 }
 
 impl<F: Future> Run<F> {
-    pub(crate) fn parts(&mut self) -> (Pin<&mut Stage<F>>, &mut Env) {
+    pub(crate) fn parts(&mut self) -> (Pin<&mut Stage<F>>, &mut Context) {
         // SAFETY: a `Run` lives only inside a `Cell` in an `Arc`, which is never moved out of its
         // allocation, and its stage is only ever replaced through `Pin::set` or dropped in
         // place with the cell: the future is never moved once polled.
         let stage = unsafe { Pin::new_unchecked(&mut self.stage) };
-        (stage, &mut self.env)
+        (stage, &mut self.ctx)
     }
 }
 
@@ -531,10 +728,11 @@ pub(crate) trait Output<T>: Send + Sync {
     fn abort(self: Arc<Self>);
 }
 
-impl<F> Output<F::Output> for Cell<F>
+impl<F, D> Output<F::Output> for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     fn task(&self) -> &Task<F::Output, Header> {
         &self.task
@@ -558,22 +756,102 @@ impl Header {
     #[cold]
     fn shell_done_slow(&self) {
         if self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0 {
-            if let Some(s) = self.shared.upgrade() {
-                s.shell_done();
-            }
+            self.with_shared(|s| {
+                if let Some(s) = s {
+                    s.shell_done();
+                }
+            });
         }
     }
 }
 
-/// What a running task needs besides its future: its runner (lent to the thread-local scope
+/// What a local task needs besides its future: its runner (lent to the thread-local scope
 /// around each poll) and its context.
 pub(crate) struct Env {
     pub(crate) scope: Option<Arc<Shared>>,
     pub(crate) ctx: Context,
 }
 
+impl Env {
+    pub(crate) fn as_mut(&mut self) -> EnvMut<'_> {
+        EnvMut {
+            scope: &mut self.scope,
+            ctx: &mut self.ctx,
+        }
+    }
+}
+
+/// What the harness needs besides the future for one poll or drop: the slot that lends the
+/// task's runner to the thread-local scope (`scope::Enter` swaps it in and back out, and
+/// `with_current` gives back what it takes: the slot holds the same runner again afterwards),
+/// and the task's context.
+pub(crate) struct EnvMut<'a> {
+    pub(crate) scope: &'a mut Option<Arc<Shared>>,
+    pub(crate) ctx: &'a mut Context,
+}
+
+/// A [`Cell`]'s runner, lent for one poll or drop: the header's strong count, borrowed as an
+/// `Arc` (no reference counting per poll) and never given back. A cell stores one pointer to
+/// its runner, in its header, where a waker on another thread reaches it while the poll has
+/// lent it out.
+pub(crate) struct Lent(Option<Arc<Shared>>);
+
+impl Lent {
+    #[inline]
+    pub(crate) fn new(header: &Header) -> Self {
+        debug_assert!(!header.weak, "only a cell's header lends its runner");
+        // SAFETY: the header holds a strong count of this pointer (`Header::strong`), alive
+        // for as long as the header, which outlives this `Lent` (the caller holds the cell
+        // throughout). The `Arc` made here takes no count of its own: `drop` forgets it.
+        Lent(Some(unsafe { Arc::from_raw(header.shared.as_ptr()) }))
+    }
+
+    #[inline]
+    pub(crate) fn env<'a>(&'a mut self, ctx: &'a mut Context) -> EnvMut<'a> {
+        EnvMut {
+            scope: &mut self.0,
+            ctx,
+        }
+    }
+}
+
+impl Drop for Lent {
+    #[inline]
+    fn drop(&mut self) {
+        // The scope gave the runner back (see `EnvMut`): the header's count, not this one's.
+        if let Some(lent) = self.0.take() {
+            std::mem::forget(lent);
+        }
+    }
+}
+
 /// Name and spawn location of a task.
 pub(crate) struct Meta {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) location: &'static Location<'static>,
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    //! The cell's size, which is what a pending task costs on a current-thread loop (issue 13:
+    //! at most 64 bytes over the backend's own task).
+
+    use std::future::Pending;
+    use std::mem::size_of;
+
+    use atomic_waker::AtomicWaker;
+
+    use super::{Cell, Header, OwnQueued, Task};
+    use crate::error::JoinError;
+
+    #[test]
+    fn the_cell_stays_small() {
+        assert_eq!(size_of::<Header>(), 32);
+        assert_eq!(size_of::<JoinError>(), 8);
+        assert_eq!(size_of::<Task<(), Header>>(), 64);
+        // Header (with the runner), output slot, join waker, stage and context.
+        assert_eq!(size_of::<Cell<Pending<()>, OwnQueued>>(), 88);
+        // A task the backend runs keeps its waker too.
+        assert_eq!(size_of::<Cell<Pending<()>, AtomicWaker>>(), 112);
+    }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll, Wake, Waker};
 use std::time::Instant;
 
+use atomic_waker::AtomicWaker;
 use pin_project_lite::pin_project;
 
 use crate::context;
@@ -27,9 +28,12 @@ use super::own::OwnTask;
 /// Drops the future with the task's runner and context installed (its destructors may use
 /// them). A destructor that panics makes the task's result that panic, as tokio does: the
 /// cleanup of a cancelled task failed, and someone must hear of it.
-pub(crate) fn drop_future<F>(stage: Pin<&mut Stage<F>>, env: &mut Env) -> Result<(), JoinError> {
-    let _scope = scope::Enter::new(&mut env.scope);
-    let _ctx = context::Enter::new(&mut env.ctx);
+pub(crate) fn drop_future<F>(
+    stage: Pin<&mut Stage<F>>,
+    env: &mut EnvMut<'_>,
+) -> Result<(), JoinError> {
+    let _scope = scope::Enter::new(env.scope);
+    let _ctx = context::Enter::new(env.ctx);
     let mut stage = stage;
     catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))).map_err(JoinError::panic)
 }
@@ -38,7 +42,7 @@ pub(crate) fn drop_future<F>(stage: Pin<&mut Stage<F>>, env: &mut Env) -> Result
 /// it as cancelled. Nothing to do for a task that has ended.
 pub(crate) fn cancel<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
-    env: &mut Env,
+    env: &mut EnvMut<'_>,
     task: &Task<F::Output, H>,
 ) {
     if let StageProj::Running { .. } = stage.as_mut().project() {
@@ -52,15 +56,16 @@ pub(crate) fn cancel<F: Future, H: Borrow<Header>>(
 /// future when the task was aborted, times polls in debug mode, and completes the task.
 pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
-    env: &mut Env,
+    env: &mut EnvMut<'_>,
     task: &Task<F::Output, H>,
+    driver: &AtomicWaker,
     cx: &mut TaskCx<'_>,
 ) -> Poll<()> {
     let header = task.header();
     if let StageProj::Done = stage.as_mut().project() {
         return Poll::Ready(());
     }
-    header.driver.register(cx.waker());
+    driver.register(cx.waker());
     // Checked after registering: an abort before this is seen here, one after it wakes the new
     // waker.
     let aborted = header.is_aborted();
@@ -72,7 +77,7 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
 #[inline]
 fn poll_registered<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
-    env: &mut Env,
+    env: &mut EnvMut<'_>,
     task: &Task<F::Output, H>,
     cx: &mut TaskCx<'_>,
     aborted: bool,
@@ -87,12 +92,12 @@ fn poll_registered<F: Future, H: Borrow<Header>>(
     }
     let debug = env.scope.as_ref().filter(|s| s.config.debug).cloned();
     let result = {
-        let _scope = scope::Enter::new(&mut env.scope);
-        let _ctx = context::Enter::new(&mut env.ctx);
+        let _scope = scope::Enter::new(env.scope);
+        let _ctx = context::Enter::new(env.ctx);
         let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
         let r = catch_unwind(AssertUnwindSafe(|| poll_stage(stage.as_mut(), cx)));
         if let (Some(s), Some(start)) = (&debug, start) {
-            crate::debug::check_poll(s, &header.info, start);
+            crate::debug::check_poll(s, &header.info(), start);
         }
         match r {
             Ok(Poll::Pending) => return Poll::Pending,
@@ -130,7 +135,7 @@ pin_project! {
     pub(crate) struct LocalDriver<F: Future> {
         #[pin]
         pub(crate) stage: Stage<F>,
-        pub(crate) task: Arc<Task<F::Output, Arc<Header>>>,
+        pub(crate) task: Arc<Task<F::Output, Arc<LocalHeader>>>,
         pub(crate) env: Env,
     }
 
@@ -139,7 +144,7 @@ pin_project! {
             // Dropped before it completed (its runner let go of it): the future is dropped here,
             // on its thread, and the task ends cancelled.
             let this = this.project();
-            cancel(this.stage, this.env, this.task);
+            cancel(this.stage, &mut this.env.as_mut(), this.task);
         }
     }
 }
@@ -149,16 +154,23 @@ impl<F: Future> Future for LocalDriver<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
         let this = self.project();
-        poll_task(this.stage, this.env, this.task, cx)
+        poll_task(
+            this.stage,
+            &mut this.env.as_mut(),
+            this.task,
+            &this.task.header.driver,
+            cx,
+        )
     }
 }
 
 /// The wrapper a `Send` task runs in on the backend: its [`Cell`], behind a
 /// [`RawTask`](crate::RawTask) (which is an `Arc<dyn Drive>`: no allocation of its own).
-impl<F> Drive for Cell<F>
+impl<F, D> Drive for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     fn poll_driver(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
         self.drive(cx)
@@ -169,7 +181,7 @@ where
     }
 }
 
-impl<F: Future> Cell<F> {
+impl<F: Future, D: Driver> Cell<F, D> {
     /// A poll of the backend's task: takes `RUNNING`, polls the future (see [`poll_task`]), lets
     /// go, and tells close if the task was a shell.
     ///
@@ -187,7 +199,7 @@ impl<F: Future> Cell<F> {
             // once): it wakes the task once it lets go, and that poll finds the shell. Checked
             // again after registering: had close let go and woken before the registration (the
             // waker's own read-modify-writes order the two), the task wakes itself.
-            header.driver.register(cx.waker());
+            self.driver.register(cx.waker());
             if header.state.load(Ordering::Acquire) & RUNNING == 0 {
                 cx.waker().wake_by_ref();
             }
@@ -196,10 +208,17 @@ impl<F: Future> Cell<F> {
         // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
         // `fetch_and` below, after the last use of `run`.
         let run = unsafe { self.run() };
-        let (stage, env) = run.parts();
-        let out = poll_registered(stage, env, &self.task, cx, prev & ABORTED != 0);
+        let (stage, ctx) = run.parts();
+        let mut lent = Lent::new(header);
+        let out = poll_registered(
+            stage,
+            &mut lent.env(ctx),
+            &self.task,
+            cx,
+            prev & ABORTED != 0,
+        );
         if out.is_pending() {
-            header.driver.register(cx.waker());
+            self.driver.register(cx.waker());
         }
         let after = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
         if after & SHELL != 0 {
@@ -225,29 +244,32 @@ impl<F: Future> Cell<F> {
             // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
             // `fetch_and` below, after the last use of `run`.
             let run = unsafe { self.run() };
-            let (stage, env) = run.parts();
-            cancel(stage, env, &self.task);
+            let (stage, ctx) = run.parts();
+            cancel(stage, &mut Lent::new(header).env(ctx), &self.task);
             header.state.fetch_and(!RUNNING, Ordering::AcqRel);
         }
         header.shell_done();
     }
 }
 
-impl<F> Cell<F>
+impl<F, D> Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     /// `JoinHandle::abort`: see [`Header::abort`]. A task on the runner's own queue registers no
     /// waker: it is queued instead (hence the `Arc`).
     pub(crate) fn abort(self: Arc<Self>) {
         let header = &self.task.header;
-        if !header.own {
-            header.abort();
+        if !D::OWN {
+            if header.abort() {
+                self.driver.wake();
+            }
         } else if header.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
             && self.set_scheduled()
         {
-            Self::enqueue(self);
+            Self::enqueue(&self);
         }
     }
 
@@ -257,31 +279,36 @@ where
         self.task.header.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE) == 0
     }
 
-    /// Queues the cell on its runner's own queue (once `set_scheduled` said so). Nothing to do
-    /// once the runner is gone: it closed, and every task of it has completed.
+    /// Queues the cell on its runner's own queue (once `set_scheduled` said so); once the runner
+    /// has closed, the queue takes nothing (`OwnQueue::clear`). The runner is reached without
+    /// upgrading a `Weak` (a compare-and-swap on the runner's count and a decrement, per wake):
+    /// the cell keeps it alive (see `Header::with_shared`), and `me`, borrowed until the push
+    /// has returned, keeps the cell alive (the queue's own reference may be polled and dropped
+    /// on the loop's thread before the push returns).
     #[inline]
-    fn enqueue(me: Arc<Self>) {
-        if let Some(shared) = me.task.header.shared.upgrade() {
-            shared.push_own(me);
-        }
+    fn enqueue(me: &Arc<Self>) {
+        me.task.header.with_shared(|shared| {
+            if let Some(shared) = shared {
+                shared.push_own(me.clone());
+            }
+        });
     }
 }
 
 /// A task on the runner's own queue is woken by queuing its cell there (see `task::own`).
-impl<F> Wake for Cell<F>
+impl<F, D> Wake for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     fn wake(self: Arc<Self>) {
-        if self.set_scheduled() {
-            Self::enqueue(self);
-        }
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
         if self.set_scheduled() {
-            Self::enqueue(self.clone());
+            Self::enqueue(self);
         }
     }
 }
@@ -316,10 +343,11 @@ impl Deref for WakerRef<'_> {
     }
 }
 
-impl<F> OwnTask for Cell<F>
+impl<F, D> OwnTask for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
     /// A poll of a task on the runner's own queue, on the loop's thread: clears `SCHEDULED` and
     /// takes `RUNNING` in one step, polls the future with the cell itself as the waker (see
@@ -342,8 +370,10 @@ where
         // SAFETY: `RUNNING` was clear and the `fetch_xor` above set it: it is held here until
         // the `fetch_and` below, after the last use of `run`.
         let run = unsafe { self.run() };
-        let (stage, env) = run.parts();
-        let _ = poll_registered(stage, env, &self.task, &mut cx, prev & ABORTED != 0);
+        let (stage, ctx) = run.parts();
+        let mut lent = Lent::new(header);
+        let aborted = prev & ABORTED != 0;
+        let _ = poll_registered(stage, &mut lent.env(ctx), &self.task, &mut cx, aborted);
         // An abort during the poll found `SCHEDULED` clear and queued the task again.
         header.state.fetch_and(!RUNNING, Ordering::AcqRel);
     }
@@ -378,13 +408,14 @@ pub(crate) fn poll_stage<F: Future>(
     out
 }
 
-impl<F> TaskRef for Cell<F>
+impl<F, D> TaskRef for Cell<F, D>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    D: Driver,
 {
-    fn info(&self) -> &TaskInfo {
-        &self.task.header.info
+    fn info(&self) -> TaskInfo {
+        self.task.header.info()
     }
 
     fn spawned_at(&self) -> Option<Instant> {
@@ -398,7 +429,9 @@ where
             !self.task.header.own,
             "cancel_now for a task on the own queue"
         );
-        self.task.header.abort();
+        if self.task.header.abort() {
+            self.driver.wake();
+        }
     }
 
     fn cancel_now(&self) {
@@ -417,7 +450,7 @@ where
                 // thread, and this, on the same thread outside any poll, take `RUNNING`.
                 debug_assert!(!header.own, "close found a task on the own queue running");
                 state.fetch_or(ABORTED, Ordering::AcqRel);
-                header.driver.wake();
+                self.driver.wake();
                 return;
             }
             // `SHELL` in the same step as `RUNNING`: a drop of the backend's task that finds
@@ -438,20 +471,22 @@ where
         // SAFETY: `RUNNING` was clear and the exchange above set it: it is held here until the
         // `fetch_and` below, after the last use of `run`.
         let run = unsafe { self.run() };
-        let (stage, env) = run.parts();
+        let (stage, ctx) = run.parts();
         // Counted once the shell is marked: a shell's drop on another thread in between takes
         // one off before this adds it (the count wraps for that moment), and close reads the
         // count only once every `cancel_now` has returned.
         if !header.own {
-            if let Some(s) = &env.scope {
-                s.shells.fetch_add(1, Ordering::AcqRel);
-            }
+            header.with_shared(|s| {
+                if let Some(s) = s {
+                    s.shells.fetch_add(1, Ordering::AcqRel);
+                }
+            });
         }
         // Without `COMPLETE` the future is still there (see `COMPLETE`).
-        cancel(stage, env, &self.task);
+        cancel(stage, &mut Lent::new(header).env(ctx), &self.task);
         state.fetch_and(!RUNNING, Ordering::AcqRel);
         if !header.own {
-            header.driver.wake();
+            self.driver.wake();
         }
     }
 }
@@ -468,17 +503,18 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::task::{Context as TaskCx, Poll, Waker};
 
-    use super::{Cell, Header, Meta};
+    use super::{Cell, Meta};
     use crate::context::Context;
     use crate::event_loop::RawTask;
     use crate::shared::{Shared, TaskRef};
     use crate::testing::TestLoop;
     use crate::Runner;
+    use atomic_waker::AtomicWaker;
 
     use crate::testing::Count;
 
     /// A registered cell around `fut`, with the wrapper the backend would run.
-    fn cell<F>(shared: &Arc<Shared>, fut: F) -> (Arc<Cell<F>>, RawTask)
+    fn cell<F>(shared: &Arc<Shared>, fut: F) -> (Arc<Cell<F, AtomicWaker>>, RawTask)
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -489,8 +525,8 @@ mod tests {
                     name: None,
                     location: Location::caller(),
                 };
-                let header = Header::new(key, meta, shared, cancelled, false);
-                let cell = Arc::new(Cell::new(header, fut, shared, Context::new()));
+                let cell: Arc<Cell<F, AtomicWaker>> =
+                    Arc::new(Cell::new(key, meta, cancelled, fut, shared, Context::new()));
                 (cell.clone() as Arc<dyn TaskRef>, cell)
             })
             .unwrap();

@@ -50,7 +50,7 @@ pub struct JoinHandle<T> {
 
 pub(crate) enum Inner<T> {
     Shared(Arc<dyn Output<T>>),
-    Local(Arc<Task<T, Arc<Header>>>),
+    Local(Arc<Task<T, Arc<LocalHeader>>>),
     Blocking(Arc<Task<T, Header>>),
 }
 
@@ -72,7 +72,11 @@ impl<T> JoinHandle<T> {
         match &self.inner {
             // A task on the runner's own queue is its own waker.
             Inner::Shared(c) => c.clone().abort(),
-            _ => self.header().abort(),
+            Inner::Local(t) => t.header.abort(),
+            // A blocking job checks the flag once, before it starts; no waker.
+            Inner::Blocking(t) => {
+                t.header.abort();
+            }
         }
     }
 
@@ -83,7 +87,7 @@ impl<T> JoinHandle<T> {
 
     /// The name given with [`Builder::name`](super::Builder::name), if any.
     pub fn name(&self) -> Option<&str> {
-        self.header().info.name()
+        self.header().name()
     }
 }
 
@@ -116,7 +120,7 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("task", &self.header().info)
+            .field("task", &self.header().info())
             .field("finished", &self.is_finished())
             .finish()
     }

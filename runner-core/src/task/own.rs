@@ -42,7 +42,7 @@ pub(crate) struct OwnQueue {
     active: AtomicBool,
     /// Set by [`clear`](Self::clear), under the queue's lock: every task has ended, and a wake
     /// still racing in from another thread queues nothing (its cell would keep the runner alive
-    /// through its `Env`, and the runner the cell).
+    /// through its header, and the runner the cell).
     closed: AtomicBool,
 }
 
@@ -158,7 +158,7 @@ impl OwnQueue {
     }
 
     /// Drops every task left queued, for good (close's end, or a runner abandoned): their
-    /// futures are gone already, and dropping them breaks the cycle through their `Env`'s
+    /// futures are gone already, and dropping them breaks the cycle through their header's
     /// runner. A push from now on queues nothing.
     pub(crate) fn clear(&self) {
         let left = {

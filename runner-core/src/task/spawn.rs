@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use atomic_waker::AtomicWaker;
+
 use crate::context::Context;
 use crate::error::SpawnError;
 use crate::event_loop::RawTask;
@@ -29,8 +31,8 @@ where
         return spawn_own(shared, from_loop, fut, ctx, meta);
     }
     let cell = shared.register(from_loop, |key, cancelled| {
-        let header = Header::new(key, meta, shared, cancelled, false);
-        let cell = Arc::new(Cell::new(header, fut, shared, ctx));
+        let cell: Arc<Cell<F, AtomicWaker>> =
+            Arc::new(Cell::new(key, meta, cancelled, fut, shared, ctx));
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
     // The backend's task is the cell itself, type-erased: no allocation beyond the cell.
@@ -58,11 +60,10 @@ where
     F::Output: Send + 'static,
 {
     let cell = shared.register(from_loop, |key, cancelled| {
-        let mut header = Header::new(key, meta, shared, cancelled, false);
-        header.own = true;
+        let mut cell: Cell<F, OwnQueued> = Cell::new(key, meta, cancelled, fut, shared, ctx);
         // Queued below, once: its first poll.
-        *header.state.get_mut() |= SCHEDULED;
-        let cell = Arc::new(Cell::new(header, fut, shared, ctx));
+        *cell.task.header.state.get_mut() |= SCHEDULED;
+        let cell = Arc::new(cell);
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
     shared.push_own(cell.clone());
@@ -85,7 +86,10 @@ where
         return Err(SpawnError::LocalUnsupported);
     }
     let header = shared.register(scope::loop_running(), |key, cancelled| {
-        let header = Arc::new(Header::new(key, meta, shared, cancelled, true));
+        let header = Arc::new(LocalHeader {
+            header: Header::new(key, meta, shared, cancelled, true),
+            driver: AtomicWaker::new(),
+        });
         (header.clone() as Arc<dyn TaskRef>, header)
     })?;
     // Counted before the task can run, and ended in `Task::complete`.
