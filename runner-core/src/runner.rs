@@ -272,33 +272,43 @@ impl<L: EventLoop> Runner<L> {
         let outcome = {
             let own = crate::local::find(&shared.local);
             let run = scope::RunScope::enter(scope, shared, lp.local_spawner(), own);
-            let _ctx = context::Enter::new(ctx.unwrap_or(runner_ctx));
-            let signal = signal::RunGuard::enter(shared);
-            // One inline poll first where the loop allows it (see `EventLoop::enter`): a main
-            // future that is ready at once costs no `block_on`. The runner's own spawns made
-            // during it are held back until then (see `scope::defer`).
-            let mut main = pin!(main);
-            let first = lp.enter(|| main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop())));
-            *main.as_mut().project().inline = false;
-            let held = run.end_inline();
-            let mut outcome = match (first, held) {
-                (Some(Poll::Ready(outcome)), held) => {
-                    if let Some(held) = held {
-                        spawn_all(&*shared.spawner, held);
+            let entered = context::Enter::new(ctx.unwrap_or(runner_ctx));
+            let mut signal = Some(signal::RunGuard::enter(shared));
+            let outcome = {
+                // One inline poll first where the loop allows it (see `EventLoop::enter`): a
+                // main future that is ready at once costs no `block_on`. The runner's own spawns
+                // made during it are held back until then (see `scope::defer`).
+                let mut main = pin!(main);
+                let first = lp.enter(|| main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop())));
+                *main.as_mut().project().inline = false;
+                let held = run.end_inline();
+                let mut outcome = match (first, held) {
+                    (Some(Poll::Ready(outcome)), held) => {
+                        if let Some(held) = held {
+                            spawn_all(&*shared.spawner, held);
+                        }
+                        outcome
                     }
-                    outcome
+                    (_, None) => lp.block_on(main),
+                    (_, Some(held)) => lp.block_on(SpawnHeld {
+                        held,
+                        spawner: &*shared.spawner,
+                        main,
+                    }),
+                };
+                if let MainOutcome::Done(_) = outcome {
+                    if signal.take().is_some_and(signal::RunGuard::finish) {
+                        // A Ctrl-C counted for this run arrived after the future's last poll.
+                        outcome = MainOutcome::Aborted(RunError::Interrupted);
+                    }
                 }
-                (_, None) => lp.block_on(main),
-                (_, Some(held)) => lp.block_on(SpawnHeld {
-                    held,
-                    spawner: &*shared.spawner,
-                    main,
-                }),
+                outcome
+                // The main future is dropped here, in the runner's scope and context.
             };
-            if matches!(outcome, MainOutcome::Done(_)) && signal.finish() {
-                // A Ctrl-C counted for this run arrived after the future's last poll.
-                outcome = MainOutcome::Aborted(RunError::Interrupted);
-            }
+            // The drops an unwinding run makes too, in the same order.
+            drop(signal);
+            drop(entered);
+            run.exit();
             outcome
         };
         match outcome {
@@ -426,6 +436,7 @@ pin_project! {
 impl<F: Future> Future for Main<'_, F> {
     type Output = MainOutcome<F::Output>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let fut = this.fut;

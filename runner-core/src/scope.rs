@@ -84,6 +84,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
 
 /// True while a runner's loop is running on this thread: inside `run`, inside close, or inside
 /// the poll of one of a runner's tasks (on any backend's worker thread).
+#[inline]
 pub(crate) fn loop_running() -> bool {
     AMBIENT.with(|a| a.depth.get() > 0)
 }
@@ -195,12 +196,11 @@ impl<'a> RunScope<'a> {
             a.scope.swap(Cell::from_mut(slot));
             a.depth.set(a.depth.get() + 1);
             a.owner.set(addr);
-            if native.is_some() {
-                a.local.set(native);
-            }
-            a.own.set(own);
             a.inline.set(addr);
         });
+        if native.is_some() || own.is_some() {
+            set_locals(native, own);
+        }
         RunScope { slot }
     }
 
@@ -222,9 +222,16 @@ impl<'a> RunScope<'a> {
     }
 }
 
-impl Drop for RunScope<'_> {
-    #[inline]
-    fn drop(&mut self) {
+impl RunScope<'_> {
+    /// Leaves the run: [`Drop`] inline, for the path of every `run` that does not unwind.
+    #[inline(always)]
+    pub(crate) fn exit(self) {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.leave();
+    }
+
+    #[inline(always)]
+    fn leave(&mut self) {
         let (native, own, held) = AMBIENT.with(|a| {
             a.depth.set(a.depth.get() - 1);
             a.scope.swap(Cell::from_mut(self.slot));
@@ -236,9 +243,31 @@ impl Drop for RunScope<'_> {
         if let Some(held) = held {
             spawn_held(self.slot.as_deref(), held);
         }
-        drop(native);
-        drop(own);
+        if native.is_some() || own.is_some() {
+            drop_locals(native, own);
+        }
     }
+}
+
+impl Drop for RunScope<'_> {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// The loop's native local spawner and the runner's own executor, for the run being entered.
+#[inline(never)]
+fn set_locals(native: Option<Rc<dyn LocalSpawner>>, own: Option<Rc<LocalExecutor>>) {
+    AMBIENT.with(|a| {
+        a.local.set(native);
+        a.own.set(own);
+    });
+}
+
+#[inline(never)]
+fn drop_locals(native: Option<Rc<dyn LocalSpawner>>, own: Option<Rc<LocalExecutor>>) {
+    drop(native);
+    drop(own);
 }
 
 /// Unwinding out of the inline poll: the spawns held back go to the loop now rather than be lost.
