@@ -338,7 +338,20 @@ impl<L: EventLoop> Runner<L> {
         let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) else {
             unreachable!("checked above")
         };
-        Ok(close::shutdown(live))
+        let shared = live.shared.clone();
+        let report = close::shutdown(live);
+        self.forget_waker(&shared);
+        Ok(report)
+    }
+}
+
+impl<L: EventLoop> Runner<L> {
+    /// Lets go of the main future's last waker, the runner's copy and the stored one: a closed
+    /// loop's waker may hold its driver (and its descriptors), and the runner's shared state may
+    /// outlive it in a `LoopHandle`.
+    fn forget_waker(&mut self, shared: &Shared) {
+        self.last_waker = LastWaker::default();
+        shared.forget_main_waker();
     }
 }
 
@@ -360,7 +373,9 @@ impl<L: EventLoop> Drop for Runner<L> {
             // The loop cannot be driven from here: cancel what can be cancelled and let the
             // backend drop the rest without blocking.
             if let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) {
+                let shared = live.shared.clone();
                 close::abandon(live);
+                self.forget_waker(&shared);
             }
             return;
         }

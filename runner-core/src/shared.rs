@@ -213,6 +213,12 @@ impl Shared {
         }
     }
 
+    /// Drops the stored waker of the main future: the runner is closed.
+    pub(crate) fn forget_main_waker(&self) {
+        let old = lock(&self.main_waker).take();
+        drop(old);
+    }
+
     #[inline(never)]
     fn store_main_waker(&self, waker: &Waker, last: &mut LastWaker) {
         // Forgotten first: a clone that unwinds leaves no copy that differs from the stored one.
