@@ -1,6 +1,6 @@
 //! Runtimes other than a runner's own loop that a run must not start inside.
 //!
-//! A loop knows its own runtime ([`EventLoop::is_nested`](crate::EventLoop::is_nested)), but a
+//! A loop knows its own runtime ([`EventLoop::is_nested`]), but a
 //! smol runner cannot see that a tokio runtime is driving the thread. The `runner` facade
 //! registers the probe of every backend it compiles in, so that a runner of any backend refuses
 //! to start inside any of them.
