@@ -493,3 +493,71 @@ impl<F: Future> Future for Main<'_, F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::task::{Poll, Waker};
+    use std::thread;
+    use std::time::Duration;
+
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    /// The main future's waker is stored once; polled again with the same waker after a wake
+    /// from another thread, it registers nothing (`Shared::register_main_cached`), so the next
+    /// wake from another thread must still find it stored.
+    #[test]
+    fn main_future_woken_again_from_another_thread_without_registering_again() {
+        let (finished, watchdog) = mpsc::channel();
+        let test = thread::spawn(move || {
+            let mut rt = Runner::<TestLoop>::new();
+            let handle = rt.handle().unwrap();
+            let done = Arc::new(AtomicUsize::new(0));
+            let waiting: Arc<Mutex<Option<Waker>>> = Arc::default();
+            let (go, go_rx) = mpsc::channel::<()>();
+            let spawner = {
+                let (done, waiting) = (done.clone(), waiting.clone());
+                thread::spawn(move || {
+                    while go_rx.recv().is_ok() {
+                        // Let the main future park first: the spawn's wake is then the only one.
+                        thread::sleep(Duration::from_millis(20));
+                        let (done, waiting) = (done.clone(), waiting.clone());
+                        handle
+                            .spawn(async move {
+                                done.fetch_add(1, Ordering::SeqCst);
+                                if let Some(waker) = waiting.lock().unwrap().take() {
+                                    waker.wake();
+                                }
+                            })
+                            .unwrap();
+                    }
+                })
+            };
+            rt.run(async {
+                for round in 1..=3 {
+                    go.send(()).unwrap();
+                    poll_fn(|cx| {
+                        *waiting.lock().unwrap() = Some(cx.waker().clone());
+                        if done.load(Ordering::SeqCst) >= round {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await;
+                }
+            })
+            .unwrap();
+            drop(go);
+            spawner.join().unwrap();
+            finished.send(()).unwrap();
+        });
+        watchdog
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a wake from another thread never reached the main future");
+        test.join().unwrap();
+    }
+}
