@@ -83,10 +83,16 @@ pub(crate) fn runtime_driving<L: EventLoop>() -> bool {
 /// True when a registered probe other than `own` says its runtime is driving the calling thread.
 /// One atomic load per registered probe plus the probes themselves; an empty table costs one
 /// load.
+#[inline]
 fn foreign_runtime_driving(own: fn() -> bool) -> bool {
-    PROBES
-        .iter()
-        .map_while(OnceLock::get)
-        .filter(|probe| !std::ptr::fn_addr_eq(own, probe.is_driving))
-        .any(|probe| (probe.is_driving)())
+    // Slots fill in order: the first empty one ends the table.
+    for slot in &PROBES {
+        let Some(probe) = slot.get() else {
+            return false;
+        };
+        if !std::ptr::fn_addr_eq(own, probe.is_driving) && (probe.is_driving)() {
+            return true;
+        }
+    }
+    false
 }
