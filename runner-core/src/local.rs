@@ -77,10 +77,16 @@ pub(crate) struct LocalState {
 
 impl LocalState {
     /// `Err(WrongThread)` while local tasks are alive on another thread than the calling one.
+    #[inline]
     pub(crate) fn check_home(&self) -> Result<(), RunError> {
         if self.alive.load(Ordering::Acquire) == 0 {
             return Ok(());
         }
+        self.check_home_slow()
+    }
+
+    #[inline(never)]
+    fn check_home_slow(&self) -> Result<(), RunError> {
         match *lock(&self.home) {
             Some(home) if home != thread::current().id() => Err(RunError::WrongThread),
             _ => Ok(()),
@@ -283,8 +289,18 @@ impl Drop for Shim {
 }
 
 /// `shared`'s executor on this thread, if it has one here. Drops this thread's orphaned
-/// executors first: entering a run or close is when a thread takes them back.
+/// executors first: entering a run or close is when a thread takes them back. Two loads, inline,
+/// when there is neither.
+#[inline]
 pub(crate) fn find(shared: &LocalState) -> Option<Rc<LocalExecutor>> {
+    if ORPHANS.load(Ordering::Relaxed) == 0 && !shared.has_local.load(Ordering::Acquire) {
+        return None;
+    }
+    find_slow(shared)
+}
+
+#[inline(never)]
+fn find_slow(shared: &LocalState) -> Option<Rc<LocalExecutor>> {
     if ORPHANS.load(Ordering::Relaxed) != 0 {
         drop_orphans();
     }

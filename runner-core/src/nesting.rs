@@ -1,12 +1,14 @@
 //! Runtimes other than a runner's own loop that a run must not start inside.
 //!
-//! A loop knows its own runtime ([`EventLoop::is_nested`](crate::EventLoop::is_nested)), but a
+//! A loop knows its own runtime ([`EventLoop::is_nested`]), but a
 //! smol runner cannot see that a tokio runtime is driving the thread. The `runner` facade
 //! registers the probe of every backend it compiles in, so that a runner of any backend refuses
 //! to start inside any of them.
 
 use std::fmt;
 use std::sync::OnceLock;
+
+use crate::EventLoop;
 
 /// How many probes can be registered: one per backend is the use.
 const SLOTS: usize = 8;
@@ -69,11 +71,28 @@ pub fn register_runtime_probe(probe: RuntimeProbe) -> bool {
     false
 }
 
-/// True when a registered probe says its runtime is driving the calling thread. One atomic load
-/// per registered probe plus the probes themselves; an empty table costs one load.
-pub(crate) fn foreign_runtime_driving() -> bool {
-    PROBES
-        .iter()
-        .map_while(OnceLock::get)
-        .any(|probe| (probe.is_driving)())
+/// True when the loop `L` cannot start here: its own runtime ([`EventLoop::is_nested`]) or any
+/// registered probe's is driving the calling thread. A probe that is `L`'s own check (the facade
+/// registers tokio's `is_nested` as the "tokio" probe) is not asked twice.
+#[inline]
+pub(crate) fn runtime_driving<L: EventLoop>() -> bool {
+    let own: fn() -> bool = L::is_nested;
+    own() || foreign_runtime_driving(own)
+}
+
+/// True when a registered probe other than `own` says its runtime is driving the calling thread.
+/// One atomic load per registered probe plus the probes themselves; an empty table costs one
+/// load.
+#[inline]
+fn foreign_runtime_driving(own: fn() -> bool) -> bool {
+    // Slots fill in order: the first empty one ends the table.
+    for slot in &PROBES {
+        let Some(probe) = slot.get() else {
+            return false;
+        };
+        if !std::ptr::fn_addr_eq(own, probe.is_driving) && (probe.is_driving)() {
+            return true;
+        }
+    }
+    false
 }

@@ -19,7 +19,7 @@ use crate::factory::LoopFactory;
 use crate::handle::LoopHandle;
 use crate::nesting;
 use crate::scope;
-use crate::shared::{Config, Shared};
+use crate::shared::{Config, LastWaker, Shared};
 use crate::signal;
 use crate::EventLoop;
 
@@ -95,6 +95,9 @@ pub struct Runner<L: EventLoop> {
     inner: Inner<L>,
     factory: Box<dyn LoopFactory<L>>,
     config: Config,
+    /// The runner's copy of the main future's waker it stored last (see
+    /// `Shared::register_main_cached`), kept from one `run` to the next.
+    last_waker: LastWaker,
 }
 
 impl<L: EventLoop> Runner<L> {
@@ -114,6 +117,7 @@ impl<L: EventLoop> Runner<L> {
             inner: Inner::Created,
             factory,
             config,
+            last_waker: LastWaker::default(),
         }
     }
 
@@ -132,25 +136,38 @@ impl<L: EventLoop> Runner<L> {
         self.config.debug
     }
 
+    #[inline]
     fn live(&mut self) -> Result<&mut Live<L>, RunError> {
-        if let Inner::Created = self.inner {
-            let lp = self.factory.make().map_err(RunError::LoopCreation)?;
-            let shared = Arc::new(Shared::new(
-                lp.spawner(),
-                self.config.clone(),
-                lp.is_multi_thread(),
-            ));
-            self.inner = Inner::Initialized(Live {
-                lp,
-                scope: Some(shared.clone()),
-                shared,
-                ctx: Context::copy_current(),
-            });
+        if !matches!(self.inner, Inner::Initialized(_)) {
+            self.init()?;
         }
         match &mut self.inner {
             Inner::Initialized(live) => Ok(live),
+            _ => unreachable!("initialized above"),
+        }
+    }
+
+    /// Makes the loop of a `Created` runner; `Closed` after close.
+    #[cold]
+    fn init(&mut self) -> Result<(), RunError> {
+        match self.inner {
+            Inner::Initialized(_) => Ok(()),
             Inner::Closed => Err(RunError::Closed),
-            Inner::Created => unreachable!("initialized above"),
+            Inner::Created => {
+                let lp = self.factory.make().map_err(RunError::LoopCreation)?;
+                let shared = Arc::new(Shared::new(
+                    lp.spawner(),
+                    self.config.clone(),
+                    lp.is_multi_thread(),
+                ));
+                self.inner = Inner::Initialized(Live {
+                    lp,
+                    scope: Some(shared.clone()),
+                    shared,
+                    ctx: Context::copy_current(),
+                });
+                Ok(())
+            }
         }
     }
 
@@ -229,10 +246,15 @@ impl<L: EventLoop> Runner<L> {
         fut: F,
         location: &'static Location<'static>,
     ) -> Result<F::Output, RunError> {
-        if scope::loop_running() || L::is_nested() || nesting::foreign_runtime_driving() {
+        if scope::loop_running() || nesting::runtime_driving::<L>() {
             return Err(RunError::NestedRun);
         }
-        let live = self.live()?;
+        if !matches!(self.inner, Inner::Initialized(_)) {
+            self.init()?;
+        }
+        let Inner::Initialized(live) = &mut self.inner else {
+            unreachable!("initialized above")
+        };
         live.shared.local.check_home()?;
         let Live {
             lp,
@@ -243,44 +265,50 @@ impl<L: EventLoop> Runner<L> {
         let main = Main {
             fut,
             shared,
-            info: TaskInfo {
-                name: None,
-                location,
-                main: true,
-            },
+            last_waker: &mut self.last_waker,
+            inline: true,
+            location,
         };
         let outcome = {
-            let _local = scope::EnterLocal::new(shared, lp.local_spawner());
-            let _scope = scope::Enter::new(scope);
-            let _ctx = context::Enter::new(ctx.unwrap_or(runner_ctx));
-            let signal = signal::RunGuard::enter(shared);
-            // One inline poll first where the loop allows it (see `EventLoop::enter`): a main
-            // future that is ready at once costs no `block_on`.
-            let mut main = pin!(main);
-            let mut held = Vec::new();
-            let first = lp.enter(|| {
-                let inline = scope::InlinePoll::begin(shared);
-                let polled = main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop()));
-                held = inline.finish();
-                polled
-            });
-            let mut outcome = match first {
-                Some(Poll::Ready(outcome)) => {
-                    for task in held {
-                        shared.spawner.spawn_task(task);
+            let own = crate::local::find(&shared.local);
+            let run = scope::RunScope::enter(scope, shared, lp.local_spawner(), own);
+            let entered = context::Enter::new(ctx.unwrap_or(runner_ctx));
+            let mut signal = Some(signal::RunGuard::enter(shared));
+            let outcome = {
+                // One inline poll first where the loop allows it (see `EventLoop::enter`): a
+                // main future that is ready at once costs no `block_on`. The runner's own spawns
+                // made during it are held back until then (see `scope::defer`).
+                let mut main = pin!(main);
+                let first = lp.enter(|| main.as_mut().poll(&mut TaskCx::from_waker(Waker::noop())));
+                *main.as_mut().project().inline = false;
+                let held = run.end_inline();
+                let mut outcome = match (first, held) {
+                    (Some(Poll::Ready(outcome)), held) => {
+                        if let Some(held) = held {
+                            spawn_all(&*shared.spawner, held);
+                        }
+                        outcome
                     }
-                    outcome
+                    (_, None) => lp.block_on(main),
+                    (_, Some(held)) => lp.block_on(SpawnHeld {
+                        held,
+                        spawner: &*shared.spawner,
+                        main,
+                    }),
+                };
+                if let MainOutcome::Done(_) = outcome {
+                    if signal.take().is_some_and(signal::RunGuard::finish) {
+                        // A Ctrl-C counted for this run arrived after the future's last poll.
+                        outcome = MainOutcome::Aborted(RunError::Interrupted);
+                    }
                 }
-                _ => lp.block_on(SpawnHeld {
-                    held,
-                    spawner: &*shared.spawner,
-                    main,
-                }),
+                outcome
+                // The main future is dropped here, in the runner's scope and context.
             };
-            if matches!(outcome, MainOutcome::Done(_)) && signal.finish() {
-                // A Ctrl-C counted for this run arrived after the future's last poll.
-                outcome = MainOutcome::Aborted(RunError::Interrupted);
-            }
+            // The drops an unwinding run makes too, in the same order.
+            drop(signal);
+            drop(entered);
+            run.exit();
             outcome
         };
         match outcome {
@@ -303,14 +331,27 @@ impl<L: EventLoop> Runner<L> {
         let Inner::Initialized(live) = &self.inner else {
             return Ok(CloseReport::default());
         };
-        if scope::loop_running() || L::is_nested() || nesting::foreign_runtime_driving() {
+        if scope::loop_running() || nesting::runtime_driving::<L>() {
             return Err(RunError::NestedRun);
         }
         live.shared.local.check_home()?;
         let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) else {
             unreachable!("checked above")
         };
-        Ok(close::shutdown(live))
+        let shared = live.shared.clone();
+        let report = close::shutdown(live);
+        self.forget_waker(&shared);
+        Ok(report)
+    }
+}
+
+impl<L: EventLoop> Runner<L> {
+    /// Lets go of the main future's last waker, the runner's copy and the stored one: a closed
+    /// loop's waker may hold its driver (and its descriptors), and the runner's shared state may
+    /// outlive it in a `LoopHandle`.
+    fn forget_waker(&mut self, shared: &Shared) {
+        self.last_waker = LastWaker::default();
+        shared.forget_main_waker();
     }
 }
 
@@ -326,14 +367,15 @@ impl<L: EventLoop> Drop for Runner<L> {
             return;
         };
         if scope::loop_running()
-            || L::is_nested()
-            || nesting::foreign_runtime_driving()
+            || nesting::runtime_driving::<L>()
             || live.shared.local.check_home().is_err()
         {
             // The loop cannot be driven from here: cancel what can be cancelled and let the
             // backend drop the rest without blocking.
             if let Inner::Initialized(live) = std::mem::replace(&mut self.inner, Inner::Closed) {
+                let shared = live.shared.clone();
                 close::abandon(live);
+                self.forget_waker(&shared);
             }
             return;
         }
@@ -358,7 +400,7 @@ impl<L: EventLoop> fmt::Debug for Runner<L> {
 }
 
 /// Hands the spawns held back during the inline first poll to the loop from inside `block_on`
-/// (see `scope::InlinePoll`), then runs the main future.
+/// (see `scope::defer`), then runs the main future.
 struct SpawnHeld<'a, F> {
     held: Vec<RawTask>,
     spawner: &'a dyn Spawner,
@@ -371,11 +413,17 @@ impl<F: Future + Unpin> Future for SpawnHeld<'_, F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
         if !self.held.is_empty() {
             let this = &mut *self;
-            for task in this.held.drain(..) {
-                this.spawner.spawn_task(task);
-            }
+            spawn_all(this.spawner, std::mem::take(&mut this.held));
         }
         Pin::new(&mut self.main).poll(cx)
+    }
+}
+
+/// Hands `held` to the loop, in order.
+#[cold]
+fn spawn_all(spawner: &dyn Spawner, held: Vec<RawTask>) {
+    for task in held {
+        spawner.spawn_task(task);
     }
 }
 
@@ -392,13 +440,18 @@ pin_project! {
         #[pin]
         fut: F,
         shared: &'a Shared,
-        info: TaskInfo,
+        last_waker: &'a mut LastWaker,
+        // Set for the inline first poll only.
+        inline: bool,
+        // Where `run` was called, for debug mode's slow-poll reports.
+        location: &'static Location<'static>,
     }
 }
 
 impl<F: Future> Future for Main<'_, F> {
     type Output = MainOutcome<F::Output>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let fut = this.fut;
@@ -411,14 +464,24 @@ impl<F: Future> Future for Main<'_, F> {
         let start = this.shared.config.debug.then(crate::debug::PollStart::now);
         let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
         if let Some(start) = start {
-            crate::debug::check_poll(this.shared, this.info, start);
+            let info = TaskInfo {
+                name: None,
+                location: this.location,
+                main: true,
+            };
+            crate::debug::check_poll(this.shared, &info, start);
         }
         if let Ok(Poll::Pending) = polled {
+            if *this.inline {
+                // The inline first poll (`EventLoop::enter`): `block_on` polls it again at once,
+                // and that poll drives the queues and registers its waker (a no-op one here).
+                return Poll::Pending;
+            }
             scope::drive_local_after(this.shared, cx);
             // Only a pending future can be woken to be aborted: a ready one costs no waker
             // registration. The flag is checked again after registering, so an abort that raced
             // with the poll is not missed.
-            this.shared.register_main(cx);
+            this.shared.register_main_cached(cx, this.last_waker);
             if let Some(err) = this.shared.take_main_abort() {
                 return Poll::Ready(MainOutcome::Aborted(err));
             }
@@ -428,5 +491,73 @@ impl<F: Future> Future for Main<'_, F> {
             Ok(Poll::Pending) => Poll::Pending,
             Err(p) => Poll::Ready(MainOutcome::Panicked(p)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::task::{Poll, Waker};
+    use std::thread;
+    use std::time::Duration;
+
+    use crate::testing::TestLoop;
+    use crate::Runner;
+
+    /// The main future's waker is stored once; polled again with the same waker after a wake
+    /// from another thread, it registers nothing (`Shared::register_main_cached`), so the next
+    /// wake from another thread must still find it stored.
+    #[test]
+    fn main_future_woken_again_from_another_thread_without_registering_again() {
+        let (finished, watchdog) = mpsc::channel();
+        let test = thread::spawn(move || {
+            let mut rt = Runner::<TestLoop>::new();
+            let handle = rt.handle().unwrap();
+            let done = Arc::new(AtomicUsize::new(0));
+            let waiting: Arc<Mutex<Option<Waker>>> = Arc::default();
+            let (go, go_rx) = mpsc::channel::<()>();
+            let spawner = {
+                let (done, waiting) = (done.clone(), waiting.clone());
+                thread::spawn(move || {
+                    while go_rx.recv().is_ok() {
+                        // Let the main future park first: the spawn's wake is then the only one.
+                        thread::sleep(Duration::from_millis(20));
+                        let (done, waiting) = (done.clone(), waiting.clone());
+                        handle
+                            .spawn(async move {
+                                done.fetch_add(1, Ordering::SeqCst);
+                                if let Some(waker) = waiting.lock().unwrap().take() {
+                                    waker.wake();
+                                }
+                            })
+                            .unwrap();
+                    }
+                })
+            };
+            rt.run(async {
+                for round in 1..=3 {
+                    go.send(()).unwrap();
+                    poll_fn(|cx| {
+                        *waiting.lock().unwrap() = Some(cx.waker().clone());
+                        if done.load(Ordering::SeqCst) >= round {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await;
+                }
+            })
+            .unwrap();
+            drop(go);
+            spawner.join().unwrap();
+            finished.send(()).unwrap();
+        });
+        watchdog
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a wake from another thread never reached the main future");
+        test.join().unwrap();
     }
 }

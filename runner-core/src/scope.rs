@@ -26,76 +26,30 @@ struct Ambient {
     local: Cell<Option<Rc<dyn LocalSpawner>>>,
     /// The running runner's own local executor on this thread, once it has one.
     own: Cell<Option<Rc<LocalExecutor>>>,
-    /// Set during the inline first poll of a main future (see [`InlinePoll`]): the runner's own
-    /// spawns made then are held here and handed to its loop from inside its `block_on`.
-    deferred: Cell<Option<Held>>,
-}
-
-/// The spawns held back during an inline first poll, and whose they are.
-struct Held {
-    /// The runner whose main future is being polled, as its address.
-    runner: usize,
-    tasks: Vec<RawTask>,
-}
-
-/// Marks the inline first poll of a main future on this thread, until [`finish`](Self::finish)
-/// or drop. A spawn onto the polling runner's own loop made meanwhile is held back ([`defer`]):
-/// handed to the loop from outside its `block_on`, it would take the loop's cross-thread path
-/// (tokio's injection queue and a wake-up of its driver, a system call), while from inside
-/// `block_on` it takes the local one. Spawns onto other runners' loops go through at once: they
-/// take their loop's cross-thread path either way.
-pub(crate) struct InlinePoll<'a> {
-    shared: &'a Shared,
-}
-
-impl<'a> InlinePoll<'a> {
-    /// Begins the inline poll of `shared`'s main future.
-    pub(crate) fn begin(shared: &'a Shared) -> Self {
-        let held = Held {
-            runner: shared as *const Shared as usize,
-            tasks: Vec::new(),
-        };
-        AMBIENT.with(|a| a.deferred.set(Some(held)));
-        InlinePoll { shared }
-    }
-
-    /// The spawns held back, in order: for the runner's loop.
-    pub(crate) fn finish(self) -> Vec<RawTask> {
-        let held = AMBIENT.with(|a| a.deferred.take());
-        // Nothing left for the drop to hand over.
-        std::mem::forget(self);
-        match held {
-            Some(held) => held.tasks,
-            None => Vec::new(),
-        }
-    }
-}
-
-impl Drop for InlinePoll<'_> {
-    fn drop(&mut self) {
-        // Unwinding out of the inline poll: hand them over now rather than lose them.
-        if let Some(held) = AMBIENT.with(|a| a.deferred.take()) {
-            for task in held.tasks {
-                self.shared.spawner.spawn_task(task);
-            }
-        }
-    }
+    /// The runner whose main future's inline first poll is running on this thread (see
+    /// [`RunScope`]), as its address; 0 when none. Its own spawns made then are held in `held`
+    /// and handed to its loop from inside its `block_on`.
+    inline: Cell<usize>,
+    /// The spawns held back during an inline first poll: empty, unallocated, unless one was made.
+    held: Cell<Vec<RawTask>>,
 }
 
 /// Holds `task` back when this thread is in the inline first poll of `shared`'s main future;
 /// gives it back otherwise.
+///
+/// A spawn onto the polling runner's own loop made then, handed to the loop from outside its
+/// `block_on`, would take the loop's cross-thread path (tokio's injection queue and a wake-up of
+/// its driver, a system call); from inside `block_on` it takes the local one. Spawns onto other
+/// runners' loops go through at once: they take their loop's cross-thread path either way.
 pub(crate) fn defer(shared: &Shared, task: RawTask) -> Option<RawTask> {
-    AMBIENT.with(|a| match a.deferred.take() {
-        Some(mut held) if held.runner == shared as *const Shared as usize => {
-            held.tasks.push(task);
-            a.deferred.set(Some(held));
-            None
+    AMBIENT.with(|a| {
+        if a.inline.get() != shared as *const Shared as usize {
+            return Some(task);
         }
-        Some(held) => {
-            a.deferred.set(Some(held));
-            Some(task)
-        }
-        None => Some(task),
+        let mut held = a.held.take();
+        held.push(task);
+        a.held.set(held);
+        None
     })
 }
 
@@ -107,7 +61,8 @@ thread_local! {
             owner: Cell::new(0),
             local: Cell::new(None),
             own: Cell::new(None),
-            deferred: Cell::new(None),
+            inline: Cell::new(0),
+            held: Cell::new(Vec::new()),
         }
     };
 }
@@ -129,6 +84,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
 
 /// True while a runner's loop is running on this thread: inside `run`, inside close, or inside
 /// the poll of one of a runner's tasks (on any backend's worker thread).
+#[inline]
 pub(crate) fn loop_running() -> bool {
     AMBIENT.with(|a| a.depth.get() > 0)
 }
@@ -211,6 +167,116 @@ impl Drop for EnterLocal {
         });
         drop(native);
         drop(own);
+    }
+}
+
+/// Everything a `run` installs on this thread, in one thread-local access on entry and one on
+/// exit: `shared` as the current runner and a loop marked as running (as [`Enter`]), the run's
+/// owner for local tasks with the loop's native local spawner and the runner's own executor (as
+/// [`EnterLocal`]), and the inline first poll of the main future under way, until
+/// [`end_inline`](Self::end_inline): the runner's own spawns made meanwhile are held back (see
+/// [`defer`]). A run never nests in another on one thread, so only the current runner (`None`
+/// but inside a blocking job) is restored.
+pub(crate) struct RunScope<'a> {
+    slot: &'a mut Option<Arc<Shared>>,
+}
+
+impl<'a> RunScope<'a> {
+    /// Enters the run of `shared`, whose second reference `slot` lends to the thread-local
+    /// until the drop (as [`Enter::new`]).
+    #[inline]
+    pub(crate) fn enter(
+        slot: &'a mut Option<Arc<Shared>>,
+        shared: &Shared,
+        native: Option<Rc<dyn LocalSpawner>>,
+        own: Option<Rc<LocalExecutor>>,
+    ) -> Self {
+        let addr = shared as *const Shared as usize;
+        AMBIENT.with(|a| {
+            a.scope.swap(Cell::from_mut(slot));
+            a.depth.set(a.depth.get() + 1);
+            a.owner.set(addr);
+            a.inline.set(addr);
+        });
+        if native.is_some() || own.is_some() {
+            set_locals(native, own);
+        }
+        RunScope { slot }
+    }
+
+    /// Ends the inline first poll: the spawns held back meanwhile, in order, for the runner's
+    /// loop, if there were any.
+    #[inline]
+    pub(crate) fn end_inline(&self) -> Option<Vec<RawTask>> {
+        let held = AMBIENT.with(|a| {
+            a.inline.set(0);
+            a.held.take()
+        });
+        if held.capacity() == 0 {
+            // Nothing was held (the common case): nothing to drop either.
+            std::mem::forget(held);
+            None
+        } else {
+            Some(held)
+        }
+    }
+}
+
+impl RunScope<'_> {
+    /// Leaves the run: [`Drop`] inline, for the path of every `run` that does not unwind.
+    #[inline(always)]
+    pub(crate) fn exit(self) {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.leave();
+    }
+
+    #[inline(always)]
+    fn leave(&mut self) {
+        let (native, own, held) = AMBIENT.with(|a| {
+            a.depth.set(a.depth.get() - 1);
+            a.scope.swap(Cell::from_mut(self.slot));
+            a.owner.set(0);
+            // Still set only when the inline poll unwound.
+            let held = (a.inline.replace(0) != 0).then(|| a.held.take());
+            (a.local.take(), a.own.take(), held)
+        });
+        if let Some(held) = held {
+            spawn_held(self.slot.as_deref(), held);
+        }
+        if native.is_some() || own.is_some() {
+            drop_locals(native, own);
+        }
+    }
+}
+
+impl Drop for RunScope<'_> {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// The loop's native local spawner and the runner's own executor, for the run being entered.
+#[inline(never)]
+fn set_locals(native: Option<Rc<dyn LocalSpawner>>, own: Option<Rc<LocalExecutor>>) {
+    AMBIENT.with(|a| {
+        a.local.set(native);
+        a.own.set(own);
+    });
+}
+
+#[inline(never)]
+fn drop_locals(native: Option<Rc<dyn LocalSpawner>>, own: Option<Rc<LocalExecutor>>) {
+    drop(native);
+    drop(own);
+}
+
+/// Unwinding out of the inline poll: the spawns held back go to the loop now rather than be lost.
+#[cold]
+fn spawn_held(shared: Option<&Shared>, held: Vec<RawTask>) {
+    if let Some(shared) = shared {
+        for task in held {
+            shared.spawner.spawn_task(task);
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! The state a runner shares with its tasks, handles and the thread-local scope.
 
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context as TaskCx, Poll};
+use std::task::{Context as TaskCx, Poll, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
@@ -38,6 +39,30 @@ pub(crate) struct BlockingInfo {
     pub(crate) since: Instant,
 }
 
+/// A runner's copy of the waker its main future stored last in `Shared::main_waker`, and the
+/// vtable of the waker it was cloned from: a clone may carry another vtable than its original (a
+/// vtable instantiated in two codegen units, as tokio's), and then `Waker::will_wake` between the
+/// copy and the waker the backend polls with is false every time for the same waker.
+#[derive(Default)]
+pub(crate) struct LastWaker {
+    copy: Option<Waker>,
+    vtable: usize,
+}
+
+impl LastWaker {
+    /// True when `waker` wakes the task of the stored one: it has the copy's data and the copy's
+    /// vtable or its original's. The copy keeps its data alive, so no other waker can have that
+    /// data pointer meanwhile.
+    #[inline]
+    fn is(&self, waker: &Waker) -> bool {
+        self.copy.as_ref().is_some_and(|copy| {
+            waker.data() == copy.data()
+                && (ptr::eq(waker.vtable(), copy.vtable())
+                    || waker.vtable() as *const RawWakerVTable as usize == self.vtable)
+        })
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) spawner: Arc<dyn Spawner>,
     pub(crate) config: Config,
@@ -54,7 +79,11 @@ pub(crate) struct Shared {
     /// Set when the running `run` must return an error and drop its main future.
     abort_main: Mutex<Option<RunError>>,
     abort_flag: AtomicBool,
-    pub(crate) main_waker: AtomicWaker,
+    /// The waker of the main future (or of close), for [`abort_main`](Self::abort_main) and
+    /// [`push_own`](Self::push_own). Unlike an `AtomicWaker`, a wake leaves it in place: a main
+    /// future polled again with the same waker registers nothing (see
+    /// [`register_main_cached`](Self::register_main_cached)). Written only by the loop's thread.
+    main_waker: Mutex<Option<Waker>>,
     /// Tasks close cancelled in place whose empty shell the backend has not polled or dropped
     /// yet; close waits for none to be left.
     pub(crate) shells: AtomicUsize,
@@ -79,7 +108,7 @@ impl Shared {
             sigint: RunnerSignal::new(),
             abort_main: Mutex::new(None),
             abort_flag: AtomicBool::new(false),
-            main_waker: AtomicWaker::new(),
+            main_waker: Mutex::new(None),
             shells: AtomicUsize::new(0),
             shells_waker: AtomicWaker::new(),
             blocking: Mutex::new(Slab::new()),
@@ -142,7 +171,17 @@ impl Shared {
     #[inline]
     pub(crate) fn push_own(&self, task: Arc<dyn OwnTask>) {
         if self.own.push(task) {
-            self.main_waker.wake();
+            self.wake_main();
+        }
+    }
+
+    /// Wakes the main future (or close), through the waker it registered last.
+    fn wake_main(&self) {
+        // Cloned out and woken outside the lock: a waker's `wake` may run anything, this
+        // runner's spawns included.
+        let waker = lock(&self.main_waker).clone();
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -150,10 +189,47 @@ impl Shared {
     /// [`abort_main`](Self::abort_main) and for the tasks on the runner's own queue.
     #[inline]
     pub(crate) fn register_main(&self, cx: &mut TaskCx<'_>) {
-        self.main_waker.register(cx.waker());
+        self.store_main_waker(cx.waker(), &mut LastWaker::default());
         if !self.multi_thread {
             self.own.registered(cx);
         }
+    }
+
+    /// [`register_main`](Self::register_main) for the main future of a `run`, with `last`, the
+    /// runner's copy of the waker stored last: no lock and no reference counting when `cx`'s
+    /// waker is the one stored (a backend's `block_on` polls with one waker, often the same for
+    /// every `block_on` on a thread). `last` must be the one copy kept for this runner.
+    ///
+    /// Skipping is sound because the stored waker stays in place: every wake from now on wakes
+    /// it (under the lock it was stored under), and a wake that came before it was stored set
+    /// its flag first (`abort_main`, `OwnQueue::push`), which the caller checks after this.
+    #[inline]
+    pub(crate) fn register_main_cached(&self, cx: &mut TaskCx<'_>, last: &mut LastWaker) {
+        if !last.is(cx.waker()) {
+            self.store_main_waker(cx.waker(), last);
+        }
+        if !self.multi_thread {
+            self.own.registered(cx);
+        }
+    }
+
+    /// Drops the stored waker of the main future: the runner is closed.
+    pub(crate) fn forget_main_waker(&self) {
+        let old = lock(&self.main_waker).take();
+        drop(old);
+    }
+
+    #[inline(never)]
+    fn store_main_waker(&self, waker: &Waker, last: &mut LastWaker) {
+        // Forgotten first: a clone that unwinds leaves no copy that differs from the stored one.
+        last.copy = None;
+        let new = waker.clone();
+        let old = lock(&self.main_waker).replace(new);
+        drop(old);
+        *last = LastWaker {
+            copy: Some(waker.clone()),
+            vtable: waker.vtable() as *const RawWakerVTable as usize,
+        };
     }
 
     /// Makes the running `run` (or the next one) return `err`.
@@ -164,7 +240,7 @@ impl Shared {
         }
         self.abort_flag.store(true, Ordering::Release);
         drop(slot);
-        self.main_waker.wake();
+        self.wake_main();
     }
 
     /// Checked at every poll of the main future: inline, one load when no abort is pending.

@@ -194,7 +194,7 @@ pub(crate) struct RunGuard<'a> {
 impl<'a> RunGuard<'a> {
     /// Starts intercepting for the run of `shared`, if its configuration, the thread and the
     /// process's SIGINT disposition allow it.
-    #[inline]
+    #[inline(always)] // on the path of every run
     pub(crate) fn enter<S: Interruptible>(shared: &'a Arc<S>) -> Self {
         let active = match shared.interrupt() {
             Interrupt::Never => None,

@@ -160,7 +160,7 @@ fn cfg_main_thread() -> bool {
 
 /// Starts intercepting for one run of `shared` on this thread (`main`: the process's main
 /// thread); `None` when SIGINT is not ours to handle.
-#[inline]
+#[inline(always)]
 pub(crate) fn enter<S: Interruptible>(shared: &Arc<S>, main: bool) -> Option<Active<'_>> {
     let ours = match HOOK.load(Ordering::Acquire) {
         OURS => true,

@@ -125,7 +125,12 @@ impl OwnQueue {
     /// (a close that comes first cancels queued tasks before any of them is polled).
     #[inline]
     pub(crate) fn before(&self) {
-        self.active.store(true, Ordering::SeqCst);
+        // Relaxed (a plain store, not a fence): a push that reads this `true` (a `SeqCst` load)
+        // reads a store earlier in `active`'s modification order than `registered`'s `false`,
+        // so that load precedes the store of `false` in the `SeqCst` order, and `registered`'s
+        // load of `any`, after that store, sees the push's `any`. A push that misses it wakes
+        // the main future, once, for nothing.
+        self.active.store(true, Ordering::Relaxed);
     }
 
     /// The drive after a pending poll of the main future (or close's): polls the queued tasks,
@@ -133,6 +138,14 @@ impl OwnQueue {
     /// the main future's waker is registered.
     #[inline]
     pub(crate) fn after(&self) {
+        // Nothing queued (the common case of a main future that waits alone): one load, no call.
+        if self.any.load(Ordering::Acquire) {
+            self.drive();
+        }
+    }
+
+    #[inline(never)]
+    fn drive(&self) {
         // Batch after batch (tasks woken by the ones before, or yielding) until `BUDGET` polls:
         // the backend's turn comes no later than that, as tokio's scheduler polls its driver
         // every 61 tasks.
