@@ -43,15 +43,57 @@ pub const RUNNER_BACKEND: &str = "RUNNER_BACKEND";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
-    /// `tokio`: [`TokioLoop::current_thread`](crate::tokio::TokioLoop::current_thread).
+    /// `tokio`: [`TokioLoop::current_thread`][TokioLoop::current_thread].
+    ///
+    #[cfg_attr(
+        feature = "tokio",
+        doc = "[TokioLoop::current_thread]: crate::tokio::TokioLoop::current_thread"
+    )]
+    #[cfg_attr(
+        not(feature = "tokio"),
+        doc = "[TokioLoop::current_thread]: crate#feature-flags"
+    )]
     Tokio,
-    /// `tokio-multi`: [`TokioLoop::multi_thread`](crate::tokio::TokioLoop::multi_thread).
+    /// `tokio-multi`: [`TokioLoop::multi_thread`][TokioLoop::multi_thread].
+    ///
+    #[cfg_attr(
+        feature = "tokio",
+        doc = "[TokioLoop::multi_thread]: crate::tokio::TokioLoop::multi_thread"
+    )]
+    #[cfg_attr(
+        not(feature = "tokio"),
+        doc = "[TokioLoop::multi_thread]: crate#feature-flags"
+    )]
     TokioMulti,
-    /// `smol`: [`SmolLoop::local`](crate::smol::SmolLoop::local).
+    /// `smol`: [`SmolLoop::local`][SmolLoop::local].
+    ///
+    #[cfg_attr(
+        feature = "smol",
+        doc = "[SmolLoop::local]: crate::smol::SmolLoop::local"
+    )]
+    #[cfg_attr(not(feature = "smol"), doc = "[SmolLoop::local]: crate#feature-flags")]
     Smol,
-    /// `smol-multi`: [`SmolLoop::multi_thread`](crate::smol::SmolLoop::multi_thread).
+    /// `smol-multi`: [`SmolLoop::multi_thread`][SmolLoop::multi_thread].
+    ///
+    #[cfg_attr(
+        feature = "smol",
+        doc = "[SmolLoop::multi_thread]: crate::smol::SmolLoop::multi_thread"
+    )]
+    #[cfg_attr(
+        not(feature = "smol"),
+        doc = "[SmolLoop::multi_thread]: crate#feature-flags"
+    )]
     SmolMulti,
-    /// `glommio`: [`GlommioLoop::new`](crate::glommio::GlommioLoop::new) (Linux only).
+    /// `glommio`: [`GlommioLoop::new`][GlommioLoop::new] (Linux only).
+    ///
+    #[cfg_attr(
+        feature = "glommio",
+        doc = "[GlommioLoop::new]: crate::glommio::GlommioLoop::new"
+    )]
+    #[cfg_attr(
+        not(feature = "glommio"),
+        doc = "[GlommioLoop::new]: crate#feature-flags"
+    )]
     Glommio,
 }
 

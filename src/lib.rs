@@ -130,9 +130,9 @@
 //! | `glommio` | runs beside glommio's io_uring | 1 per process |
 //!
 //! An application that knows its backend uses that backend's I/O instead, with no extra reactor:
-//! `tokio::net` inside runs on [`TokioLoop`](tokio::TokioLoop) (its runtime is entered for every
-//! run and task), `glommio::net` on [`GlommioLoop`](glommio::GlommioLoop), async-io or async-net
-//! on [`SmolLoop`](smol::SmolLoop). tokio's types need a tokio runtime: on another backend they
+//! `tokio::net` inside runs on [`TokioLoop`][TokioLoop] (its runtime is entered for every
+//! run and task), `glommio::net` on [`GlommioLoop`][GlommioLoop], async-io or async-net
+//! on [`SmolLoop`][SmolLoop]. tokio's types need a tokio runtime: on another backend they
 //! fail with tokio's own panic ("there is no reactor running").
 //!
 //! [async-io]: https://docs.rs/async-io
@@ -141,14 +141,15 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `tokio` | yes | [`tokio::TokioLoop`]: current-thread and multi-thread |
-//! | `smol` | no | [`smol::SmolLoop`]: async-executor + async-io, local and multi-thread |
-//! | `glommio` | no | [`glommio::GlommioLoop`]: Linux only |
+//! | `tokio` | yes | [`tokio::TokioLoop`][TokioLoop]: current-thread and multi-thread |
+//! | `smol` | no | [`smol::SmolLoop`][SmolLoop]: async-executor + async-io, local and multi-thread |
+//! | `glommio` | no | [`glommio::GlommioLoop`][GlommioLoop]: Linux only |
 //!
 //! The features are additive. [`DefaultLoop`] is the first one enabled of tokio
 //! (`TokioLoop::current_thread()`), then smol (`SmolLoop::local()`), then glommio. With none of
 //! them, `DefaultLoop` is the std-only [`TestLoop`](crate::testing::TestLoop). The features also
-//! decide what [`AnyLoop`] can pick and what `#[runner::test(all_backends)]` runs on.
+//! decide what [`AnyLoop`] can pick and what `#[runner::test(all_backends)]` runs on. In docs built
+//! without a backend's feature, the links to that backend lead to this section.
 //!
 //! # Platforms
 //!
@@ -188,7 +189,7 @@
 //! |---|---|
 //! | `#[tokio::main]`, `#[tokio::main(flavor = "multi_thread", worker_threads = 4)]` | [`#[runner::main]`](macro@main), `#[runner::main(flavor = "multi_thread", workers = 4)]` (the default flavor is current-thread) |
 //! | `#[tokio::test]` | [`#[runner::test]`](macro@test), or `#[runner::test(all_backends)]` for every backend |
-//! | `Runtime::new()`, `runtime::Builder` | [`Runner::new()`](Runner), [`runner::builder()`](builder), [`tokio::TokioLoop`] |
+//! | `Runtime::new()`, `runtime::Builder` | [`Runner::new()`](Runner), [`runner::builder()`](builder), [`tokio::TokioLoop`][TokioLoop] |
 //! | `Runtime::block_on(fut)` | [`Runner::run`]: returns [`RunError::NestedRun`] where tokio panics |
 //! | `tokio::spawn`, `task::spawn_local` (in a `LocalSet`), `task::spawn_blocking` | [`spawn`], [`spawn_local`] (no `LocalSet` needed), [`spawn_blocking`] |
 //! | `Handle::spawn` | [`LoopHandle::spawn`] |
@@ -198,8 +199,23 @@
 //! | dropping a `Runtime`, `Runtime::shutdown_timeout(t)` | [`Runner::close`]: an optional grace ([`Builder::shutdown_grace`], default 0), cancellation on the loop's thread, [`Builder::blocking_shutdown_timeout`], and a [`CloseReport`] |
 //! | `tokio::signal::ctrl_c()` | [`interrupted`] inside a run; [`Interrupt`] to choose whether `run` intercepts at all |
 //! | `runtime::Builder::unhandled_panic` (unstable) | [`Builder::unhandled_panic`] with [`UnhandledPanic`] |
-//! | `Handle::current()` for tokio APIs | [`TokioLoop::handle`](tokio::TokioLoop::handle) via [`Runner::get_loop`]; tokio's own I/O and timers work inside a run on `TokioLoop` |
-
+//! | `Handle::current()` for tokio APIs | [`TokioLoop::handle`][TokioLoop::handle] via [`Runner::get_loop`]; tokio's own I/O and timers work inside a run on `TokioLoop` |
+//!
+// The backends' links resolve with their feature; without it they point to the feature flags.
+#![cfg_attr(feature = "tokio", doc = "[TokioLoop]: tokio::TokioLoop")]
+#![cfg_attr(
+    feature = "tokio",
+    doc = "[TokioLoop::handle]: tokio::TokioLoop::handle"
+)]
+#![cfg_attr(not(feature = "tokio"), doc = "[TokioLoop]: crate#feature-flags")]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[TokioLoop::handle]: crate#feature-flags"
+)]
+#![cfg_attr(feature = "smol", doc = "[SmolLoop]: smol::SmolLoop")]
+#![cfg_attr(not(feature = "smol"), doc = "[SmolLoop]: crate#feature-flags")]
+#![cfg_attr(feature = "glommio", doc = "[GlommioLoop]: glommio::GlommioLoop")]
+#![cfg_attr(not(feature = "glommio"), doc = "[GlommioLoop]: crate#feature-flags")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -148,7 +148,7 @@ impl<L: EventLoop> Runner<L> {
     }
 
     /// The runner's loop (Python's `Runner.get_loop()`), made now if it does not exist yet: to
-    /// reach the backend's own API, such as [`TokioLoop::handle`](crate::tokio::TokioLoop::handle).
+    /// reach the backend's own API, such as [`TokioLoop::handle`][TokioLoop::handle].
     ///
     /// # Examples
     ///
@@ -164,6 +164,15 @@ impl<L: EventLoop> Runner<L> {
     ///
     /// [`RunError::Closed`] after close; [`RunError::LoopCreation`] when the factory fails (the
     /// runner stays `Created`).
+    ///
+    #[cfg_attr(
+        feature = "tokio",
+        doc = "[TokioLoop::handle]: crate::tokio::TokioLoop::handle"
+    )]
+    #[cfg_attr(
+        not(feature = "tokio"),
+        doc = "[TokioLoop::handle]: crate#feature-flags"
+    )]
     #[inline]
     pub fn get_loop(&mut self) -> Result<&L, RunError> {
         self.0.get_loop()
