@@ -55,6 +55,8 @@ fn thread_executor() -> io::Result<Rc<LocalExecutor>> {
 pub struct GlommioLoop {
     ex: Rc<LocalExecutor>,
     inject: Arc<Injector>,
+    /// Made once and lent to every run: no allocation per run.
+    local: Rc<dyn LocalSpawner>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -89,6 +91,7 @@ impl GlommioLoop {
                 pending: AtomicBool::new(false),
                 waker: AtomicWaker::new(),
             }),
+            local: Rc::new(GlommioLocalSpawner),
             _not_send: PhantomData,
         })
     }
@@ -139,7 +142,7 @@ impl EventLoop for GlommioLoop {
         }
         RUNNING.with(|r| r.set(true));
         let _running = Running;
-        let inject = self.inject.clone();
+        let inject = &*self.inject;
         self.ex.run(async move {
             let mut fut = pin!(fut);
             poll_fn(|cx| {
@@ -158,7 +161,7 @@ impl EventLoop for GlommioLoop {
     }
 
     fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
-        Some(Rc::new(GlommioLocalSpawner))
+        Some(self.local.clone())
     }
 
     fn is_nested() -> bool {
