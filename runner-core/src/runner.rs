@@ -343,9 +343,7 @@ impl<L: EventLoop> Runner<L> {
         self.forget_waker(&shared);
         Ok(report)
     }
-}
 
-impl<L: EventLoop> Runner<L> {
     /// Lets go of the main future's last waker, the runner's copy and the stored one: a closed
     /// loop's waker may hold its driver (and its descriptors), and the runner's shared state may
     /// outlive it in a `LoopHandle`.
