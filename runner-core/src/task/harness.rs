@@ -289,7 +289,7 @@ where
     fn enqueue(me: &Arc<Self>) {
         me.task.header.with_shared(|shared| {
             if let Some(shared) = shared {
-                shared.push_own(me.clone());
+                crate::scope::push_own(shared, me.clone());
             }
         });
     }
