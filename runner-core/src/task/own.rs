@@ -469,28 +469,26 @@ mod tests {
     /// A task that ends once another thread has counted `rounds` events for it, yielding (a
     /// push from the loop's thread) after each: its waker is pushed from the other thread while
     /// the drive runs.
-    fn waits_for_events(
+    async fn waits_for_events(
         events: Arc<AtomicUsize>,
         slot: Arc<Mutex<Option<Waker>>>,
         rounds: usize,
-    ) -> impl Future<Output = usize> {
-        async move {
-            let mut seen = 0;
-            while seen < rounds {
-                poll_fn(|cx| {
-                    *slot.lock().unwrap() = Some(cx.waker().clone());
-                    if events.load(Ordering::SeqCst) > seen {
-                        seen += 1;
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                })
-                .await;
-                crate::yield_now().await;
-            }
-            seen
+    ) -> usize {
+        let mut seen = 0;
+        while seen < rounds {
+            poll_fn(|cx| {
+                *slot.lock().unwrap() = Some(cx.waker().clone());
+                if events.load(Ordering::SeqCst) > seen {
+                    seen += 1;
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            crate::yield_now().await;
         }
+        seen
     }
 
     #[test]
