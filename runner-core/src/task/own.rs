@@ -442,20 +442,33 @@ mod tests {
                     crate::yield_now().await;
                 }
                 // Runner B runs on a blocking job's thread; its task wakes runner A's cell
-                // there, while B's main future is being polled: A's cell must go to A's queue,
-                // not to that thread's.
+                // there, inside B's drive, while A's main future is being polled (blocked below
+                // until the wake is done): A's cell must go to A's queue, not to that thread's.
                 let saved = saved.clone();
-                let report = crate::spawn_blocking(move || {
+                let (go, go_rx) = mpsc::channel::<()>();
+                let (done, done_rx) = mpsc::channel::<()>();
+                let b = crate::spawn_blocking(move || {
                     let mut b = Runner::<TestLoop>::new();
                     b.run(async move {
                         let waker = saved.lock().unwrap().take().unwrap();
-                        crate::spawn(async move { waker.wake() }).await.unwrap();
+                        crate::spawn(async move {
+                            go_rx.recv().unwrap();
+                            waker.wake();
+                            done.send(()).unwrap();
+                        })
+                        .await
+                        .unwrap();
                     })
                     .unwrap();
                     b.close().unwrap()
+                });
+                poll_fn(|_| {
+                    go.send(()).unwrap();
+                    done_rx.recv().unwrap();
+                    Poll::Ready(())
                 })
-                .await
-                .unwrap();
+                .await;
+                let report = b.await.unwrap();
                 assert_eq!((report.finished, report.cancelled), (0, 0));
                 x.await.unwrap();
             })
