@@ -27,8 +27,9 @@
 //!   main future unless `active`: the handshake below. The drive appends it, when `any` says it
 //!   holds something, to the thread's queue under one lock.
 //!
-//! The handshake of the shared queue: a push stores `any` and then loads `active` (`SeqCst`);
-//! [`registered`](OwnQueue::registered) stores `active = false` and then loads `any` (`SeqCst`):
+//! The handshake of the shared queue: a push stores `any`, then a `SeqCst` fence, then loads
+//! `active`; [`registered`](OwnQueue::registered) stores `active = false`, then a fence, then
+//! loads `any` (a Dekker pair of fences, as loom can check it: task/loom.rs):
 //! either the push sees `active` clear and wakes the main future through the waker registered
 //! before it, or `registered` sees `any` and wakes it at once. A push that sees `active` set
 //! wakes nothing: the loop's thread is between `before` and `registered`, and looks at `any`
@@ -47,7 +48,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Context as TaskCx;
 
@@ -177,11 +178,13 @@ impl OwnQueue {
         }
         queue.push_back(task);
         drop(queue);
-        // `SeqCst` with the store of `active` and the load of `any` in `registered`: either that
-        // load sees `any`, or this load sees `active` clear, after the main future's waker was
-        // registered, and the caller wakes it.
-        self.any.store(true, Ordering::SeqCst);
-        !self.active.load(Ordering::SeqCst)
+        // The fence pairs with `registered`'s (a store, a `SeqCst` fence, a load on each side):
+        // whichever fence comes second in their total order, the load after it sees the store
+        // before the other. Either `registered` sees `any`, or this load sees `active` clear,
+        // after the main future's waker was registered, and the caller wakes it.
+        self.any.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        !self.active.load(Ordering::Relaxed)
     }
 
     /// [`leave`]: the thread's queue, moved behind the shared one (the thread keeps its queue's
@@ -207,11 +210,11 @@ impl OwnQueue {
     /// (a close that comes first cancels queued tasks before any of them is polled).
     #[inline]
     pub(crate) fn before(&self) {
-        // Relaxed (a plain store, not a fence): a push that reads this `true` (a `SeqCst` load)
-        // reads a store earlier in `active`'s modification order than `registered`'s `false`,
-        // so that load precedes the store of `false` in the `SeqCst` order, and `registered`'s
-        // load of `any`, after that store, sees the push's `any`. A push that misses it wakes
-        // the main future, once, for nothing.
+        // Relaxed (a plain store, not a fence): a push whose load (after its fence) reads this
+        // `true` reads a store earlier in `active`'s modification order than `registered`'s
+        // `false`, so its fence came before `registered`'s, and `registered`'s load of `any`,
+        // after that fence, sees the push's `any`. A push that misses it wakes the main future,
+        // once, for nothing.
         self.active.store(true, Ordering::Relaxed);
     }
 
@@ -288,8 +291,10 @@ impl OwnQueue {
     /// the backend gets its turn before they run.
     #[inline]
     pub(crate) fn registered(&self, cx: &mut TaskCx<'_>) {
-        self.active.store(false, Ordering::SeqCst);
-        if self.any.load(Ordering::SeqCst) {
+        // See `push`: a store, a `SeqCst` fence, a load, as loom models it (task/loom.rs).
+        self.active.store(false, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.any.load(Ordering::Relaxed) {
             cx.waker().wake_by_ref();
         }
     }
