@@ -484,6 +484,48 @@ mod tests {
         });
     }
 
+    /// A task that yields forever gets `BUDGET` polls per drive, on the thread's queue, and the
+    /// tasks left over wake the main future (which registers no waker of its own here) after the
+    /// backend's turn: exact counts of polls on both sides.
+    #[test]
+    fn a_task_yielding_forever_gets_the_budget_per_drive_and_wakes_the_main_future() {
+        watchdog(
+            "the main future was not woken after the budget ran out",
+            || {
+                let mut rt = Runner::<TestLoop>::new();
+                let (count, main_polls) = rt
+                    .run(async {
+                        let count = Arc::new(AtomicUsize::new(0));
+                        let c = count.clone();
+                        let spinner = crate::spawn(async move {
+                            loop {
+                                c.fetch_add(1, Ordering::SeqCst);
+                                crate::yield_now().await;
+                            }
+                        });
+                        let mut main_polls = 0;
+                        poll_fn(|_| {
+                            main_polls += 1;
+                            if count.load(Ordering::SeqCst) >= 200 {
+                                Poll::Ready(())
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                        spinner.abort();
+                        assert!(spinner.await.unwrap_err().is_cancelled());
+                        (count.load(Ordering::SeqCst), main_polls)
+                    })
+                    .unwrap();
+                // Four drives of 61 polls each, one after each pending poll of the main future.
+                assert_eq!((count, main_polls), (4 * super::BUDGET, 5));
+                let report = rt.close().unwrap();
+                assert_eq!((report.finished, report.cancelled), (0, 0));
+            },
+        );
+    }
+
     /// A task that ends once another thread has counted `rounds` events for it, yielding (a
     /// push from the loop's thread) after each: its waker is pushed from the other thread while
     /// the drive runs.
