@@ -15,9 +15,12 @@
 //!   spawn from the main future or a task, a task waking itself or another. No lock, no
 //!   read-modify-write, no barrier, and no wake of the main future: the drive that follows
 //!   the current poll ([`after`](OwnQueue::after)), or the batch under way, takes it. It is
-//!   keyed by the runner (`Here::owner`, the address of the runner whose run or close this
-//!   thread is inside, set and cleared by `scope`): a task of another runner waking one of this
-//!   runner's cells on this thread (a runner run in a blocking job, say) takes the shared path.
+//!   keyed by the runner (the scope's `owner`: the address of the runner whose run or close
+//!   this thread is inside, set and cleared by `scope`, which holds `Here` beside it): a task of
+//!   another runner waking one of this runner's cells on this thread (a runner run in a
+//!   blocking job, say) takes the shared path. Nothing runs between the drive and
+//!   `registered` (`scope::drive_local_after` polls local tasks first), so no push lands here
+//!   unseen.
 //!   When the run (or close) leaves the thread, returning or unwinding, [`leave`] moves what is
 //!   left to the shared queue, with `any` set: the next run or close, on whatever thread, finds
 //!   it there, and polls its main future (which drives the queue) before it can block.
@@ -45,6 +48,10 @@
 //!
 //! A task is in at most one queue, at most once: its `SCHEDULED` bit is set by whoever queues it
 //! and cleared by its poll (`Cell::set_scheduled`, `OwnTask::poll_own`).
+//!
+//! At close's end (or a runner abandoned), [`clear`](OwnQueue::clear) drops the shared queue's
+//! cells and closes it: a push from then on queues nothing. The thread's queue holds none of the
+//! runner's cells then: no run or close of it is under way, and each one's end emptied it.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
