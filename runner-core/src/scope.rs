@@ -350,14 +350,14 @@ pub(crate) fn drive_local(shared: &Shared, cx: &mut TaskCx<'_>) {
 #[inline]
 pub(crate) fn drive_local_after(shared: &Shared, cx: &mut TaskCx<'_>) {
     drive_local_tasks(shared, cx);
-    if !shared.multi_thread {
+    if !shared.multi_thread && shared.own.wants_drive() {
         AMBIENT.with(|a| {
             debug_assert_eq!(
                 a.owner.get(),
                 shared as *const Shared as usize,
                 "the own queue is driven only inside its runner's run or close"
             );
-            shared.own.after(&a.here);
+            shared.own.drive(&a.here);
         });
     }
 }
@@ -376,6 +376,9 @@ pub(crate) fn push_own(shared: &Shared, task: Arc<dyn OwnTask>) {
         if a.owner.get() == addr && shared.own.active_here() {
             if let Some(t) = task.take() {
                 task = a.here.push(t).err();
+                if task.is_none() {
+                    shared.own.pushed_here();
+                }
             }
         }
     });

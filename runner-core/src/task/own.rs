@@ -14,7 +14,7 @@
 //!   [`before`](OwnQueue::before) and [`registered`](OwnQueue::registered) (`active` set): a
 //!   spawn from the main future or a task, a task waking itself or another. No lock, no
 //!   read-modify-write, no barrier, and no wake of the main future: the drive that follows
-//!   the current poll ([`after`](OwnQueue::after)), or the batch under way, takes it. It is
+//!   the current poll ([`drive`](OwnQueue::drive)), or the batch under way, takes it. It is
 //!   keyed by the runner (the scope's `owner`: the address of the runner whose run or close
 //!   this thread is inside, set and cleared by `scope`, which holds `Here` beside it): a task of
 //!   another runner waking one of this runner's cells on this thread (a runner run in a
@@ -124,6 +124,8 @@ pub(crate) fn leave(here: &Here, own: &OwnQueue) {
     if here.len() != 0 {
         own.requeue(here);
     }
+    // Relaxed: the next run reads it on whatever thread it is handed to, after that hand-over.
+    own.here.store(false, Ordering::Relaxed);
 }
 
 /// The runner's own queue (in `Shared`): its shared half, and the handshake with the main
@@ -140,6 +142,10 @@ pub(crate) struct OwnQueue {
     /// it: the loop's thread will look at `any` again, so a push need not wake it; and a push
     /// from that thread may go to the thread's queue. Written only by the thread inside the run.
     active: AtomicBool,
+    /// The thread's queue may hold something: set by a push there, cleared by the drive that
+    /// empties it and by [`leave`]. Read and written only on the thread inside the run (plain
+    /// loads and stores), so that a drive with nothing to do costs no thread-local access.
+    here: AtomicBool,
     /// Set by [`clear`](Self::clear), under the queue's lock: every task has ended, and a wake
     /// still racing in from another thread queues nothing (its cell would keep the runner alive
     /// through its header, and the runner the cell).
@@ -152,6 +158,7 @@ impl Default for OwnQueue {
             queue: Mutex::new(VecDeque::new()),
             any: AtomicBool::new(false),
             active: AtomicBool::new(false),
+            here: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         }
     }
@@ -166,7 +173,7 @@ impl OwnQueue {
     /// store (a runner that moved to another thread was handed over with a synchronization,
     /// `Runner` being `Send` and `run` taking `&mut self`). A value left set by an earlier run
     /// (its main future ended without `registered`) is harmless: a run's main future is polled
-    /// once more at least, and its `after` drives the thread's queue.
+    /// once more at least, and the drive after it takes the thread's queue.
     #[inline]
     pub(crate) fn active_here(&self) -> bool {
         self.active.load(Ordering::Relaxed)
@@ -225,20 +232,27 @@ impl OwnQueue {
         self.active.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the drive after a pending poll of the main future has anything to do: two plain
+    /// loads, and no access to the thread-local (the common case of a main future that waits
+    /// alone). Asked on the thread inside the run; [`drive`](Self::drive) follows if so.
+    #[inline]
+    pub(crate) fn wants_drive(&self) -> bool {
+        self.any.load(Ordering::Relaxed) || self.here.load(Ordering::Relaxed)
+    }
+
+    /// A push went to the thread's queue (`scope::push_own`, on the thread inside the run).
+    #[inline]
+    pub(crate) fn pushed_here(&self) {
+        // Relaxed, a plain store: `here` is read and written only on the thread inside the run.
+        self.here.store(true, Ordering::Relaxed);
+    }
+
     /// The drive after a pending poll of the main future (or close's), on the thread inside the
     /// run, with that thread's queue: polls the queued tasks, batch after batch, until `BUDGET`
     /// polls. [`registered`](Self::registered) follows, once the main future's waker is
     /// registered, with no task polled in between.
-    #[inline]
-    pub(crate) fn after(&self, here: &Here) {
-        // Nothing queued (the common case of a main future that waits alone): two loads, no call.
-        if self.any.load(Ordering::Relaxed) || here.len() != 0 {
-            self.drive(here);
-        }
-    }
-
     #[inline(never)]
-    fn drive(&self, here: &Here) {
+    pub(crate) fn drive(&self, here: &Here) {
         // Batch after batch (tasks woken by the ones before, or yielding) until `BUDGET` polls:
         // the backend's turn comes no later than that, as tokio's scheduler polls its driver
         // every 61 tasks. A batch is what both queues hold when it begins; the tasks queued
@@ -248,7 +262,7 @@ impl OwnQueue {
             self.take_shared(here);
             let batch = here.len();
             if batch == 0 {
-                return;
+                break;
             }
             // A task's poll that unwinds (a handler's panic) leaves the rest of the batch in the
             // thread's queue, where `leave` finds it.
@@ -261,11 +275,13 @@ impl OwnQueue {
                 break;
             }
         }
-        if here.len() != 0 {
+        let left = here.len() != 0;
+        if left {
             // Left for after the backend's turn: `registered` (next on this thread: a relaxed
             // store is seen by its load) wakes the main future, and the next drive takes them.
             self.any.store(true, Ordering::Relaxed);
         }
+        self.here.store(left, Ordering::Relaxed);
     }
 
     /// Appends the shared queue to the thread's, if a push may have queued anything.
