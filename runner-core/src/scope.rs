@@ -13,6 +13,7 @@ use std::task::{Context as TaskCx, Poll};
 use crate::event_loop::{LocalSpawner, RawTask};
 use crate::local::{LocalExecutor, LocalTarget};
 use crate::shared::Shared;
+use crate::task::own::{self, Here, OwnTask};
 
 /// The runner running on this thread, and how many loops are running on it (runs, closes, and
 /// task polls nest). One thread-local for both, so entering and leaving costs one access each.
@@ -20,8 +21,12 @@ struct Ambient {
     scope: Cell<Option<Arc<Shared>>>,
     depth: Cell<usize>,
     /// The runner whose `run` (or close) this thread is inside, as its address; 0 when none.
-    /// Only that runner's main future drives local tasks here.
+    /// Only that runner's main future drives local tasks here, and only its own-queue tasks go
+    /// to `here`.
     owner: Cell<usize>,
+    /// The thread's half of `owner`'s own run queue (see `task::own`): emptied into the
+    /// runner's shared queue whenever `owner` is cleared.
+    here: Here,
     /// The loop's native local spawner, when it has one.
     local: Cell<Option<Rc<dyn LocalSpawner>>>,
     /// The running runner's own local executor on this thread, once it has one.
@@ -59,6 +64,7 @@ thread_local! {
             scope: Cell::new(None),
             depth: Cell::new(0),
             owner: Cell::new(0),
+            here: Here::new(),
             local: Cell::new(None),
             own: Cell::new(None),
             inline: Cell::new(0),
@@ -142,11 +148,14 @@ impl Drop for Enter<'_> {
 
 /// Marks this thread as running `shared`'s `run` (or close), with the loop's native local
 /// spawner if it has one, until dropped. A run never nests in another on one thread, so there is
-/// nothing to restore.
-pub(crate) struct EnterLocal(());
+/// nothing to restore. The drop, returning or unwinding, hands what is left in the thread's own
+/// queue back to `shared` (see `task::own::leave`).
+pub(crate) struct EnterLocal<'a> {
+    shared: &'a Shared,
+}
 
-impl EnterLocal {
-    pub(crate) fn new(shared: &Shared, native: Option<Rc<dyn LocalSpawner>>) -> Self {
+impl<'a> EnterLocal<'a> {
+    pub(crate) fn new(shared: &'a Shared, native: Option<Rc<dyn LocalSpawner>>) -> Self {
         let own = crate::local::find(&shared.local);
         AMBIENT.with(|a| {
             a.owner.set(shared as *const Shared as usize);
@@ -155,14 +164,15 @@ impl EnterLocal {
             }
             a.own.set(own);
         });
-        EnterLocal(())
+        EnterLocal { shared }
     }
 }
 
-impl Drop for EnterLocal {
+impl Drop for EnterLocal<'_> {
     fn drop(&mut self) {
         let (native, own) = AMBIENT.with(|a| {
             a.owner.set(0);
+            own::leave(&a.here, &self.shared.own);
             (a.local.take(), a.own.take())
         });
         drop(native);
@@ -236,6 +246,11 @@ impl RunScope<'_> {
             a.depth.set(a.depth.get() - 1);
             a.scope.swap(Cell::from_mut(self.slot));
             a.owner.set(0);
+            // What the run left in the thread's own queue, back to the runner (the slot holds
+            // it again since the swap above).
+            if let Some(shared) = self.slot.as_deref() {
+                own::leave(&a.here, &shared.own);
+            }
             // Still set only when the inline poll unwound.
             let held = (a.inline.replace(0) != 0).then(|| a.held.take());
             (a.local.take(), a.own.take(), held)
@@ -328,12 +343,48 @@ pub(crate) fn drive_local(shared: &Shared, cx: &mut TaskCx<'_>) {
 
 /// [`drive_local`] after a pending poll of the main future (or close's): polls the tasks queued
 /// meanwhile. `Shared::register_main` follows.
+///
+/// The local tasks are polled first, so that the runner's own tasks they wake or spawn are
+/// polled in this drive too: between the drive of the own queue and `Shared::register_main`
+/// nothing runs (see `task::own`).
 #[inline]
 pub(crate) fn drive_local_after(shared: &Shared, cx: &mut TaskCx<'_>) {
-    if !shared.multi_thread {
-        shared.own.after();
-    }
     drive_local_tasks(shared, cx);
+    if !shared.multi_thread && shared.own.wants_drive() {
+        AMBIENT.with(|a| {
+            debug_assert_eq!(
+                a.owner.get(),
+                shared as *const Shared as usize,
+                "the own queue is driven only inside its runner's run or close"
+            );
+            shared.own.drive(&a.here);
+        });
+    }
+}
+
+/// Queues `task`, a cell of `shared`'s own run queue whose `SCHEDULED` bit was just set (see
+/// `task::own`): on this thread's queue when this thread is inside `shared`'s run (or close) and
+/// its main future is being polled (no lock, no wake), on the runner's shared queue otherwise
+/// (`Shared::push_own`: a lock, and a wake of the main future unless it is being polled).
+#[inline]
+pub(crate) fn push_own(shared: &Shared, task: Arc<dyn OwnTask>) {
+    let addr = shared as *const Shared as usize;
+    let mut task = Some(task);
+    // `try_with`: a wake from another thread-local's destructor as this thread exits (when no
+    // run can be under way) takes the shared path.
+    let _ = AMBIENT.try_with(|a| {
+        if a.owner.get() == addr && shared.own.active_here() {
+            if let Some(t) = task.take() {
+                task = a.here.push(t).err();
+                if task.is_none() {
+                    shared.own.pushed_here();
+                }
+            }
+        }
+    });
+    if let Some(task) = task {
+        shared.push_own(task);
+    }
 }
 
 #[inline]

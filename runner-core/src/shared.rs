@@ -166,8 +166,9 @@ impl Shared {
         }
     }
 
-    /// Queues a task on the runner's own queue (see `task::own`), waking the main future unless
-    /// the loop's thread will look anyway.
+    /// Queues a task on the shared half of the runner's own queue (see `task::own`; the
+    /// thread's half is `scope::push_own`'s), waking the main future unless the loop's thread
+    /// will look anyway.
     #[inline]
     pub(crate) fn push_own(&self, task: Arc<dyn OwnTask>) {
         if self.own.push(task) {

@@ -279,8 +279,10 @@ where
         self.task.header.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE) == 0
     }
 
-    /// Queues the cell on its runner's own queue (once `set_scheduled` said so); once the runner
-    /// has closed, the queue takes nothing (`OwnQueue::clear`). The runner is reached without
+    /// Queues the cell on its runner's own queue (once `set_scheduled` said so): on this
+    /// thread's queue inside the runner's run while its main future is being polled, on the
+    /// shared one otherwise (`scope::push_own`); once the runner has closed, the queue takes
+    /// nothing (`OwnQueue::clear`). The runner is reached without
     /// upgrading a `Weak` (a compare-and-swap on the runner's count and a decrement, per wake):
     /// the cell keeps it alive (see `Header::with_shared`), and `me`, borrowed until the push
     /// has returned, keeps the cell alive (the queue's own reference may be polled and dropped
@@ -289,7 +291,7 @@ where
     fn enqueue(me: &Arc<Self>) {
         me.task.header.with_shared(|shared| {
             if let Some(shared) = shared {
-                shared.push_own(me.clone());
+                crate::scope::push_own(shared, me.clone());
             }
         });
     }

@@ -15,12 +15,19 @@
 //! cleared with `RUNNING` taken in one step by the loop thread's poll (`OwnTask::poll_own`,
 //! harness.rs): a task is queued at most once, no wake is lost, an abort is seen.
 //!
+//! And a model of the shared half of that queue (`OwnQueue`, own.rs): a push from another
+//! thread (`OwnQueue::push`: the lock, `any`, a `SeqCst` fence, then `active`) races the loop
+//! thread's poll of the main future (`before`, the drive's `take_shared`, which clears `any`
+//! under the lock, and `registered`: `active`, a fence, then `any`): every push is taken by the
+//! drive, or leaves `any` set and the main future woken. (Loom treats `SeqCst` loads and stores
+//! as `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.)
+//!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
 //! ```
 
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -517,4 +524,85 @@ fn own_queue_wake_races_completion() {
         assert_eq!(t.drops.load(Ordering::Acquire), 1);
         assert_eq!(t.queued.load(Ordering::Acquire), 0);
     });
+}
+
+/// The shared half of the runner's own queue, as `OwnQueue` (own.rs) uses it: the queue's
+/// length under its lock, `any`, `active`, and whether the main future's waker was woken.
+struct SharedQueue {
+    queue: loom::sync::Mutex<usize>,
+    any: AtomicBool,
+    active: AtomicBool,
+    woken: AtomicBool,
+}
+
+impl SharedQueue {
+    /// `OwnQueue::push` and `Shared::push_own`'s wake.
+    fn push(&self) {
+        *self.queue.lock().unwrap() += 1;
+        self.any.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !self.active.load(Ordering::Relaxed) {
+            self.woken.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// `OwnQueue::before`.
+    fn before(&self) {
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    /// `OwnQueue::take_shared`: how many it took.
+    fn take(&self) -> usize {
+        if !self.any.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let mut queue = self.queue.lock().unwrap();
+        self.any.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *queue)
+    }
+
+    /// `OwnQueue::registered` (the waker is woken by reference).
+    fn registered(&self) {
+        self.active.store(false, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.any.load(Ordering::Relaxed) {
+            self.woken.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Two pushes from another thread race a poll of the main future and its drive (two batches):
+/// whatever the drive did not take is still queued with `any` set, and the main future was
+/// woken, so the next poll's drive takes it. `active` starts clear (the main future waits,
+/// registered) or set (left by a run whose main future ended).
+#[test]
+fn own_queue_push_races_the_drive_and_registration() {
+    for active in [false, true] {
+        loom::model(move || {
+            let q = Arc::new(SharedQueue {
+                queue: loom::sync::Mutex::new(0),
+                any: AtomicBool::new(false),
+                active: AtomicBool::new(active),
+                woken: AtomicBool::new(false),
+            });
+            let pusher = {
+                let q = q.clone();
+                thread::spawn(move || {
+                    q.push();
+                    q.push();
+                })
+            };
+            q.before();
+            let mut taken = q.take();
+            taken += q.take();
+            q.registered();
+            pusher.join().unwrap();
+            let left = *q.queue.lock().unwrap();
+            assert_eq!(taken + left, 2);
+            if left != 0 {
+                assert!(q.any.load(Ordering::SeqCst), "a push left unseen");
+                assert!(q.woken.load(Ordering::SeqCst), "a wake-up lost");
+            }
+        });
+    }
 }

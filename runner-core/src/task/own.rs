@@ -7,14 +7,55 @@
 //! each pending poll, as local tasks are (see `scope::drive_local_after`). No backend task, no second
 //! wrapper, no shell for close to wait for.
 //!
-//! Fairness: one drive polls the tasks queued when it began, then those queued meanwhile (woken by
-//! the ones before, or yielding), batch after batch, until it has made 61 polls (tokio's
-//! `event_interval`; more only when its first batch alone is larger); if tasks are still queued it
-//! wakes the main future and returns, so that the backend polls its own I/O and timers before
-//! they run. A task that yields forever never starves the loop.
+//! # Two queues
+//!
+//! - **The thread's queue** ([`Here`], a thread-local): a push made on the thread inside this
+//!   runner's run (or close) while its main future's poll is under way, between
+//!   [`before`](OwnQueue::before) and [`registered`](OwnQueue::registered) (`active` set): a
+//!   spawn from the main future or a task, a task waking itself or another. No lock, no
+//!   read-modify-write, no barrier, and no wake of the main future: the drive that follows
+//!   the current poll ([`drive`](OwnQueue::drive)), or the batch under way, takes it. It is
+//!   keyed by the runner (the scope's `owner`: the address of the runner whose run or close
+//!   this thread is inside, set and cleared by `scope`, which holds `Here` beside it): a task of
+//!   another runner waking one of this runner's cells on this thread (a runner run in a
+//!   blocking job, say) takes the shared path. Nothing runs between the drive and
+//!   `registered` (`scope::drive_local_after` polls local tasks first), so no push lands here
+//!   unseen.
+//!   When the run (or close) leaves the thread, returning or unwinding, [`leave`] moves what is
+//!   left to the shared queue, with `any` set: the next run or close, on whatever thread, finds
+//!   it there, and polls its main future (which drives the queue) before it can block.
+//! - **The shared queue** (a `Mutex`, in `Shared`): every other push (a waker on another thread,
+//!   a `LoopHandle` spawn, a blocking job, a wake from the backend's own tasks or reactor after
+//!   the main future's waker was registered, a push between runs). It sets `any`, and wakes the
+//!   main future unless `active`: the handshake below. The drive appends it, when `any` says it
+//!   holds something, to the thread's queue under one lock.
+//!
+//! The handshake of the shared queue: a push stores `any`, then a `SeqCst` fence, then loads
+//! `active`; [`registered`](OwnQueue::registered) stores `active = false`, then a fence, then
+//! loads `any` (a Dekker pair of fences, as loom can check it: task/loom.rs):
+//! either the push sees `active` clear and wakes the main future through the waker registered
+//! before it, or `registered` sees `any` and wakes it at once. A push that sees `active` set
+//! wakes nothing: the loop's thread is between `before` and `registered`, and looks at `any`
+//! again in `registered` at the latest. `active` is left set by a main future that ended (no
+//! `registered` follows), which is harmless: the next run polls its main future first anyway.
+//!
+//! Fairness: one drive polls the tasks queued when it began (both queues), then those queued
+//! meanwhile (woken by the ones before, or yielding), batch after batch, until it has made 61
+//! polls (tokio's `event_interval`; more only when its first batch alone is larger); if tasks
+//! are still queued it sets `any` (seen by `registered`, which wakes the main future), so that
+//! the backend polls its own I/O and timers before they run. A task that yields forever never
+//! starves the loop.
+//!
+//! A task is in at most one queue, at most once: its `SCHEDULED` bit is set by whoever queues it
+//! and cleared by its poll (`Cell::set_scheduled`, `OwnTask::poll_own`).
+//!
+//! At close's end (or a runner abandoned), [`clear`](OwnQueue::clear) drops the shared queue's
+//! cells and closes it: a push from then on queues nothing. The thread's queue holds none of the
+//! runner's cells then: no run or close of it is under way, and each one's end emptied it.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Context as TaskCx;
 
@@ -30,16 +71,81 @@ pub(crate) trait OwnTask: Send + Sync + 'static {
     fn poll_own(self: Arc<Self>);
 }
 
-/// The runner's own queue (in `Shared`): the cells woken since the last drive.
+/// The thread's queue (see the [module docs](self)): the tasks of the runner whose run (or
+/// close) this thread is inside, queued from this thread while its main future's poll is under
+/// way. It lives in the thread-local scope (`scope`), which knows whose run that is; only that
+/// runner's drive takes from it, and [`leave`] empties it when the run leaves the thread.
+///
+/// A `RefCell` and not a lock: only its thread touches it. No borrow is held while a task is
+/// polled or dropped, so a push from a poll never finds it borrowed.
+pub(crate) struct Here {
+    queue: RefCell<VecDeque<Arc<dyn OwnTask>>>,
+}
+
+impl Here {
+    pub(crate) const fn new() -> Self {
+        Here {
+            queue: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    /// Queues `task` (its `SCHEDULED` bit was just set). The caller checked that this thread is
+    /// inside the run (or close) of `task`'s runner, and that the runner's main future is being
+    /// polled (`OwnQueue::active_here`). Gives `task` back if the queue is borrowed (never
+    /// expected: no borrow outlives a push or a pop), for the shared path.
+    #[inline]
+    pub(crate) fn push(&self, task: Arc<dyn OwnTask>) -> Result<(), Arc<dyn OwnTask>> {
+        match self.queue.try_borrow_mut() {
+            Ok(mut queue) => {
+                queue.push_back(task);
+                Ok(())
+            }
+            Err(_) => Err(task),
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<Arc<dyn OwnTask>> {
+        self.queue.borrow_mut().pop_front()
+    }
+}
+
+/// The run (or close) of `own`'s runner leaves this thread, returning or unwinding, and `here`
+/// is no longer its: what is left in it moves to the shared queue, with `any` set, so that the
+/// next run or close finds it wherever it runs (see the [module docs](self)). Called by `scope`
+/// once it has cleared the thread's owner, so no push comes here meanwhile.
+#[inline]
+pub(crate) fn leave(here: &Here, own: &OwnQueue) {
+    if here.len() != 0 {
+        own.requeue(here);
+    }
+    // Relaxed: the next run reads it on whatever thread it is handed to, after that hand-over.
+    own.here.store(false, Ordering::Relaxed);
+}
+
+/// The runner's own queue (in `Shared`): its shared half, and the handshake with the main
+/// future's waker (see the [module docs](self)).
 pub(crate) struct OwnQueue {
+    /// Tasks queued from anywhere but the thread inside the run while its main future is being
+    /// polled.
     queue: Mutex<VecDeque<Arc<dyn OwnTask>>>,
-    /// The driver's batch, kept between drives for its allocation.
-    spare: Mutex<VecDeque<Arc<dyn OwnTask>>>,
-    /// Something was queued since the last drive took the queue.
+    /// Something may be queued that a drive has not seen: set by a push to `queue`, and by a
+    /// drive that left tasks in the thread's queue; cleared under `queue`'s lock by the drive
+    /// that takes it.
     any: AtomicBool,
     /// Set from the start of a poll of the main future until its waker is registered again after
-    /// it: the loop's thread will look at `any` again, so a push need not wake it.
+    /// it: the loop's thread will look at `any` again, so a push need not wake it; and a push
+    /// from that thread may go to the thread's queue. Written only by the thread inside the run.
     active: AtomicBool,
+    /// The thread's queue may hold something: set by a push there, cleared by the drive that
+    /// empties it and by [`leave`]. Read and written only on the thread inside the run (plain
+    /// loads and stores), so that a drive with nothing to do costs no thread-local access.
+    here: AtomicBool,
     /// Set by [`clear`](Self::clear), under the queue's lock: every task has ended, and a wake
     /// still racing in from another thread queues nothing (its cell would keep the runner alive
     /// through its header, and the runner the cell).
@@ -50,17 +156,32 @@ impl Default for OwnQueue {
     fn default() -> Self {
         OwnQueue {
             queue: Mutex::new(VecDeque::new()),
-            spare: Mutex::new(VecDeque::new()),
             any: AtomicBool::new(false),
             active: AtomicBool::new(false),
+            here: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         }
     }
 }
 
 impl OwnQueue {
-    /// Queues `task` (its `SCHEDULED` bit was just set): true when the caller must wake the main
-    /// future (`Shared::main_waker`), false when the loop's thread will look anyway.
+    /// Whether the main future is being polled: asked on the thread inside this runner's run (or
+    /// close), before a push to the thread's queue.
+    ///
+    /// Relaxed: `active` is written only by the thread inside the run (in `before` and
+    /// `registered`), and this load is made on that thread, so it reads that thread's last
+    /// store (a runner that moved to another thread was handed over with a synchronization,
+    /// `Runner` being `Send` and `run` taking `&mut self`). A value left set by an earlier run
+    /// (its main future ended without `registered`) is harmless: a run's main future is polled
+    /// once more at least, and the drive after it takes the thread's queue.
+    #[inline]
+    pub(crate) fn active_here(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Queues `task` (its `SCHEDULED` bit was just set) on the shared queue: true when the caller
+    /// must wake the main future (`Shared::main_waker`), false when the loop's thread will look
+    /// anyway.
     #[must_use]
     pub(crate) fn push(&self, task: Arc<dyn OwnTask>) -> bool {
         let mut queue = lock(&self.queue);
@@ -71,53 +192,31 @@ impl OwnQueue {
         }
         queue.push_back(task);
         drop(queue);
-        // `SeqCst` with the store of `active` and the load of `any` in `registered`: either that
-        // load sees `any`, or this load sees `active` clear, after the main future's waker was
-        // registered, and the caller wakes it.
-        self.any.store(true, Ordering::SeqCst);
-        !self.active.load(Ordering::SeqCst)
+        // The fence pairs with `registered`'s (a store, a `SeqCst` fence, a load on each side):
+        // whichever fence comes second in their total order, the load after it sees the store
+        // before the other. Either `registered` sees `any`, or this load sees `active` clear,
+        // after the main future's waker was registered, and the caller wakes it.
+        self.any.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        !self.active.load(Ordering::Relaxed)
     }
 
-    /// Polls the tasks queued when it begins, at most; returns how many it took.
-    fn batch(&self) -> usize {
-        if !self.any.load(Ordering::Acquire) {
-            return 0;
-        }
-        self.any.store(false, Ordering::SeqCst);
+    /// [`leave`]: the thread's queue, moved behind the shared one (the thread keeps its queue's
+    /// allocation), with `any` set for the next drive. No wake: no run is polling a main future
+    /// now, and the next run polls its own before it can block.
+    #[cold]
+    fn requeue(&self, here: &Here) {
+        let mut mine = here.queue.borrow_mut();
         let mut queue = lock(&self.queue);
-        if queue.len() <= 1 {
-            // One task (a yield, a wake-up): no batch to set aside.
-            let Some(task) = queue.pop_front() else {
-                return 0;
-            };
+        if self.closed.load(Ordering::Relaxed) {
             drop(queue);
-            task.poll_own();
-            return 1;
+            let left = std::mem::take(&mut *mine);
+            drop(mine);
+            drop(left);
+            return;
         }
-        let mut batch = std::mem::take(&mut *lock(&self.spare));
-        std::mem::swap(&mut batch, &mut *queue);
-        drop(queue);
-        // Whatever unwinds out of a task's drop leaves the rest queued, not lost.
-        struct Rest<'a>(&'a OwnQueue, VecDeque<Arc<dyn OwnTask>>);
-        impl Drop for Rest<'_> {
-            fn drop(&mut self) {
-                if !self.1.is_empty() {
-                    let mut q = lock(&self.0.queue);
-                    for t in self.1.drain(..).rev() {
-                        q.push_front(t);
-                    }
-                    self.0.any.store(true, Ordering::SeqCst);
-                }
-                let batch = std::mem::take(&mut self.1);
-                *lock(&self.0.spare) = batch;
-            }
-        }
-        let mut rest = Rest(self, batch);
-        let taken = rest.1.len();
-        while let Some(task) = rest.1.pop_front() {
-            task.poll_own();
-        }
-        taken
+        queue.extend(mine.drain(..));
+        self.any.store(true, Ordering::Relaxed);
     }
 
     /// Before a poll of the main future (or close's): pushes from now on need not wake it. No
@@ -125,64 +224,116 @@ impl OwnQueue {
     /// (a close that comes first cancels queued tasks before any of them is polled).
     #[inline]
     pub(crate) fn before(&self) {
-        // Relaxed (a plain store, not a fence): a push that reads this `true` (a `SeqCst` load)
-        // reads a store earlier in `active`'s modification order than `registered`'s `false`,
-        // so that load precedes the store of `false` in the `SeqCst` order, and `registered`'s
-        // load of `any`, after that store, sees the push's `any`. A push that misses it wakes
-        // the main future, once, for nothing.
+        // Relaxed (a plain store, not a fence): a push whose load (after its fence) reads this
+        // `true` reads a store earlier in `active`'s modification order than `registered`'s
+        // `false`, so its fence came before `registered`'s, and `registered`'s load of `any`,
+        // after that fence, sees the push's `any`. A push that misses it wakes the main future,
+        // once, for nothing.
         self.active.store(true, Ordering::Relaxed);
     }
 
-    /// The drive after a pending poll of the main future (or close's): polls the queued tasks,
-    /// batch after batch, until `BUDGET` polls. [`registered`](Self::registered) follows, once
-    /// the main future's waker is registered.
+    /// Whether the drive after a pending poll of the main future has anything to do: two plain
+    /// loads, and no access to the thread-local (the common case of a main future that waits
+    /// alone). Asked on the thread inside the run; [`drive`](Self::drive) follows if so.
     #[inline]
-    pub(crate) fn after(&self) {
-        // Nothing queued (the common case of a main future that waits alone): one load, no call.
-        if self.any.load(Ordering::Acquire) {
-            self.drive();
-        }
+    pub(crate) fn wants_drive(&self) -> bool {
+        self.any.load(Ordering::Relaxed) || self.here.load(Ordering::Relaxed)
     }
 
+    /// A push went to the thread's queue (`scope::push_own`, on the thread inside the run).
+    #[inline]
+    pub(crate) fn pushed_here(&self) {
+        // Relaxed, a plain store: `here` is read and written only on the thread inside the run.
+        self.here.store(true, Ordering::Relaxed);
+    }
+
+    /// The drive after a pending poll of the main future (or close's), on the thread inside the
+    /// run, with that thread's queue: polls the queued tasks, batch after batch, until `BUDGET`
+    /// polls. [`registered`](Self::registered) follows, once the main future's waker is
+    /// registered, with no task polled in between.
     #[inline(never)]
-    fn drive(&self) {
+    pub(crate) fn drive(&self, here: &Here) {
         // Batch after batch (tasks woken by the ones before, or yielding) until `BUDGET` polls:
         // the backend's turn comes no later than that, as tokio's scheduler polls its driver
-        // every 61 tasks.
+        // every 61 tasks. A batch is what both queues hold when it begins; the tasks queued
+        // meanwhile go behind it, in the thread's queue.
         let mut polled = 0;
-        while polled < BUDGET {
-            let n = self.batch();
-            if n == 0 {
+        loop {
+            self.take_shared(here);
+            let batch = here.len();
+            if batch == 0 {
                 break;
             }
-            polled += n;
+            // A task's poll that unwinds (a handler's panic) leaves the rest of the batch in the
+            // thread's queue, where `leave` finds it.
+            for _ in 0..batch {
+                let Some(task) = here.pop() else { break };
+                task.poll_own();
+            }
+            polled += batch;
+            if polled >= BUDGET {
+                break;
+            }
+        }
+        let left = here.len() != 0;
+        if left {
+            // Left for after the backend's turn: `registered` (next on this thread: a relaxed
+            // store is seen by its load) wakes the main future, and the next drive takes them.
+            self.any.store(true, Ordering::Relaxed);
+        }
+        self.here.store(left, Ordering::Relaxed);
+    }
+
+    /// Appends the shared queue to the thread's, if a push may have queued anything.
+    #[inline]
+    fn take_shared(&self, here: &Here) {
+        // Relaxed: the lock below orders the queue's contents; `any` only says whether to take it.
+        if !self.any.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut queue = lock(&self.queue);
+        // Cleared under the lock, before taking: a push whose `any` this overwrites had its
+        // critical section before this one (a push after it stores `any` after this lock was
+        // released), so its task is taken here.
+        self.any.store(false, Ordering::Relaxed);
+        if queue.is_empty() {
+            return;
+        }
+        let mut mine = here.queue.borrow_mut();
+        if mine.is_empty() {
+            // Each keeps an allocation: the swap hands the shared one's over, and an empty one
+            // back.
+            std::mem::swap(&mut *mine, &mut *queue);
+        } else {
+            mine.append(&mut queue);
         }
     }
 
-    /// The main future's waker (`Shared::main_waker`) is registered: pushes from now on wake it,
-    /// and if tasks are still queued it is woken at once, so that the backend gets its turn
-    /// before they run.
+    /// The main future's waker (`Shared::main_waker`) is registered: pushes from now on wake it
+    /// (and take the shared queue), and if tasks are still queued it is woken at once, so that
+    /// the backend gets its turn before they run.
     #[inline]
     pub(crate) fn registered(&self, cx: &mut TaskCx<'_>) {
-        self.active.store(false, Ordering::SeqCst);
-        if self.any.load(Ordering::SeqCst) {
+        // See `push`: a store, a `SeqCst` fence, a load, as loom models it (task/loom.rs).
+        self.active.store(false, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.any.load(Ordering::Relaxed) {
             cx.waker().wake_by_ref();
         }
     }
 
     /// Drops every task left queued, for good (close's end, or a runner abandoned): their
     /// futures are gone already, and dropping them breaks the cycle through their header's
-    /// runner. A push from now on queues nothing.
+    /// runner. A push from now on queues nothing. The thread's queue holds none of them: no run
+    /// or close of the runner is under way (its `leave` emptied it).
     pub(crate) fn clear(&self) {
         let left = {
             let mut queue = lock(&self.queue);
             self.closed.store(true, Ordering::Relaxed);
+            self.any.store(false, Ordering::Relaxed);
             std::mem::take(&mut *queue)
         };
-        let spare = std::mem::take(&mut *lock(&self.spare));
-        self.any.store(false, Ordering::SeqCst);
         drop(left);
-        drop(spare);
     }
 }
 
@@ -190,13 +341,280 @@ impl OwnQueue {
 mod tests {
     //! The cell as its own waker, under Miri: the borrowed waker of a poll cloned, woken by
     //! value and by reference from another thread, and dropped unwoken; an abort that queues.
+    //! The two queues: the thread's queue left by a run that panics, taken by the next run on
+    //! another thread; a cell woken by another runner's task; pushes from another thread racing
+    //! the drive.
 
-    use std::future::{pending, poll_fn};
-    use std::sync::{Arc, Mutex};
-    use std::task::{Poll, Waker};
+    use std::future::{pending, poll_fn, Future};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::task::{Context, Poll, Waker};
+    use std::thread::{self, ThreadId};
+    use std::time::Duration;
 
     use crate::testing::TestLoop;
     use crate::Runner;
+
+    /// Runs `test` on a thread of its own, failing with `hang` if it has not ended in 60 s.
+    fn watchdog(hang: &'static str, test: impl FnOnce() + Send + 'static) {
+        let (finished, watchdog) = mpsc::channel();
+        let t = thread::spawn(move || {
+            test();
+            finished.send(()).unwrap();
+        });
+        if watchdog.recv_timeout(Duration::from_secs(60)).is_err() {
+            if t.is_finished() {
+                // It panicked: its own message is the failure.
+                t.join().unwrap();
+            }
+            panic!("{hang}");
+        }
+        t.join().unwrap();
+    }
+
+    /// Spawns `n` tasks that each count one in `ran`.
+    fn spawn_counting(ran: &Arc<AtomicUsize>, n: usize) {
+        for _ in 0..n {
+            let ran = ran.clone();
+            drop(crate::spawn(async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+    }
+
+    /// A main future that is ready at once, and whose destructor spawns three tasks (into the
+    /// thread's queue: the run is still inside its last poll's drive window) and panics, which
+    /// unwinds out of `run`.
+    struct SpawnsAndPanicsOnDrop(Arc<AtomicUsize>);
+
+    impl Future for SpawnsAndPanicsOnDrop {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+    }
+
+    impl Drop for SpawnsAndPanicsOnDrop {
+        fn drop(&mut self) {
+            spawn_counting(&self.0, 3);
+            panic!("the main future's destructor panics");
+        }
+    }
+
+    #[test]
+    fn tasks_left_by_runs_that_panic_run_in_the_next_run_on_another_thread() {
+        watchdog("tasks queued on the first thread never ran", || {
+            let mut rt = Runner::<TestLoop>::new();
+            let ran = Arc::new(AtomicUsize::new(0));
+            // Spawned during the main future's one poll, which then panics (caught, and
+            // resumed once the run has left the thread).
+            let r = ran.clone();
+            let out = catch_unwind(AssertUnwindSafe(|| {
+                rt.run(async move {
+                    spawn_counting(&r, 5);
+                    panic!("the main future panics");
+                })
+            }));
+            assert!(out.is_err());
+            // Spawned by the main future's destructor, whose panic unwinds through the run.
+            let out = catch_unwind(AssertUnwindSafe(|| {
+                rt.run(SpawnsAndPanicsOnDrop(ran.clone()))
+            }));
+            assert!(out.is_err());
+            assert_eq!(ran.load(Ordering::SeqCst), 0, "no task had a drive yet");
+            let report = thread::spawn(move || {
+                rt.run(async {
+                    while ran.load(Ordering::SeqCst) < 8 {
+                        crate::yield_now().await;
+                    }
+                })
+                .unwrap();
+                assert_eq!(ran.load(Ordering::SeqCst), 8);
+                let report = rt.close().unwrap();
+                // Each ran once, all before close: none left to count, none run twice.
+                assert_eq!(ran.load(Ordering::SeqCst), 8);
+                report
+            })
+            .join()
+            .unwrap();
+            assert_eq!(
+                (report.finished, report.cancelled, report.panicked),
+                (0, 0, 0)
+            );
+        });
+    }
+
+    #[test]
+    fn a_cell_woken_by_another_runners_task_is_polled_by_its_own_runner() {
+        watchdog("the woken cell never ran", || {
+            let mut a = Runner::<TestLoop>::new();
+            let home = thread::current().id();
+            let saved: Arc<Mutex<Option<Waker>>> = Arc::default();
+            let polled_on: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+            let (s, p) = (saved.clone(), polled_on.clone());
+            a.run(async move {
+                let mut woken = false;
+                let x = crate::spawn(poll_fn(move |cx| {
+                    p.lock().unwrap().push(thread::current().id());
+                    if woken {
+                        return Poll::Ready(());
+                    }
+                    woken = true;
+                    *s.lock().unwrap() = Some(cx.waker().clone());
+                    Poll::Pending
+                }));
+                while saved.lock().unwrap().is_none() {
+                    crate::yield_now().await;
+                }
+                // Runner B runs on a blocking job's thread; its task wakes runner A's cell
+                // there, inside B's drive, while A's main future is being polled (blocked below
+                // until the wake is done): A's cell must go to A's queue, not to that thread's.
+                let saved = saved.clone();
+                let (go, go_rx) = mpsc::channel::<()>();
+                let (done, done_rx) = mpsc::channel::<()>();
+                let b = crate::spawn_blocking(move || {
+                    let mut b = Runner::<TestLoop>::new();
+                    b.run(async move {
+                        let waker = saved.lock().unwrap().take().unwrap();
+                        crate::spawn(async move {
+                            go_rx.recv().unwrap();
+                            waker.wake();
+                            done.send(()).unwrap();
+                        })
+                        .await
+                        .unwrap();
+                    })
+                    .unwrap();
+                    b.close().unwrap()
+                });
+                poll_fn(|_| {
+                    go.send(()).unwrap();
+                    done_rx.recv().unwrap();
+                    Poll::Ready(())
+                })
+                .await;
+                let report = b.await.unwrap();
+                assert_eq!((report.finished, report.cancelled), (0, 0));
+                x.await.unwrap();
+            })
+            .unwrap();
+            assert_eq!(*polled_on.lock().unwrap(), [home, home]);
+            let report = a.close().unwrap();
+            assert_eq!((report.finished, report.cancelled), (0, 0));
+        });
+    }
+
+    /// A task that yields forever gets `BUDGET` polls per drive, on the thread's queue, and the
+    /// tasks left over wake the main future (which registers no waker of its own here) after the
+    /// backend's turn: exact counts of polls on both sides.
+    #[test]
+    fn a_task_yielding_forever_gets_the_budget_per_drive_and_wakes_the_main_future() {
+        watchdog(
+            "the main future was not woken after the budget ran out",
+            || {
+                let mut rt = Runner::<TestLoop>::new();
+                let (count, main_polls) = rt
+                    .run(async {
+                        let count = Arc::new(AtomicUsize::new(0));
+                        let c = count.clone();
+                        let spinner = crate::spawn(async move {
+                            loop {
+                                c.fetch_add(1, Ordering::SeqCst);
+                                crate::yield_now().await;
+                            }
+                        });
+                        let mut main_polls = 0;
+                        poll_fn(|_| {
+                            main_polls += 1;
+                            if count.load(Ordering::SeqCst) >= 200 {
+                                Poll::Ready(())
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                        spinner.abort();
+                        assert!(spinner.await.unwrap_err().is_cancelled());
+                        (count.load(Ordering::SeqCst), main_polls)
+                    })
+                    .unwrap();
+                // Four drives of 61 polls each, one after each pending poll of the main future.
+                assert_eq!((count, main_polls), (4 * super::BUDGET, 5));
+                let report = rt.close().unwrap();
+                assert_eq!((report.finished, report.cancelled), (0, 0));
+            },
+        );
+    }
+
+    /// A task that ends once another thread has counted `rounds` events for it, yielding (a
+    /// push from the loop's thread) after each: its waker is pushed from the other thread while
+    /// the drive runs.
+    async fn waits_for_events(
+        events: Arc<AtomicUsize>,
+        slot: Arc<Mutex<Option<Waker>>>,
+        rounds: usize,
+    ) -> usize {
+        let mut seen = 0;
+        while seen < rounds {
+            poll_fn(|cx| {
+                *slot.lock().unwrap() = Some(cx.waker().clone());
+                if events.load(Ordering::SeqCst) > seen {
+                    seen += 1;
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            crate::yield_now().await;
+        }
+        seen
+    }
+
+    #[test]
+    fn pushes_from_another_thread_race_the_drive() {
+        const TASKS: usize = 4;
+        const ROUNDS: usize = 6;
+        watchdog("a task woken from another thread was lost", || {
+            let mut rt = Runner::<TestLoop>::new();
+            let events: Vec<_> = (0..TASKS).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+            let slots: Vec<Arc<Mutex<Option<Waker>>>> =
+                (0..TASKS).map(|_| Arc::default()).collect();
+            let (ev, sl) = (events.clone(), slots.clone());
+            let waker_thread = thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    for (e, s) in ev.iter().zip(&sl) {
+                        e.fetch_add(1, Ordering::SeqCst);
+                        if let Some(w) = s.lock().unwrap().take() {
+                            w.wake();
+                        }
+                    }
+                    thread::yield_now();
+                }
+            });
+            let seen = rt
+                .run(async move {
+                    let handles: Vec<_> = events
+                        .iter()
+                        .zip(&slots)
+                        .map(|(e, s)| crate::spawn(waits_for_events(e.clone(), s.clone(), ROUNDS)))
+                        .collect();
+                    let mut seen = Vec::new();
+                    for h in handles {
+                        seen.push(h.await.unwrap());
+                    }
+                    seen
+                })
+                .unwrap();
+            waker_thread.join().unwrap();
+            assert_eq!(seen, [ROUNDS; TASKS]);
+            let report = rt.close().unwrap();
+            assert_eq!((report.finished, report.cancelled), (0, 0));
+        });
+    }
 
     #[test]
     fn cell_waker_clones_wake_from_another_thread() {

@@ -66,7 +66,7 @@ where
         let cell = Arc::new(cell);
         (cell.clone() as Arc<dyn TaskRef>, cell)
     })?;
-    shared.push_own(cell.clone());
+    scope::push_own(shared, cell.clone());
     Ok(JoinHandle {
         inner: Inner::Shared(cell),
     })
