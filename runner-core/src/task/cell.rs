@@ -432,7 +432,12 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         };
         // Counted first, at this one point, before anyone can see the output: a task joined
         // before close began has left the registry by then and is never counted by close.
-        let closing = shared.is_some_and(|s| s.deregister(header.key(), outcome));
+        // Whatever `shared` says: a task leaves the registry while its runner is alive (a
+        // borrowed registry entry relies on it; see `registry::Entry`).
+        let closing = match shared {
+            Some(s) => s.deregister(header.key(), outcome),
+            None => header.with_shared(|s| s.is_some_and(|s| s.deregister(header.key(), outcome))),
+        };
         if header.local {
             if let Some(s) = shared {
                 s.local.ended();
