@@ -401,6 +401,10 @@ impl Registry {
         let phase = self.phase.load(Ordering::Acquire);
         let cancelled = phase >= Phase::Cancelling as u8;
         if phase == Phase::Closed as u8 || (cancelled && !from_loop) {
+            // The refused task (which `make` may hold) is dropped outside the lock: its drop runs
+            // user code, which may spawn.
+            drop(tasks);
+            drop(make);
             return Err(SpawnError::Closed);
         }
         let entry = tasks.vacant_entry();

@@ -30,9 +30,12 @@ where
     if !shared.multi_thread {
         return spawn_own(shared, from_loop, fut, ctx, meta);
     }
-    let cell = shared.register(from_loop, |key, cancelled| {
-        let cell: Arc<Cell<F, AtomicWaker>> =
-            Arc::new(Cell::new(key, meta, cancelled, fut, shared, ctx));
+    // Made before it is registered: the allocation and the runner's count are not taken under
+    // the shard's lock, which the tasks ending on the loop's workers take too.
+    let cell: Arc<Cell<F, AtomicWaker>> =
+        Arc::new(Cell::new(usize::MAX, meta, false, fut, shared, ctx));
+    let cell = shared.register(from_loop, move |key, cancelled| {
+        cell.task.header.registered(key, cancelled);
         // SAFETY: the cell leaves the registry in `Task::complete`, before its last count can go:
         // the backend's task (made below, with nothing in between that can fail) holds a count
         // until it is dropped, and its drop completes the task first (`Cell::release`; or close
