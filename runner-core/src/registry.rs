@@ -281,8 +281,7 @@ impl fmt::Debug for Registry {
 }
 
 /// Locks a shard or the waiter, ignoring poisoning: nothing that can panic runs under these
-/// locks but the task's construction in `register`, which leaves the slab untouched if it
-/// panics.
+/// locks but `register`'s `make`, which leaves the slab untouched if it panics.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -366,7 +365,10 @@ impl Registry {
     }
 
     /// Adds a task to the calling thread's shard. `make` runs under the shard's lock with the
-    /// task's key and whether it is born cancelled.
+    /// task's key and whether it is born cancelled, and returns the task's entry: the less it
+    /// does, the shorter the lock is held (a multi-thread loop's cell is made before, and `make`
+    /// only stores its key), since tasks that end on other threads take the same lock. A refused
+    /// spawn drops `make` after letting go of the lock.
     ///
     /// Once close is cancelling, only spawns made from the runner's own loop (`from_loop`) are
     /// accepted, born cancelled; any other is refused, as every spawn once the registry is
