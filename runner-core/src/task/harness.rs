@@ -637,6 +637,39 @@ mod tests {
         }
     }
 
+    /// A local task's registry entry holds no count either (`registry::Entry::borrowed`): its
+    /// header leaves the registry when the task completes, by its last poll, an abort or close,
+    /// and close reaches the pending ones through counts of its own (Miri checks the accesses).
+    #[test]
+    fn local_tasks_leave_the_registry_before_they_are_freed() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let done = crate::spawn_local(async { std::rc::Rc::new(7) });
+            let count = Count(d.clone());
+            let aborted = crate::spawn_local(async move {
+                let _count = count;
+                pending::<()>().await
+            });
+            for _ in 0..2 {
+                let count = Count(d.clone());
+                drop(crate::spawn_local(async move {
+                    let _count = count;
+                    pending::<()>().await
+                }));
+            }
+            assert_eq!(*done.await.unwrap(), 7);
+            aborted.abort();
+            assert!(aborted.await.unwrap_err().is_cancelled());
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+        })
+        .unwrap();
+        let report = rt.close().unwrap();
+        assert_eq!(report.cancelled, 2);
+        assert_eq!(drops.load(Ordering::SeqCst), 3);
+    }
+
     #[test]
     fn cancel_in_place_leaves_a_shell_counted_until_polled_or_dropped() {
         let drops = Arc::new(AtomicUsize::new(0));
