@@ -18,7 +18,10 @@
 //! allocation can be freed: the cell of a task the backend runs ends before the backend's task
 //! lets go of it (its drop cancels and completes a task that has not ended), a local task's
 //! header ends before its driver lets go of it (the same way), and nothing that can fail runs
-//! between a registration and the making of that owner. Close never uses an entry as it is: it
+//! between a registration and the making of that owner. The task ends while that owner still
+//! holds its count (in the owner's drop, before the count goes), never in the task's own
+//! destructor: that runs once the last count is gone, and a count close took meanwhile would
+//! bring a task being freed back. Close never uses an entry as it is: it
 //! takes a count of each task *under the shard's lock*, while it finds the entry there (the task
 //! has not left, so it is alive), and cancels the task through that count. A task on the runner's
 //! own queue is the exception: nothing else keeps a pending one alive once no waker and no handle
@@ -122,7 +125,8 @@ pub(crate) enum Outcome {
     Panicked,
 }
 
-/// What the registry keeps of a task: enough to cancel it and describe it.
+/// What close reaches of a task, through a count it took of the task's entry: enough to cancel
+/// it and describe it.
 pub(crate) trait TaskRef: Send + Sync + 'static {
     fn info(&self) -> TaskInfo;
 
