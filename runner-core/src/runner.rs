@@ -289,7 +289,7 @@ impl<L: EventLoop> Runner<L> {
                         }
                         outcome
                     }
-                    (_, None) => lp.block_on(main),
+                    (_, None) => lp.block_on(Inlined(main)),
                     (_, Some(held)) => lp.block_on(SpawnHeld {
                         held,
                         spawner: &*shared.spawner,
@@ -414,6 +414,20 @@ impl<F: Future + Unpin> Future for SpawnHeld<'_, F> {
             spawn_all(this.spawner, std::mem::take(&mut this.held));
         }
         Pin::new(&mut self.main).poll(cx)
+    }
+}
+
+/// The pinned main future as `block_on` gets it: a `Pin<&mut Main>` would be polled through
+/// core's `Pin` forwarding, which the backend's park loop does not inline, so that every poll of
+/// the main future was a call with a full prologue; this poll is the main future's, inlined.
+struct Inlined<'a, F>(Pin<&'a mut F>);
+
+impl<F: Future> Future for Inlined<'_, F> {
+    type Output = F::Output;
+
+    #[inline(always)]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
+        self.0.as_mut().poll(cx)
     }
 }
 
