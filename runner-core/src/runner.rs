@@ -130,8 +130,8 @@ impl<L: EventLoop> Runner<L> {
         }
     }
 
-    /// True when debug mode is on: [`Builder::debug`], or else `RUNNER_DEBUG=1` (or `true`) when
-    /// the runner was built.
+    /// True when debug mode is on: [`Builder::debug`], or else `RUNNER_DEBUG=1` (or `true`) in
+    /// the environment, read once per process (see [`Builder::debug`]).
     pub fn is_debug(&self) -> bool {
         self.config.debug
     }
@@ -289,7 +289,7 @@ impl<L: EventLoop> Runner<L> {
                         }
                         outcome
                     }
-                    (_, None) => lp.block_on(main),
+                    (_, None) => lp.block_on(Inlined(main)),
                     (_, Some(held)) => lp.block_on(SpawnHeld {
                         held,
                         spawner: &*shared.spawner,
@@ -417,6 +417,20 @@ impl<F: Future + Unpin> Future for SpawnHeld<'_, F> {
     }
 }
 
+/// The pinned main future as `block_on` gets it: a `Pin<&mut Main>` would be polled through
+/// core's `Pin` forwarding, which the backend's park loop does not inline, so that every poll of
+/// the main future was a call with a full prologue; this poll is the main future's, inlined.
+struct Inlined<'a, F>(Pin<&'a mut F>);
+
+impl<F: Future> Future for Inlined<'_, F> {
+    type Output = F::Output;
+
+    #[inline(always)]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
 /// Hands `held` to the loop, in order.
 #[cold]
 fn spawn_all(spawner: &dyn Spawner, held: Vec<RawTask>) {
@@ -452,44 +466,60 @@ impl<F: Future> Future for Main<'_, F> {
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let fut = this.fut;
+        let shared = *this.shared;
         // Checked before polling: a `ShutdownRunner` panic between runs ends the next run here,
         // before its future is polled.
-        if let Some(err) = this.shared.take_main_abort() {
+        if let Some(err) = shared.take_main_abort() {
             return Poll::Ready(MainOutcome::Aborted(err));
         }
-        scope::drive_local(this.shared, cx);
-        let start = this.shared.config.debug.then(crate::debug::PollStart::now);
-        let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
-        if let Some(start) = start {
-            let info = TaskInfo {
-                name: None,
-                location: this.location,
-                main: true,
-            };
-            crate::debug::check_poll(this.shared, &info, start);
-        }
-        if let Ok(Poll::Pending) = polled {
-            if *this.inline {
-                // The inline first poll (`EventLoop::enter`): `block_on` polls it again at once,
-                // and that poll drives the queues and registers its waker (a no-op one here).
-                return Poll::Pending;
-            }
-            scope::drive_local_after(this.shared, cx);
-            // Only a pending future can be woken to be aborted: a ready one costs no waker
-            // registration. The flag is checked again after registering, so an abort that raced
-            // with the poll is not missed.
-            this.shared.register_main_cached(cx, this.last_waker);
-            if let Some(err) = this.shared.take_main_abort() {
-                return Poll::Ready(MainOutcome::Aborted(err));
-            }
-        }
+        scope::drive_local(shared, cx);
+        let polled = if shared.config.debug {
+            poll_timed(this.fut, cx, shared, this.location)
+        } else {
+            catch_unwind(AssertUnwindSafe(|| this.fut.poll(cx)))
+        };
         match polled {
+            Ok(Poll::Pending) => {
+                if *this.inline {
+                    // The inline first poll (`EventLoop::enter`): `block_on` polls it again at
+                    // once, and that poll drives the queues and registers its waker (a no-op
+                    // one here).
+                    return Poll::Pending;
+                }
+                scope::drive_local_after(shared, cx);
+                // Only a pending future can be woken to be aborted: a ready one costs no waker
+                // registration. The flag is checked again after registering, so an abort that
+                // raced with the poll is not missed.
+                shared.register_main_cached(cx, this.last_waker);
+                match shared.take_main_abort() {
+                    Some(err) => Poll::Ready(MainOutcome::Aborted(err)),
+                    None => Poll::Pending,
+                }
+            }
             Ok(Poll::Ready(v)) => Poll::Ready(MainOutcome::Done(v)),
-            Ok(Poll::Pending) => Poll::Pending,
             Err(p) => Poll::Ready(MainOutcome::Panicked(p)),
         }
     }
+}
+
+/// A poll of the main future in debug mode, timed for the slow-poll report; out of line, so
+/// that the poll of every run without debug mode carries no clock or report.
+#[inline(never)]
+fn poll_timed<F: Future>(
+    fut: Pin<&mut F>,
+    cx: &mut TaskCx<'_>,
+    shared: &Shared,
+    location: &'static Location<'static>,
+) -> std::thread::Result<Poll<F::Output>> {
+    let start = crate::debug::PollStart::now();
+    let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+    let info = TaskInfo {
+        name: None,
+        location,
+        main: true,
+    };
+    crate::debug::check_poll(shared, &info, start);
+    polled
 }
 
 #[cfg(test)]

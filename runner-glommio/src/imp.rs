@@ -7,11 +7,11 @@ use std::marker::PhantomData;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{RawWakerVTable, Waker};
 use std::thread::{self, ThreadId};
 use std::time::Instant;
 
-use atomic_waker::AtomicWaker;
 use glommio::{LocalExecutor, LocalExecutorBuilder, Placement, TaskQueueHandle};
 use runner_core::{
     BlockingJob, BoxFuture, EventLoop, LocalBoxFuture, LocalSpawner, RawTask, Spawner,
@@ -62,11 +62,19 @@ pub struct GlommioLoop {
 
 struct Injector {
     home: ThreadId,
-    queue: Mutex<VecDeque<Injected>>,
+    queue: Mutex<Queue>,
     /// Set after a push, cleared by the drain that takes it: the loop locks the queue only when
     /// something was pushed since its last drain, not on every poll of its main task.
     pending: AtomicBool,
-    waker: AtomicWaker,
+}
+
+/// What the loop's thread and the injecting threads share, under one lock.
+struct Queue {
+    tasks: VecDeque<Injected>,
+    /// The waker of the loop's main task (one per `block_on`), stored when it changes and woken
+    /// by reference, so that it stays stored: no atomic operation per poll of the main task (an
+    /// `AtomicWaker` takes two per registration, and its `wake` empties it).
+    waker: Option<Waker>,
 }
 
 /// A task spawned from another thread, as it was handed over: queued without a box of its own.
@@ -87,9 +95,11 @@ impl GlommioLoop {
             ex: thread_executor()?,
             inject: Arc::new(Injector {
                 home: thread::current().id(),
-                queue: Mutex::new(VecDeque::new()),
+                queue: Mutex::new(Queue {
+                    tasks: VecDeque::new(),
+                    waker: None,
+                }),
                 pending: AtomicBool::new(false),
-                waker: AtomicWaker::new(),
             }),
             local: Rc::new(GlommioLocalSpawner),
             _not_send: PhantomData,
@@ -98,16 +108,28 @@ impl GlommioLoop {
 }
 
 impl Injector {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores the waker of the loop's main task; called when it changed.
+    #[cold]
+    fn register(&self, waker: &Waker) {
+        let old = self.lock().waker.replace(waker.clone());
+        drop(old);
+    }
+
     /// Spawns what was queued so far. Takes the whole queue at once rather than popping until it
     /// is empty: threads that keep injecting must not keep the loop inside this call (close
     /// would never get polled). What arrives later wakes the loop's main task again.
     fn drain(&self) {
-        // Called after the main task registered its waker: a push that this load misses sets the
-        // flag before it wakes that waker, so the next poll drains it.
+        // Called after the main task's waker is stored: a push sets the flag under the lock
+        // before it reads the stored waker, so a push this swap misses reads the waker stored
+        // (under the same lock) before it, and wakes the main task to drain again.
         if !self.pending.swap(false, Ordering::Acquire) {
             return;
         }
-        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        let batch = std::mem::take(&mut self.lock().tasks);
         for task in batch {
             match task {
                 Injected::Boxed(task) => schedule_local(task),
@@ -145,8 +167,18 @@ impl EventLoop for GlommioLoop {
         let inject = &*self.inject;
         self.ex.run(async move {
             let mut fut = pin!(fut);
+            // The waker this run stored, by its data and vtable pointers: the main task's waker
+            // does not change during a run, so it is stored once per run, not at every poll.
+            // Only this thread replaces the stored waker, which keeps its task (and so the
+            // pointers) alive meanwhile: equal pointers are the stored waker.
+            let mut stored: Option<(*const (), *const RawWakerVTable)> = None;
             poll_fn(|cx| {
-                inject.waker.register(cx.waker());
+                let waker = cx.waker();
+                let now = (waker.data(), waker.vtable() as *const RawWakerVTable);
+                if stored != Some(now) {
+                    inject.register(waker);
+                    stored = Some(now);
+                }
                 inject.drain();
                 fut.as_mut().poll(cx)
             })
@@ -171,14 +203,12 @@ impl EventLoop for GlommioLoop {
     fn shutdown(self) {
         // Tasks queued from other threads after the runner sealed itself were refused, so the
         // queue is empty; drop whatever is left here, on the loop's thread, all the same.
-        let left: Vec<Injected> = self
-            .inject
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
+        let (left, waker) = {
+            let mut queue = self.inject.lock();
+            (std::mem::take(&mut queue.tasks), queue.waker.take())
+        };
         drop(left);
+        drop(waker);
     }
 }
 
@@ -200,15 +230,18 @@ impl GlommioSpawner {
 
     /// Queues `task` for the loop's thread, which spawns it when it next drains the queue.
     fn inject(&self, task: Injected) {
-        self.inject
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(task);
-        self.inject.pending.store(true, Ordering::Release);
+        let waker = {
+            let mut queue = self.inject.lock();
+            queue.tasks.push_back(task);
+            // Under the lock, before the waker is read: see `Injector::drain`.
+            self.inject.pending.store(true, Ordering::Release);
+            queue.waker.clone()
+        };
         // The loop's main task re-drains on every wake-up; a glommio waker may be woken from any
-        // thread, which also unparks an executor sleeping in io_uring.
-        self.inject.waker.wake();
+        // thread, which also unparks an executor sleeping in io_uring. Woken outside the lock.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 

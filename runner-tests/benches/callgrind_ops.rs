@@ -11,7 +11,8 @@
 //! The difference of the two totals divided by `N` is the cost of one iteration, without the
 //! process start, the loop's creation and everything else done once. Only the current-thread
 //! flavours are measured: on a multi-thread loop the workers' spinning and parking depend on the
-//! scheduling, so their counts are not repeatable. Run without arguments (as `cargo bench` does),
+//! scheduling, so their counts are not repeatable (`tokio_multi` is accepted, for profiling by
+//! hand, but not listed). Run without arguments (as `cargo bench` does),
 //! it lists the operations and exits.
 
 use std::future::Future;
@@ -68,6 +69,36 @@ impl Raw for RawTokio {
     fn make() -> Self {
         RawTokio(
             tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        )
+    }
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.0.block_on(fut)
+    }
+    fn spawn<F: Future<Output = u32> + Send + 'static>(
+        &self,
+        fut: F,
+    ) -> Pin<Box<dyn Future<Output = u32>>> {
+        let h = tokio::spawn(fut);
+        Box::pin(async move { h.await.unwrap() })
+    }
+    fn spawn_pending(&self) {
+        tokio::spawn(std::future::pending::<()>());
+    }
+}
+
+/// tokio's multi-thread runtime with two workers, as `TokioLoop::multi_thread(2)`. Not in
+/// [`BACKENDS`]: its workers' parking makes the counts vary from run to run (by some hundreds of
+/// instructions per iteration), so it is for profiling by hand, not for the tables.
+struct RawTokioMulti(tokio::runtime::Runtime);
+
+impl Raw for RawTokioMulti {
+    fn make() -> Self {
+        RawTokioMulti(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
                 .unwrap(),
@@ -251,9 +282,11 @@ fn main() {
     assert!(OPS.iter().any(|(o, _)| o == op), "unknown op {op}");
     match (kind.as_str(), backend.as_str()) {
         ("raw", "tokio_current") => raw::<RawTokio>(op, n),
+        ("raw", "tokio_multi") => raw::<RawTokioMulti>(op, n),
         ("raw", "smol_local") => raw::<RawSmol>(op, n),
         ("raw", "glommio") => raw::<RawGlommio>(op, n),
         ("runner", "tokio_current") => ours(op, n, TokioLoop::current_thread),
+        ("runner", "tokio_multi") => ours(op, n, || TokioLoop::multi_thread(2)),
         ("runner", "smol_local") => ours(op, n, SmolLoop::local),
         ("runner", "glommio") => ours(op, n, runner::glommio::GlommioLoop::new),
         _ => panic!("unknown kind or backend: {kind} {backend}"),
