@@ -169,7 +169,7 @@ impl Backend {
     }
 
     /// Every backend flavour this build can run, in the precedence order of
-    /// [`DefaultLoop`](crate::DefaultLoop): tokio, tokio-multi, smol, smol-multi, glommio.
+    /// [`DefaultLoop`]: tokio, tokio-multi, smol, smol-multi, glommio.
     ///
     /// # Examples
     ///
@@ -182,7 +182,7 @@ impl Backend {
         ALL.into_iter().filter(|b| b.is_compiled())
     }
 
-    /// The backend of [`DefaultLoop`](crate::DefaultLoop), what an unset `RUNNER_BACKEND` means;
+    /// The backend of [`DefaultLoop`], what an unset `RUNNER_BACKEND` means;
     /// `None` when no backend feature is on (the default loop is then
     /// [`TestLoop`](crate::testing::TestLoop)).
     ///

@@ -162,7 +162,7 @@
 //! | asyncio | runner |
 //! |---|---|
 //! | `asyncio.run(main())` | [`runner::run(main())`](run), or [`#[runner::main]`](macro@main) on `async fn main` |
-//! | `asyncio.Runner(debug=.., loop_factory=..)` | [`Runner::new()`](Runner), [`runner::builder()`](builder)`.debug(..).loop_factory(..).build()` |
+//! | `asyncio.Runner(debug=.., loop_factory=..)` | [`Runner::new()`](Runner), [`runner::builder()`](fn@builder)`.debug(..).loop_factory(..).build()` |
 //! | `with asyncio.Runner() as r:` | a `Runner` value: dropping it closes it |
 //! | `Runner.run(coro)` | [`Runner::run`]: any [`IntoFuture`](std::future::IntoFuture), `Result<T, RunError>` |
 //! | `Runner.run(coro, context=ctx)` | [`Runner::run_with_context`] |
@@ -189,7 +189,7 @@
 //! |---|---|
 //! | `#[tokio::main]`, `#[tokio::main(flavor = "multi_thread", worker_threads = 4)]` | [`#[runner::main]`](macro@main), `#[runner::main(flavor = "multi_thread", workers = 4)]` (the default flavor is current-thread) |
 //! | `#[tokio::test]` | [`#[runner::test]`](macro@test), or `#[runner::test(all_backends)]` for every backend |
-//! | `Runtime::new()`, `runtime::Builder` | [`Runner::new()`](Runner), [`runner::builder()`](builder), [`tokio::TokioLoop`][TokioLoop] |
+//! | `Runtime::new()`, `runtime::Builder` | [`Runner::new()`](Runner), [`runner::builder()`](fn@builder), [`tokio::TokioLoop`][TokioLoop] |
 //! | `Runtime::block_on(fut)` | [`Runner::run`]: returns [`RunError::NestedRun`] where tokio panics |
 //! | `tokio::spawn`, `task::spawn_local` (in a `LocalSet`), `task::spawn_blocking` | [`spawn`], [`spawn_local`] (no `LocalSet` needed), [`spawn_blocking`] |
 //! | `Handle::spawn` | [`LoopHandle::spawn`] |
