@@ -12,7 +12,7 @@ use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::local;
 use crate::lock::lock;
-use crate::registry::TaskRef;
+use crate::registry::{TaskArc, TaskRef};
 use crate::scope::{self, WithLocal};
 use crate::shared::Shared;
 use crate::EventLoop;
@@ -115,7 +115,7 @@ async fn drive_close(shared: &Arc<Shared>) {
         })
         .await;
     }
-    let pending: Vec<Arc<dyn TaskRef>> = shared.registry.begin_cancelling();
+    let pending: Vec<TaskArc<dyn TaskRef>> = shared.registry.begin_cancelling();
     if shared.config.debug {
         for t in &pending {
             shared.report(&Diagnostic {
@@ -174,7 +174,7 @@ fn wait_blocking(shared: &Shared) -> usize {
 /// drops it, new spawns are refused, and the backend shuts down without blocking.
 pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     let Live { lp, shared, .. } = live;
-    let pending: Vec<Arc<dyn TaskRef>> = shared.registry.abandon();
+    let pending: Vec<TaskArc<dyn TaskRef>> = shared.registry.abandon();
     shared.shutdown.fire();
     for t in &pending {
         if shared.multi_thread {

@@ -21,8 +21,9 @@
 //! conformance kit on it: add `runner-conformance` as a dev-dependency and write, in
 //! `tests/conformance.rs`, `runner_conformance::suite!(|| MyLoop::new());`.
 
-// `unsafe` lives only in the signal module (FFI to install a SIGINT handler) and in the task
-// cell (pinning a future inside its `Arc`): see their SAFETY lines.
+// `unsafe` lives only in the signal module (FFI to install a SIGINT handler), in the task cell
+// (pinning a future inside its `Arc`) and in the registry (entries without a reference count):
+// see their SAFETY lines.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -39,6 +40,7 @@ mod latch;
 mod local;
 mod lock;
 mod nesting;
+#[allow(unsafe_code)]
 mod registry;
 mod runner;
 mod scope;

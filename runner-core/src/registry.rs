@@ -7,7 +7,25 @@
 //! spawn goes to the shard of the spawning thread (threads are numbered as they first spawn), so a
 //! thread keeps finding its shard in its cache; a task ends in the shard it was added to,
 //! whichever thread ends it. There are a power of two of shards, more the more threads can run
-//! at once (see `shard_count`).
+//! at once (see `shard_count`); a current-thread loop's registry has one, and a spawn there
+//! looks up no home shard.
+//!
+//! # Entries without a count
+//!
+//! An entry is a pointer to the task (`Entry`, 16 bytes), and most entries hold no reference
+//! count: a spawn clones no `Arc` into the registry, and a task's end drops none. That is sound
+//! because a task always leaves the registry (`deregister`, under its shard's lock) before its
+//! allocation can be freed: the cell of a task the backend runs ends before the backend's task
+//! lets go of it (its drop cancels and completes a task that has not ended), a local task's
+//! header ends before its driver lets go of it (the same way), and nothing that can fail runs
+//! between a registration and the making of that owner. The task ends while that owner still
+//! holds its count (in the owner's drop, before the count goes), never in the task's own
+//! destructor: that runs once the last count is gone, and a count close took meanwhile would
+//! bring a task being freed back. Close never uses an entry as it is: it
+//! takes a count of each task *under the shard's lock*, while it finds the entry there (the task
+//! has not left, so it is alive), and cancels the task through that count. A task on the runner's
+//! own queue is the exception: nothing else keeps a pending one alive once no waker and no handle
+//! hold it, so its entry holds a count, given back when it leaves.
 //!
 //! # The phase
 //!
@@ -47,7 +65,8 @@
 //! seen empty by close, which sets the phase before it first looks.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::ptr::NonNull;
+use std::sync::OnceLock;
 use std::task::{Context as TaskCx, Poll, Waker};
 use std::time::Instant;
 
@@ -106,7 +125,8 @@ pub(crate) enum Outcome {
     Panicked,
 }
 
-/// What the registry keeps of a task: enough to cancel it and describe it.
+/// What close reaches of a task, through a count it took of the task's entry: enough to cancel
+/// it and describe it.
 pub(crate) trait TaskRef: Send + Sync + 'static {
     fn info(&self) -> TaskInfo;
 
@@ -123,7 +143,109 @@ pub(crate) trait TaskRef: Send + Sync + 'static {
     }
 }
 
-type Tasks = Slab<Arc<dyn TaskRef>>;
+#[cfg(loom)]
+pub(crate) use ::loom::sync::Arc as TaskArc;
+/// The reference-counted pointer of the tasks the registry reaches: `std`'s, except in the
+/// registry's loom model, where loom's finds a count taken of a task already freed.
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc as TaskArc;
+
+/// A registry entry: where a task is, 16 bytes, mostly without a reference count of its own.
+///
+/// A *borrowed* entry ([`Entry::borrowed`]) holds no count: the task keeps its allocation alive
+/// itself until it has left the registry (`deregister`, under its shard's lock), so a spawn and a
+/// task's end cost no reference counting here. An *owned* entry ([`Entry::owned`]) holds one,
+/// given back when the task leaves: for a task that nothing else may keep alive until close
+/// cancels it (a task on the runner's own queue that no waker and no handle hold any more).
+/// Close reaches a task only through a count it takes under the shard's lock while it finds the
+/// entry there (`snapshot`): the task has not left, so its allocation is alive.
+///
+/// The low bit of the data pointer (a task is at least 2-aligned) marks an owned entry.
+pub(crate) struct Entry(NonNull<dyn TaskRef>);
+
+/// The low bit of an owned entry's data pointer.
+const OWNED: usize = 1;
+
+// SAFETY: an entry is a pointer to a task that is `Send + Sync` (`TaskRef`'s bounds), used only
+// as `Entry`'s methods say, under its shard's lock or by the one that removed it.
+unsafe impl Send for Entry {}
+
+impl Entry {
+    /// An entry without a reference count, for the task at `task` ([`TaskArc::as_ptr`]).
+    ///
+    /// # Safety
+    ///
+    /// `task` points into a live [`TaskArc`] allocation, and the task must leave the registry
+    /// (`Registry::deregister` with the key `register` gave it) before the last count of that
+    /// allocation is dropped: whatever holds the task until then must make it end first,
+    /// whichever way it ends (completed, cancelled, dropped by a backend that shuts down, or a
+    /// panic before anything polls it).
+    #[inline]
+    pub(crate) unsafe fn borrowed<T: TaskRef>(task: *const T) -> Entry {
+        const {
+            assert!(
+                std::mem::align_of::<T>() > OWNED,
+                "the tag needs a free low bit"
+            )
+        };
+        let task = task as *const dyn TaskRef;
+        Entry(NonNull::new(task.cast_mut()).expect("an `Arc`'s pointer is not null"))
+    }
+
+    /// An entry that holds the reference count `task` stands for, given back when the task
+    /// leaves.
+    ///
+    /// # Safety
+    ///
+    /// `task` comes from [`TaskArc::into_raw`], and its count is the entry's from now on.
+    #[inline]
+    pub(crate) unsafe fn owned<T: TaskRef>(task: *const T) -> Entry {
+        const {
+            assert!(
+                std::mem::align_of::<T>() > OWNED,
+                "the tag needs a free low bit"
+            )
+        };
+        let task = task as *const dyn TaskRef;
+        let tagged = task.map_addr(|a| a | OWNED).cast_mut();
+        Entry(NonNull::new(tagged).expect("an `Arc`'s pointer is not null"))
+    }
+
+    /// The task's pointer, as [`TaskArc::as_ptr`] gives it.
+    #[inline]
+    fn ptr(&self) -> *const dyn TaskRef {
+        self.0.as_ptr().cast_const().map_addr(|a| a & !OWNED)
+    }
+
+    /// A new reference count of the task: for close, under the task's shard lock, while the
+    /// entry is in the shard.
+    #[inline]
+    fn counted(&self) -> TaskArc<dyn TaskRef> {
+        let ptr = self.ptr();
+        // SAFETY: the entry is in its shard, looked at under the shard's lock: the task has not
+        // left the registry, so its allocation is alive with a count (a borrowed entry's task
+        // leaves before its last count goes, see `borrowed`; an owned entry holds one), and
+        // `ptr` is the `Arc`'s own pointer. The new count is the `Arc` made from it.
+        unsafe {
+            TaskArc::increment_strong_count(ptr);
+            TaskArc::from_raw(ptr)
+        }
+    }
+}
+
+impl Drop for Entry {
+    /// An owned entry gives its count back: after the shard's lock is let go (`deregister`),
+    /// since the count may be the task's last and dropping a task runs user code.
+    fn drop(&mut self) {
+        if self.0.as_ptr().addr() & OWNED != 0 {
+            // SAFETY: an owned entry holds the count `TaskArc::into_raw` kept (`owned`), given
+            // back only here, once.
+            drop(unsafe { TaskArc::from_raw(self.ptr()) });
+        }
+    }
+}
+
+type Tasks = Slab<Entry>;
 
 /// One shard, padded to 128 bytes so that the locks and slab heads of neighbouring shards are
 /// never on one cache line (nor, mostly, on one pair of lines for the adjacent-line prefetcher),
@@ -163,23 +285,25 @@ impl fmt::Debug for Registry {
 }
 
 /// Locks a shard or the waiter, ignoring poisoning: nothing that can panic runs under these
-/// locks but the task's construction in `register`, which leaves the slab untouched if it
-/// panics.
+/// locks but `register`'s `make`, which leaves the slab untouched if it panics.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How many shards a registry gets: a power of two, four per thread that can run at once on a
-/// multi-thread loop (as tokio sizes its own task lists), one per such thread on a current-thread
-/// loop (where only `LoopHandle`s and blocking jobs spawn from other threads); at most 64.
+/// multi-thread loop (as tokio sizes its own task lists), at most 64; one on a current-thread
+/// loop, where the loop's thread makes nearly every spawn and every end (only `LoopHandle`s and
+/// blocking jobs spawn from other threads), and a spawn then looks up no home shard.
 fn shard_count(multi_thread: bool) -> usize {
+    if !multi_thread {
+        return 1;
+    }
     // `available_parallelism` reads the affinity mask and the cgroup limits: once per process.
     static PARALLELISM: OnceLock<usize> = OnceLock::new();
     let threads = *PARALLELISM.get_or_init(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let per_thread = if multi_thread { 4 } else { 1 };
-    (threads * per_thread).next_power_of_two().min(64)
+    (threads * 4).next_power_of_two().min(64)
 }
 
 /// The number of the calling thread, given as it first spawns: its home shard, modulo the
@@ -245,7 +369,10 @@ impl Registry {
     }
 
     /// Adds a task to the calling thread's shard. `make` runs under the shard's lock with the
-    /// task's key and whether it is born cancelled.
+    /// task's key and whether it is born cancelled, and returns the task's entry: the less it
+    /// does, the shorter the lock is held (a multi-thread loop's cell is made before, and `make`
+    /// only stores its key), since tasks that end on other threads take the same lock. A refused
+    /// spawn drops `make` after letting go of the lock.
     ///
     /// Once close is cancelling, only spawns made from the runner's own loop (`from_loop`) are
     /// accepted, born cancelled; any other is refused, as every spawn once the registry is
@@ -257,9 +384,15 @@ impl Registry {
     pub(crate) fn register<R>(
         &self,
         from_loop: bool,
-        make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
+        make: impl FnOnce(usize, bool) -> (Entry, R),
     ) -> Result<R, SpawnError> {
-        self.register_in(thread_number() & self.mask, from_loop, make)
+        // One shard: no thread-local access to find the home shard.
+        let shard = if self.mask == 0 {
+            0
+        } else {
+            thread_number() & self.mask
+        };
+        self.register_in(shard, from_loop, make)
     }
 
     /// `register` into shard `shard` (less than the number of shards).
@@ -267,13 +400,17 @@ impl Registry {
         &self,
         shard: usize,
         from_loop: bool,
-        make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
+        make: impl FnOnce(usize, bool) -> (Entry, R),
     ) -> Result<R, SpawnError> {
         let mut tasks = lock(&self.shards[shard].tasks);
         // Under the shard's lock: see "Why no spawn slips past close".
         let phase = self.phase.load(Ordering::Acquire);
         let cancelled = phase >= Phase::Cancelling as u8;
         if phase == Phase::Closed as u8 || (cancelled && !from_loop) {
+            // The refused task (which `make` may hold) is dropped outside the lock: its drop runs
+            // user code, which may spawn.
+            drop(tasks);
+            drop(make);
             return Err(SpawnError::Closed);
         }
         let entry = tasks.vacant_entry();
@@ -290,8 +427,8 @@ impl Registry {
     #[must_use]
     pub(crate) fn deregister(&self, key: usize, outcome: Outcome) -> bool {
         let mut tasks = lock(&self.shards[key & self.mask].tasks);
-        // The registry's reference is dropped after the lock is released: it may be the last one,
-        // and dropping the task runs user code (the output's destructor).
+        // An owned entry's count is given back after the lock is released: it may be the last
+        // one, and dropping the task runs user code (the output's destructor).
         let removed = tasks.try_remove(key >> self.shift);
         let closing = self.phase.load(Ordering::Acquire) != Phase::Open as u8;
         if removed.is_some() && closing {
@@ -375,7 +512,7 @@ impl Registry {
     /// Close starts cancelling: from now on only the loop's own spawns are accepted, born
     /// cancelled. Returns every task alive at that point, for close to cancel.
     #[must_use = "close must cancel every task alive when it began cancelling"]
-    pub(crate) fn begin_cancelling(&self) -> Vec<Arc<dyn TaskRef>> {
+    pub(crate) fn begin_cancelling(&self) -> Vec<TaskArc<dyn TaskRef>> {
         self.advance(Phase::Cancelling);
         self.snapshot()
     }
@@ -383,19 +520,20 @@ impl Registry {
     /// The runner is dropped where its loop cannot run: every spawn is refused from now on.
     /// Returns every task still alive, to be aborted.
     #[must_use = "the tasks left when the runner is abandoned must be aborted"]
-    pub(crate) fn abandon(&self) -> Vec<Arc<dyn TaskRef>> {
+    pub(crate) fn abandon(&self) -> Vec<TaskArc<dyn TaskRef>> {
         self.advance(Phase::Closed);
         self.snapshot()
     }
 
     /// Every task now in the registry, each shard looked at under its lock after the phase was
     /// moved (see "Why no spawn slips past close").
-    fn snapshot(&self) -> Vec<Arc<dyn TaskRef>> {
+    fn snapshot(&self) -> Vec<TaskArc<dyn TaskRef>> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let tasks = lock(&shard.tasks);
             all.reserve(tasks.len());
-            all.extend(tasks.iter().map(|(_, t)| t.clone()));
+            // Counted under the lock: see `Entry::counted`.
+            all.extend(tasks.iter().map(|(_, t)| t.counted()));
         }
         all
     }
@@ -432,12 +570,15 @@ mod tests {
     #[test]
     fn keys_name_their_shard() {
         let reg = Arc::new(Registry::with_shards(4));
+        // Kept alive: a `Fake` leaves the registry when it is dropped.
+        let mut tasks = Vec::new();
         for shard in 0..4 {
             for n in 0..3 {
                 let (t, _) = spawn_in(&reg, shard, false).unwrap();
                 let key = t.key.load(Ordering::Acquire);
                 assert_eq!(key & 3, shard);
                 assert_eq!(key >> 2, n);
+                tasks.push(t);
             }
         }
         assert_eq!(reg.snapshot().len(), 12);
@@ -458,6 +599,7 @@ mod tests {
             let n = shard_count(multi);
             assert!(n.is_power_of_two() && n <= 64, "{n} shards");
         }
+        assert_eq!(shard_count(false), 1, "one shard on a current-thread loop");
         assert!(thread_number() & Registry::new(true).mask < shard_count(true));
     }
 
@@ -511,6 +653,51 @@ mod tests {
         drop(stays);
     }
 
+    /// Tasks that end and are freed on another thread while close collects them, their entries
+    /// holding no count: close reaches each through a count it took under the shard's lock, and
+    /// never a freed one (Miri checks the accesses); each is counted once.
+    #[test]
+    fn tasks_freed_while_close_collects() {
+        for _ in 0..if cfg!(miri) { 10 } else { 200 } {
+            let reg = Arc::new(Registry::with_shards(2));
+            let tasks: Vec<_> = (0..4)
+                .map(|n| spawn_in(&reg, n % 2, false).unwrap().0)
+                .collect();
+            // Owned entries (as tasks on the runner's own queue have) take a count of their own.
+            let owned: Vec<_> = (0..2)
+                .map(|_| {
+                    reg.register_in(1, false, |key, _| {
+                        let t = Fake::new(&reg, key);
+                        // SAFETY: from `into_raw`: the entry takes that count.
+                        (unsafe { Entry::owned(Arc::into_raw(t.clone())) }, t)
+                    })
+                    .unwrap()
+                })
+                .collect();
+            reg.begin_grace();
+            let worker = std::thread::spawn(move || {
+                for (n, t) in tasks.into_iter().enumerate() {
+                    if n % 2 == 0 {
+                        t.end(Outcome::Finished);
+                    }
+                    // The odd ones end in their drop, cancelled.
+                    drop(t);
+                }
+                drop(owned);
+            });
+            let pending = reg.begin_cancelling();
+            for t in &pending {
+                let _ = t.info();
+                t.cancel_now();
+            }
+            drop(pending);
+            worker.join().unwrap();
+            assert!(reg.snapshot().is_empty());
+            let o = reg.outcomes();
+            assert_eq!(o.finished + o.cancelled, 6, "{o:?}");
+        }
+    }
+
     #[test]
     fn threads_spawn_into_their_own_shards() {
         let reg = Arc::new(Registry::with_shards(4));
@@ -522,7 +709,9 @@ mod tests {
                         let (t, _) = reg
                             .register(false, |key, _| {
                                 let t = Fake::new(&reg, key);
-                                (t.clone() as Arc<dyn TaskRef>, (t, false))
+                                // SAFETY: from `into_raw`: the entry takes that count.
+                                let entry = unsafe { Entry::owned(Arc::into_raw(t.clone())) };
+                                (entry, (t, false))
                             })
                             .unwrap();
                         assert_eq!(t.end(Outcome::Finished), Some(false));

@@ -16,7 +16,7 @@ use crate::latch::Latch;
 use crate::local::LocalState;
 use crate::lock::lock;
 use crate::registry::Registry;
-pub(crate) use crate::registry::{Outcome, TaskRef};
+pub(crate) use crate::registry::{Entry, Outcome, TaskRef};
 use crate::signal::{Interrupt, Interruptible, RunnerSignal};
 use crate::task::own::{OwnQueue, OwnTask};
 
@@ -129,7 +129,7 @@ impl Shared {
     pub(crate) fn register<R>(
         &self,
         from_loop: bool,
-        make: impl FnOnce(usize, bool) -> (Arc<dyn TaskRef>, R),
+        make: impl FnOnce(usize, bool) -> (Entry, R),
     ) -> Result<R, SpawnError> {
         self.registry.register(from_loop, make)
     }

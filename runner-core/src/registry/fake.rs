@@ -10,13 +10,15 @@ use ::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{Outcome, Registry, TaskRef};
+use super::{Entry, Outcome, Registry, TaskArc, TaskRef};
 use crate::diagnostic::TaskInfo;
 use crate::error::SpawnError;
 
 /// A task whose cancellation ends it at once, as close's in-place cancel does for a task nobody
 /// is polling; `end` stands for `Task::complete`, which the cell's state word makes run once per
-/// task (modelled in `task::loom`).
+/// task (modelled in `task::loom`). Registered with a borrowed entry (no count), it is held by a
+/// [`Held`], which ends it before it lets go of its count: it always leaves the registry before
+/// its allocation goes.
 pub(super) struct Fake {
     info: TaskInfo,
     reg: Weak<Registry>,
@@ -29,8 +31,8 @@ pub(super) struct Fake {
 impl Fake {
     /// The task registered under `key` in `reg`.
     #[track_caller]
-    pub(super) fn new(reg: &Arc<Registry>, key: usize) -> Arc<Fake> {
-        Arc::new(Fake {
+    pub(super) fn new(reg: &Arc<Registry>, key: usize) -> TaskArc<Fake> {
+        TaskArc::new(Fake {
             info: TaskInfo {
                 name: None,
                 location: Location::caller(),
@@ -56,6 +58,34 @@ impl Fake {
     }
 }
 
+/// What the backend holds of a registered [`Fake`]: its drop ends the task (cancelled, unless it
+/// had ended) *before* it lets go of its count, as a backend's task does (`RawTask`'s drop calls
+/// `Cell::release`), so that the task has left the registry before its last count can go. Other
+/// counts ([`Held::arc`], as a join handle's) may outlive it or not.
+pub(super) struct Held(TaskArc<Fake>);
+
+impl Held {
+    /// Another count of the task, which does not end it.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(super) fn arc(&self) -> TaskArc<Fake> {
+        self.0.clone()
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Fake;
+
+    fn deref(&self) -> &Fake {
+        &self.0
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.end(Outcome::Cancelled);
+    }
+}
+
 impl TaskRef for Fake {
     fn info(&self) -> TaskInfo {
         self.info.clone()
@@ -70,14 +100,20 @@ impl TaskRef for Fake {
     }
 }
 
-/// `Shared::register` into `shard`: the task and whether it was born cancelled.
+/// `Shared::register` into `shard`: the task, held as the backend holds it, and whether it was
+/// born cancelled.
 pub(super) fn spawn_in(
     reg: &Arc<Registry>,
     shard: usize,
     from_loop: bool,
-) -> Result<(Arc<Fake>, bool), SpawnError> {
+) -> Result<(Held, bool), SpawnError> {
     reg.register_in(shard, from_loop, |key, cancelled| {
-        let task = Fake::new(reg, key);
-        (task.clone() as Arc<dyn TaskRef>, (task, cancelled))
+        let task = Held(Fake::new(reg, key));
+        // SAFETY: the `Held` returned ends the task before it lets go of its count, and nothing
+        // between here and the caller can fail.
+        (
+            unsafe { Entry::borrowed(TaskArc::as_ptr(&task.0)) },
+            (task, cancelled),
+        )
     })
 }

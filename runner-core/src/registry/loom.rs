@@ -71,7 +71,7 @@ fn completion_races_close() {
         let (task, _) = spawn_in(&reg, 1, false).unwrap();
         reg.begin_grace();
         let worker = {
-            let task = task.clone();
+            let task = task.arc();
             thread::spawn(move || task.end(Outcome::Finished))
         };
         close(&reg);
@@ -90,7 +90,7 @@ fn completion_before_close_is_not_counted() {
         let reg = Arc::new(Registry::with_shards(2));
         let (task, _) = spawn_in(&reg, 1, false).unwrap();
         let worker = {
-            let task = task.clone();
+            let task = task.arc();
             thread::spawn(move || task.end(Outcome::Finished))
         };
         // The join: close begins only after the task's output was seen.
@@ -158,5 +158,44 @@ fn drained_wake_up_across_shards() {
         for t in threads {
             t.join().unwrap();
         }
+    });
+}
+
+/// A task that ends and lets go of its last count on another thread (a backend dropping its
+/// task) while close collects the tasks to cancel, its entry holding no count (`Entry::borrowed`):
+/// close either finds it, under the shard's lock before it left, and holds a count of its own
+/// while it cancels it, or does not find it. Never a count taken of a freed task (loom's `Arc`
+/// panics on one), and the task is counted exactly once.
+#[test]
+fn end_and_free_race_collecting() {
+    ::loom::model(|| {
+        let reg = Arc::new(Registry::with_shards(2));
+        let (task, _) = spawn_in(&reg, 1, false).unwrap();
+        reg.begin_grace();
+        let worker = thread::spawn(move || {
+            task.end(Outcome::Finished);
+            drop(task);
+        });
+        let collected = close(&reg);
+        worker.join().unwrap();
+        assert!(collected <= 1);
+        assert_eq!(total(reg.outcomes()), 1);
+    });
+}
+
+/// A task dropped on another thread without ending first, as a backend drops a task it never
+/// polled: the drop ends it before it lets go (`Cell::release`), racing close's collection and
+/// the seal. Counted once, cancelled by whichever of the two got there first.
+#[test]
+fn drop_without_end_races_close() {
+    ::loom::model(|| {
+        let reg = Arc::new(Registry::with_shards(2));
+        let (task, _) = spawn_in(&reg, 0, false).unwrap();
+        reg.begin_grace();
+        let worker = thread::spawn(move || drop(task));
+        close(&reg);
+        worker.join().unwrap();
+        assert_eq!(reg.outcomes().cancelled, 1);
+        assert!(matches!(spawn_in(&reg, 0, true), Err(SpawnError::Closed)));
     });
 }

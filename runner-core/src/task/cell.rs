@@ -8,7 +8,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context as TaskCx, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -97,8 +97,12 @@ pub(crate) const SCHEDULED: u8 = 128;
 /// the runner's own queue does not need (its cell is its own waker), is kept beside the header
 /// by the tasks that need one ([`Cell`] on a multi-thread loop, [`LocalHeader`]).
 pub(crate) struct Header {
-    /// The registry's key: `u32` beside the state word and the flags, in one word.
-    key: u32,
+    /// The registry's key: `u32` beside the state word and the flags, in one word. Given at
+    /// construction, or for a cell made before it is registered (so that its allocation is not
+    /// made under the registry's shard lock) stored once by [`Header::registered`], under that
+    /// lock, before anyone else can reach the task: relaxed loads and stores suffice, since
+    /// whoever ends the task got it through the spawn.
+    key: AtomicU32,
     pub(crate) state: AtomicU8,
     /// A `spawn_local` task: its end is counted in `LocalState`.
     pub(crate) local: bool,
@@ -181,13 +185,7 @@ impl Header {
         counted: NonNull<Shared>,
         weak: bool,
     ) -> Self {
-        // A key past `u32` would take 4 billion tasks alive at once (blocking jobs, which have
-        // none, pass `usize::MAX`, kept as `u32::MAX`).
-        let key = if key == usize::MAX {
-            u32::MAX
-        } else {
-            u32::try_from(key).expect("fewer than 2^32 tasks alive at once")
-        };
+        let key = AtomicU32::new(key_u32(key));
         let spawned = if shared.config.debug { spawn_time() } else { 0 };
         let extras = (meta.name.is_some() || spawned != 0).then(|| {
             Box::new(Extras {
@@ -227,10 +225,21 @@ impl Header {
     /// The registry's key.
     #[inline]
     pub(crate) fn key(&self) -> usize {
-        if self.key == u32::MAX {
+        let key = self.key.load(Ordering::Relaxed);
+        if key == u32::MAX {
             usize::MAX
         } else {
-            self.key as usize
+            key as usize
+        }
+    }
+
+    /// A task made before it was registered is registered: its key, and whether it is born
+    /// cancelled. Called once, by the registry's `make`, under the shard's lock.
+    #[inline]
+    pub(crate) fn registered(&self, key: usize, cancelled: bool) {
+        self.key.store(key_u32(key), Ordering::Relaxed);
+        if cancelled {
+            self.state.fetch_or(ABORTED, Ordering::AcqRel);
         }
     }
 
@@ -269,6 +278,18 @@ impl Header {
     #[inline]
     pub(crate) fn is_complete(&self) -> bool {
         self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+}
+
+/// A registry key as [`Header::key`] holds it. A key past `u32` would take 4 billion tasks alive
+/// at once (blocking jobs and cells not yet registered, which have none, pass `usize::MAX`, kept
+/// as `u32::MAX`).
+#[inline]
+fn key_u32(key: usize) -> u32 {
+    if key == usize::MAX {
+        u32::MAX
+    } else {
+        u32::try_from(key).expect("fewer than 2^32 tasks alive at once")
     }
 }
 
@@ -432,7 +453,12 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         };
         // Counted first, at this one point, before anyone can see the output: a task joined
         // before close began has left the registry by then and is never counted by close.
-        let closing = shared.is_some_and(|s| s.deregister(header.key(), outcome));
+        // Whatever `shared` says: a task leaves the registry while its runner is alive (a
+        // borrowed registry entry relies on it; see `registry::Entry`).
+        let closing = match shared {
+            Some(s) => s.deregister(header.key(), outcome),
+            None => header.with_shared(|s| s.is_some_and(|s| s.deregister(header.key(), outcome))),
+        };
         if header.local {
             if let Some(s) = shared {
                 s.local.ended();

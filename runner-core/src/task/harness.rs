@@ -508,7 +508,7 @@ mod tests {
     use super::{Cell, Meta};
     use crate::context::Context;
     use crate::event_loop::RawTask;
-    use crate::shared::{Shared, TaskRef};
+    use crate::shared::{Entry, Shared, TaskRef};
     use crate::testing::TestLoop;
     use crate::Runner;
     use atomic_waker::AtomicWaker;
@@ -529,7 +529,9 @@ mod tests {
                 };
                 let cell: Arc<Cell<F, AtomicWaker>> =
                     Arc::new(Cell::new(key, meta, cancelled, fut, shared, Context::new()));
-                (cell.clone() as Arc<dyn TaskRef>, cell)
+                // SAFETY: as in `spawn_on`: the wrapper made below completes the task before it
+                // lets go of its count.
+                (unsafe { Entry::borrowed(Arc::as_ptr(&cell)) }, cell)
             })
             .unwrap();
         let driver = RawTask::new(cell.clone());
@@ -597,6 +599,77 @@ mod tests {
         })
         .unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    /// A cell's registry entry holds no count (`registry::Entry::borrowed`): the backend drops
+    /// its task on another thread (which ends it and lets go of the cell) while close collects
+    /// and cancels the tasks. Close reaches the cell only through a count it took while the cell
+    /// was registered (Miri checks the accesses), the future is dropped once, and the task is
+    /// counted once.
+    #[test]
+    fn backend_drop_races_close_collecting() {
+        for _ in 0..if cfg!(miri) { 4 } else { 50 } {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let mut rt = Runner::<TestLoop>::new();
+            let d = drops.clone();
+            rt.run(async move {
+                let shared = crate::scope::with_current(|s| s.unwrap().clone());
+                let count = Count(d.clone());
+                let (cell, mut driver) = cell(&shared, async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                assert!(poll(&mut driver).is_pending());
+                let backend = std::thread::spawn(move || {
+                    drop(driver);
+                    drop(cell);
+                });
+                let pending = shared.registry.begin_cancelling();
+                for t in &pending {
+                    t.cancel_now();
+                }
+                drop(pending);
+                backend.join().unwrap();
+                assert_eq!(d.load(Ordering::SeqCst), 1);
+            })
+            .unwrap();
+            let report = rt.close().unwrap();
+            assert_eq!(report.cancelled, 1);
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    /// A local task's registry entry holds no count either (`registry::Entry::borrowed`): its
+    /// header leaves the registry when the task completes, by its last poll, an abort or close,
+    /// and close reaches the pending ones through counts of its own (Miri checks the accesses).
+    #[test]
+    fn local_tasks_leave_the_registry_before_they_are_freed() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let done = crate::spawn_local(async { std::rc::Rc::new(7) });
+            let count = Count(d.clone());
+            let aborted = crate::spawn_local(async move {
+                let _count = count;
+                pending::<()>().await
+            });
+            for _ in 0..2 {
+                let count = Count(d.clone());
+                drop(crate::spawn_local(async move {
+                    let _count = count;
+                    pending::<()>().await
+                }));
+            }
+            assert_eq!(*done.await.unwrap(), 7);
+            aborted.abort();
+            assert!(aborted.await.unwrap_err().is_cancelled());
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+        })
+        .unwrap();
+        let report = rt.close().unwrap();
+        assert_eq!(report.cancelled, 2);
+        assert_eq!(drops.load(Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::error::SpawnError;
 use crate::event_loop::RawTask;
 use crate::scope;
-use crate::shared::{Shared, TaskRef};
+use crate::shared::{Entry, Shared};
 
 use super::cell::*;
 use super::harness::*;
@@ -30,10 +30,17 @@ where
     if !shared.multi_thread {
         return spawn_own(shared, from_loop, fut, ctx, meta);
     }
-    let cell = shared.register(from_loop, |key, cancelled| {
-        let cell: Arc<Cell<F, AtomicWaker>> =
-            Arc::new(Cell::new(key, meta, cancelled, fut, shared, ctx));
-        (cell.clone() as Arc<dyn TaskRef>, cell)
+    // Made before it is registered: the allocation and the runner's count are not taken under
+    // the shard's lock, which the tasks ending on the loop's workers take too.
+    let cell: Arc<Cell<F, AtomicWaker>> =
+        Arc::new(Cell::new(usize::MAX, meta, false, fut, shared, ctx));
+    let cell = shared.register(from_loop, move |key, cancelled| {
+        cell.task.header.registered(key, cancelled);
+        // SAFETY: the cell leaves the registry in `Task::complete`, before its last count can go:
+        // the backend's task (made below, with nothing in between that can fail) holds a count
+        // until it is dropped, and its drop completes the task first (`Cell::release`; or close
+        // holds `RUNNING` and a count of its own, and completes it).
+        (unsafe { Entry::borrowed(Arc::as_ptr(&cell)) }, cell)
     })?;
     // The backend's task is the cell itself, type-erased: no allocation beyond the cell.
     let task = RawTask::new(cell.clone());
@@ -64,7 +71,9 @@ where
         // Queued below, once: its first poll.
         *cell.task.header.state.get_mut() |= SCHEDULED;
         let cell = Arc::new(cell);
-        (cell.clone() as Arc<dyn TaskRef>, cell)
+        // Owned: a pending task that no waker and no handle hold is kept for close to cancel.
+        // SAFETY: from `into_raw`: the entry takes that count.
+        (unsafe { Entry::owned(Arc::into_raw(cell.clone())) }, cell)
     })?;
     scope::push_own(shared, cell.clone());
     Ok(JoinHandle {
@@ -85,12 +94,17 @@ where
     if !shared.local.claim_home() {
         return Err(SpawnError::LocalUnsupported);
     }
+    // Before the task is registered: nothing between its registration and its driver may fail.
+    let ctx = Context::copy_current();
     let header = shared.register(scope::loop_running(), |key, cancelled| {
         let header = Arc::new(LocalHeader {
             header: Header::new(key, meta, shared, cancelled, true),
             driver: AtomicWaker::new(),
         });
-        (header.clone() as Arc<dyn TaskRef>, header)
+        // SAFETY: the header leaves the registry in `Task::complete`, before its last count can
+        // go: the task's cell holds it, and the driver made below (with nothing in between that
+        // can fail) holds the cell until it completes the task, by its last poll or its drop.
+        (unsafe { Entry::borrowed(Arc::as_ptr(&header)) }, header)
     })?;
     // Counted before the task can run, and ended in `Task::complete`.
     shared.local.started();
@@ -100,7 +114,7 @@ where
         task: task.clone(),
         env: Env {
             scope: Some(shared.clone()),
-            ctx: Context::copy_current(),
+            ctx,
         },
     };
     local.spawn(Box::pin(driver));
