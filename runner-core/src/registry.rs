@@ -8,7 +8,8 @@
 //! thread keeps finding its shard in its cache; a task ends in the shard it was added to,
 //! whichever thread ends it. There are a power of two of shards, more the more threads can run
 //! at once (see `shard_count`); a current-thread loop's registry has one, and a spawn there
-//! looks up no home shard.
+//! looks up no home shard. A current-thread loop's registry also has a side without a lock for
+//! the loop's own thread: see "The loop's side".
 //!
 //! # Entries without a count
 //!
@@ -26,6 +27,31 @@
 //! has not left, so it is alive), and cancels the task through that count. A task on the runner's
 //! own queue is the exception: nothing else keeps a pending one alive once no waker and no handle
 //! hold it, so its entry holds a count, given back when it leaves.
+//!
+//! # The loop's side
+//!
+//! On a current-thread loop nearly every task is a cell on the runner's own queue spawned from
+//! the loop's thread, inside the runner's run or close, and it ends there too. Those tasks are
+//! kept apart, on the registry's *loop side* (`LoopSide`): a slab in an `UnsafeCell` and the
+//! outcomes counted there in plain fields, with no lock and no read-modify-write to register or
+//! end a task. Its keys carry `HERE` (the low bit; the shard's keys are shifted past it), so
+//! `deregister` tells the two apart. Who may reach it (the invariant every `unsafe` there names,
+//! "the calling thread has the loop's side to itself"):
+//!
+//! - `register_here`: a spawn of a cell on the runner's own queue from the thread whose scope
+//!   owner (`scope::Origin::inside`) is the runner, that is, inside its run or close. Only one
+//!   thread can be inside those at a time (`Runner::run` takes `&mut self`; close consumes the
+//!   runner), and a runner moves to another thread only through what hands it over.
+//! - `deregister` of a loop-side key: such a cell ends only inside the run or close (polled by
+//!   the own queue's drive, which runs only there, or cancelled in place by close), or in
+//!   `close::abandon`, which has the runner to itself (no run or close is under way; it cancels
+//!   what `abandon` returned). Nothing else ends it: its owned entry keeps it alive until then.
+//! - close's methods (`begin_grace`, `seal_if_idle`, `begin_cancelling`, `poll_drained`,
+//!   `outcomes`, `abandon`): called by the closing thread, which has the runner to itself.
+//!
+//! Every other spawn (a `LoopHandle`, a blocking job, another runner's task, a local task, a
+//! spawn between runs) goes to the shard, under its lock, as on a multi-thread loop, and ends
+//! there from wherever it ends. A multi-thread loop's registry has no loop side.
 //!
 //! # The phase
 //!
@@ -50,19 +76,29 @@
 //! while it holds every shard's lock at once: a spawn either added its task before (the shard is
 //! not empty, nothing is sealed) or sees `Closed` and is refused.
 //!
+//! The loop side needs no lock for this: its spawns are made by the closing thread itself
+//! (inside close) or before close had the runner, so they are ordered with close's phase
+//! changes, its collection and its seal by program order (and a loop spawn is accepted while
+//! cancelling anyway, born cancelled). The seal looks at the loop side first: empty then, it
+//! stays empty while the shards' locks are taken, since only this thread could add to it.
+//!
 //! # Counting and waking
 //!
 //! A task's outcome is counted at one point, in `deregister`, when it leaves its shard while the
 //! phase is past `Open`: never twice (a task leaves once), and never after it was joined (the task
 //! cell calls `deregister` before its output can be seen; a task joined before close began read
 //! `Open` here). Close reads the counts once every shard is empty, which it saw under each
-//! shard's lock, so it sees every count made before.
+//! shard's lock, so it sees every count made before. The loop side's counts are plain fields,
+//! written and read by the thread that has the loop side to itself: close's, or one that handed
+//! the runner over to it.
 //!
 //! Close waits for the shards to empty with `poll_drained`, which stores its waker and *then*
 //! looks at the shards. A task that empties a shard while close is under way takes that waker
 //! after it unlocked the shard: if close looked at the shard before the task left it, its waker
 //! was stored before, and the task finds it. A shard emptied while the phase was still `Open` is
-//! seen empty by close, which sets the phase before it first looks.
+//! seen empty by close, which sets the phase before it first looks. The loop side is one more
+//! shard here: the task that empties it while close is under way takes the waker the same way
+//! (on close's own thread, between close's polls).
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
@@ -737,7 +773,7 @@ mod tests {
     use std::sync::Arc;
     use std::task::{Context, Wake, Waker};
 
-    use super::fake::{spawn_in, Fake};
+    use super::fake::{spawn_here, spawn_in, Fake};
     use super::*;
 
     struct Flag(AtomicBool);
@@ -881,7 +917,7 @@ mod tests {
 
     /// A loop-side registration of a [`Fake`] with an owned entry (as a cell on the runner's
     /// own queue has): the task and whether it was born cancelled.
-    fn spawn_here(reg: &Arc<Registry>) -> Result<(Arc<Fake>, bool), SpawnError> {
+    fn spawn_here_owned(reg: &Arc<Registry>) -> Result<(Arc<Fake>, bool), SpawnError> {
         // SAFETY: the test's thread stands for the loop's: it alone registers and ends tasks on
         // the loop's side and calls close's methods. The entry takes the count from `into_raw`.
         unsafe {
@@ -899,8 +935,8 @@ mod tests {
     #[test]
     fn loop_side_and_shard_through_close() {
         let reg = Arc::new(Registry::new(false));
-        let (a, _) = spawn_here(&reg).unwrap();
-        let (b, _) = spawn_here(&reg).unwrap();
+        let (a, _) = spawn_here_owned(&reg).unwrap();
+        let (b, _) = spawn_here_owned(&reg).unwrap();
         let key = a.key.load(Ordering::Acquire);
         assert_eq!(key & HERE, HERE, "a loop-side key carries the tag");
         let foreign = {
@@ -925,11 +961,11 @@ mod tests {
 
         reg.begin_grace();
         assert_eq!(b.end(Outcome::Panicked), Some(true));
-        let (c, cancelled) = spawn_here(&reg).unwrap();
+        let (c, cancelled) = spawn_here_owned(&reg).unwrap();
         assert!(!cancelled);
         let pending = reg.begin_cancelling();
         assert_eq!(pending.len(), 2, "the loop side's task and the shard's");
-        let (d, cancelled) = spawn_here(&reg).unwrap();
+        let (d, cancelled) = spawn_here_owned(&reg).unwrap();
         assert!(
             cancelled,
             "a loop spawn during cancelling is born cancelled"
@@ -963,7 +999,7 @@ mod tests {
             "the loop side's last task woke close"
         );
         assert!(reg.poll_drained(&mut cx, true).is_ready());
-        assert!(matches!(spawn_here(&reg), Err(SpawnError::Closed)));
+        assert!(matches!(spawn_here_owned(&reg), Err(SpawnError::Closed)));
         assert_eq!(
             reg.outcomes(),
             Outcomes {
@@ -994,10 +1030,60 @@ mod tests {
         assert!(a.ended.load(Ordering::Acquire));
         assert_eq!(reg.outcomes().cancelled, 1);
         drop(pending);
-        assert_eq!(Arc::strong_count(&a), 1);
 
         let idle = Registry::new(false);
         assert!(idle.seal_if_idle());
+    }
+
+    /// A current-thread runner end to end: its tasks spawned inside a run take the loop side,
+    /// one of them ends in the next run on another thread (the runner handed over), a
+    /// `LoopHandle` spawn from another thread takes the shard, and close cancels and counts
+    /// each pending one once (Miri checks the loop side's accesses across the hand-over).
+    #[test]
+    fn current_thread_runner_loop_side_across_threads() {
+        use crate::testing::TestLoop;
+        use crate::Runner;
+
+        let mut rt = Runner::<TestLoop>::new();
+        let handle = rt.handle().unwrap();
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let later = rt
+            .run(async move {
+                for _ in 0..2 {
+                    crate::task::spawn(std::future::pending::<()>());
+                }
+                assert_eq!(crate::task::spawn(async { 7 }).await.unwrap(), 7);
+                let later = crate::task::spawn(async move {
+                    while !g.load(Ordering::Acquire) {
+                        crate::yield_now().await;
+                    }
+                    8
+                });
+                std::thread::spawn(move || drop(handle.spawn(std::future::pending::<()>())))
+                    .join()
+                    .unwrap();
+                later
+            })
+            .unwrap();
+        let mut rt = std::thread::spawn(move || {
+            let v = rt
+                .run(async move {
+                    go.store(true, Ordering::Release);
+                    later.await.unwrap()
+                })
+                .unwrap();
+            assert_eq!(v, 8);
+            rt
+        })
+        .join()
+        .unwrap();
+        let report = rt.close().unwrap();
+        assert_eq!(
+            (report.finished, report.cancelled, report.panicked),
+            (0, 3, 0),
+            "two loop-side tasks and the handle's, each counted once"
+        );
     }
 
     #[test]
