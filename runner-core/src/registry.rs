@@ -479,7 +479,9 @@ impl Registry {
     #[must_use]
     #[inline]
     pub(crate) fn deregister(&self, key: usize, outcome: Outcome) -> bool {
-        if key & self.here_tag != 0 {
+        // `usize::MAX` is no key (a blocking job's, which was never registered): it is told
+        // only whether close is under way, by the shards' path.
+        if key & self.here_tag != 0 && key != usize::MAX {
             // SAFETY: only `register_here` gives a key with the tag, and its caller promised
             // that the task ends only where the loop's side is the calling thread's (see "The
             // loop's side").
@@ -1012,6 +1014,29 @@ mod tests {
         // Only the test's counts are left: the registry gave its own back.
         assert_eq!(Arc::strong_count(&c), 1);
         assert_eq!(Arc::strong_count(&d), 1);
+    }
+
+    /// A blocking job's end (no key: `usize::MAX`) on another thread is told whether close is
+    /// under way and leaves the loop side alone, though the tag bit is set in it (Miri finds a
+    /// race with the loop's thread otherwise).
+    #[test]
+    fn no_key_never_reaches_the_loop_side() {
+        let reg = Arc::new(Registry::new(false));
+        let (a, _) = spawn_here(&reg).unwrap();
+        let ends = |reg: &Arc<Registry>| {
+            let reg = reg.clone();
+            std::thread::spawn(move || reg.deregister(usize::MAX, Outcome::Finished))
+        };
+        let open = ends(&reg);
+        let (b, _) = spawn_here(&reg).unwrap();
+        assert!(!open.join().unwrap(), "open");
+        reg.begin_grace();
+        let closing = ends(&reg);
+        assert_eq!(b.end(Outcome::Finished), Some(true));
+        assert!(closing.join().unwrap(), "closing");
+        assert_eq!(reg.snapshot().len(), 1, "`a` is still there");
+        assert_eq!(reg.outcomes().finished, 1, "only `b` counted");
+        drop(a);
     }
 
     /// A runner abandoned with tasks on the loop's side: they are returned to be cancelled,
