@@ -1088,8 +1088,10 @@ mod tests {
                 std::thread::spawn(move || drop(handle.spawn(std::future::pending::<()>())))
                     .join()
                     .unwrap();
-                later
+                // Handed out of the run, to be awaited in the next one.
+                Some(later)
             })
+            .unwrap()
             .unwrap();
         let mut rt = std::thread::spawn(move || {
             let v = rt
