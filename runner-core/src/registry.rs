@@ -8,7 +8,8 @@
 //! thread keeps finding its shard in its cache; a task ends in the shard it was added to,
 //! whichever thread ends it. There are a power of two of shards, more the more threads can run
 //! at once (see `shard_count`); a current-thread loop's registry has one, and a spawn there
-//! looks up no home shard.
+//! looks up no home shard. A current-thread loop's registry also has a side without a lock for
+//! the loop's own thread: see "The loop's side".
 //!
 //! # Entries without a count
 //!
@@ -26,6 +27,31 @@
 //! has not left, so it is alive), and cancels the task through that count. A task on the runner's
 //! own queue is the exception: nothing else keeps a pending one alive once no waker and no handle
 //! hold it, so its entry holds a count, given back when it leaves.
+//!
+//! # The loop's side
+//!
+//! On a current-thread loop nearly every task is a cell on the runner's own queue spawned from
+//! the loop's thread, inside the runner's run or close, and it ends there too. Those tasks are
+//! kept apart, on the registry's *loop side* (`LoopSide`): a slab in an `UnsafeCell` and the
+//! outcomes counted there in plain fields, with no lock and no read-modify-write to register or
+//! end a task. Its keys carry `HERE` (the low bit; the shard's keys are shifted past it), so
+//! `deregister` tells the two apart. Who may reach it (the invariant every `unsafe` there names,
+//! "the calling thread has the loop's side to itself"):
+//!
+//! - `register_here`: a spawn of a cell on the runner's own queue from the thread whose scope
+//!   owner (`scope::Origin::inside`) is the runner, that is, inside its run or close. Only one
+//!   thread can be inside those at a time (`Runner::run` takes `&mut self`; close consumes the
+//!   runner), and a runner moves to another thread only through what hands it over.
+//! - `deregister` of a loop-side key: such a cell ends only inside the run or close (polled by
+//!   the own queue's drive, which runs only there, or cancelled in place by close), or in
+//!   `close::abandon`, which has the runner to itself (no run or close is under way; it cancels
+//!   what `abandon` returned). Nothing else ends it: its owned entry keeps it alive until then.
+//! - close's methods (`begin_grace`, `seal_if_idle`, `begin_cancelling`, `poll_drained`,
+//!   `outcomes`, `abandon`): called by the closing thread, which has the runner to itself.
+//!
+//! Every other spawn (a `LoopHandle`, a blocking job, another runner's task, a local task, a
+//! spawn between runs) goes to the shard, under its lock, as on a multi-thread loop, and ends
+//! there from wherever it ends. A multi-thread loop's registry has no loop side.
 //!
 //! # The phase
 //!
@@ -50,20 +76,31 @@
 //! while it holds every shard's lock at once: a spawn either added its task before (the shard is
 //! not empty, nothing is sealed) or sees `Closed` and is refused.
 //!
+//! The loop side needs no lock for this: its spawns are made by the closing thread itself
+//! (inside close) or before close had the runner, so they are ordered with close's phase
+//! changes, its collection and its seal by program order (and a loop spawn is accepted while
+//! cancelling anyway, born cancelled). The seal looks at the loop side first: empty then, it
+//! stays empty while the shards' locks are taken, since only this thread could add to it.
+//!
 //! # Counting and waking
 //!
 //! A task's outcome is counted at one point, in `deregister`, when it leaves its shard while the
 //! phase is past `Open`: never twice (a task leaves once), and never after it was joined (the task
 //! cell calls `deregister` before its output can be seen; a task joined before close began read
 //! `Open` here). Close reads the counts once every shard is empty, which it saw under each
-//! shard's lock, so it sees every count made before.
+//! shard's lock, so it sees every count made before. The loop side's counts are plain fields,
+//! written and read by the thread that has the loop side to itself: close's, or one that handed
+//! the runner over to it.
 //!
 //! Close waits for the shards to empty with `poll_drained`, which stores its waker and *then*
 //! looks at the shards. A task that empties a shard while close is under way takes that waker
 //! after it unlocked the shard: if close looked at the shard before the task left it, its waker
 //! was stored before, and the task finds it. A shard emptied while the phase was still `Open` is
-//! seen empty by close, which sets the phase before it first looks.
+//! seen empty by close, which sets the phase before it first looks. The loop side is one more
+//! shard here: the task that empties it while close is under way takes the waker the same way
+//! (on close's own thread, between close's polls).
 
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
@@ -273,6 +310,11 @@ pub(crate) struct Registry {
     finished: AtomicUsize,
     cancelled: AtomicUsize,
     panicked: AtomicUsize,
+    /// [`HERE`] in a current-thread loop's registry, whose keys with it set are `here`'s; 0 in
+    /// a multi-thread loop's, whose keys all name a shard.
+    here_tag: usize,
+    /// The loop thread's side of a current-thread loop's registry: see "The loop's side".
+    here: LoopSide,
 }
 
 impl fmt::Debug for Registry {
@@ -331,15 +373,23 @@ fn thread_number() -> usize {
 impl Registry {
     /// A registry for a runner whose loop is multi-thread or not.
     pub(crate) fn new(multi_thread: bool) -> Self {
-        Registry::with_shards(shard_count(multi_thread))
+        Registry::build(shard_count(multi_thread), !multi_thread)
     }
 
     /// A registry with `n` shards, a power of two.
+    #[cfg(test)]
     pub(crate) fn with_shards(n: usize) -> Self {
+        Registry::build(n, false)
+    }
+
+    /// `n` shards, and with `here` the loop thread's side of a current-thread loop's registry,
+    /// whose keys carry [`HERE`] (the shards' keys are then shifted past it).
+    fn build(n: usize, here: bool) -> Self {
         assert!(
             n.is_power_of_two(),
             "the shard count must be a power of two"
         );
+        let shift = n.trailing_zeros() + u32::from(here);
         Registry {
             shards: (0..n)
                 .map(|_| Shard {
@@ -348,12 +398,14 @@ impl Registry {
                 })
                 .collect(),
             mask: n - 1,
-            shift: n.trailing_zeros(),
+            shift,
             phase: AtomicU8::new(Phase::Open as u8),
             waiter: Mutex::new(None),
             finished: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
             panicked: AtomicUsize::new(0),
+            here_tag: if here { HERE } else { 0 },
+            here: LoopSide::new(),
         }
     }
 
@@ -425,7 +477,21 @@ impl Registry {
     /// The one point where a task's outcome is counted: the task cell calls it before the output
     /// is handed to the join handle, so a task joined before close began is never counted.
     #[must_use]
+    #[inline]
     pub(crate) fn deregister(&self, key: usize, outcome: Outcome) -> bool {
+        // `usize::MAX` is no key (a blocking job's, which was never registered): it is told
+        // only whether close is under way, by the shards' path.
+        if key & self.here_tag != 0 && key != usize::MAX {
+            // SAFETY: only `register_here` gives a key with the tag, and its caller promised
+            // that the task ends only where the loop's side is the calling thread's (see "The
+            // loop's side").
+            return unsafe { self.deregister_here(key, outcome) };
+        }
+        self.deregister_shard(key, outcome)
+    }
+
+    /// [`deregister`](Self::deregister) of a task in a shard.
+    fn deregister_shard(&self, key: usize, outcome: Outcome) -> bool {
         let mut tasks = lock(&self.shards[key & self.mask].tasks);
         // An owned entry's count is given back after the lock is released: it may be the last
         // one, and dropping the task runs user code (the output's destructor).
@@ -444,11 +510,7 @@ impl Registry {
         drop(tasks);
         drop(removed);
         if emptied {
-            // Close may be waiting for the last shard to empty: see "Counting and waking".
-            let waker = lock(&self.waiter).take();
-            if let Some(w) = waker {
-                w.wake();
-            }
+            self.wake_waiter();
         }
         closing
     }
@@ -466,7 +528,10 @@ impl Registry {
         let drained = if seal {
             self.seal_when_empty()
         } else {
-            self.shards.iter().all(|s| lock(&s.tasks).is_empty())
+            // SAFETY: close's thread, which has the loop's side to itself (see "The loop's
+            // side").
+            (unsafe { self.here.is_empty() })
+                && self.shards.iter().all(|s| lock(&s.tasks).is_empty())
         };
         if drained {
             lock(&self.waiter).take();
@@ -486,6 +551,12 @@ impl Registry {
 
     /// With every shard locked at once: when all are empty, moves to `Closed` and returns `true`.
     fn seal_when_empty(&self) -> bool {
+        // SAFETY: close's thread (or a test's), which has the loop's side to itself (see "The
+        // loop's side"): nothing registers there meanwhile, so it stays empty while the shards'
+        // locks are taken.
+        if !unsafe { self.here.is_empty() } {
+            return false;
+        }
         if let [shard] = &self.shards[..] {
             // One shard (a current-thread loop): its lock alone, no guard list to allocate.
             let tasks = lock(&shard.tasks);
@@ -529,6 +600,9 @@ impl Registry {
     /// moved (see "Why no spawn slips past close").
     fn snapshot(&self) -> Vec<TaskArc<dyn TaskRef>> {
         let mut all = Vec::new();
+        // SAFETY: close's (or `abandon`'s) thread, which has the loop's side to itself (see
+        // "The loop's side").
+        unsafe { self.here.collect(&mut all) };
         for shard in self.shards.iter() {
             let tasks = lock(&shard.tasks);
             all.reserve(tasks.len());
@@ -540,11 +614,156 @@ impl Registry {
 
     /// The outcomes counted so far; final once `poll_drained` was ready.
     pub(crate) fn outcomes(&self) -> Outcomes {
+        // SAFETY: close's thread, which has the loop's side to itself (see "The loop's side").
+        let here = unsafe { self.here.outcomes() };
         Outcomes {
-            finished: self.finished.load(Ordering::Relaxed),
-            cancelled: self.cancelled.load(Ordering::Relaxed),
-            panicked: self.panicked.load(Ordering::Relaxed),
+            finished: self.finished.load(Ordering::Relaxed) + here.finished,
+            cancelled: self.cancelled.load(Ordering::Relaxed) + here.cancelled,
+            panicked: self.panicked.load(Ordering::Relaxed) + here.panicked,
         }
+    }
+
+    /// Close may be waiting for the last shard (or the loop's side) to empty: see "Counting and
+    /// waking".
+    fn wake_waiter(&self) {
+        let waker = lock(&self.waiter).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+// ---- The loop's side of a current-thread loop's registry (see "The loop's side"). ----
+
+/// The tag of a key registered on the loop's side ([`Registry::register_here`]): its low bit.
+const HERE: usize = 1;
+
+/// The loop thread's side of a current-thread loop's registry: the tasks registered from the
+/// thread inside the runner's run or close, and the outcomes counted there, in plain fields
+/// without a lock (see "The loop's side" in the module docs for who may reach them).
+struct LoopSide {
+    tasks: UnsafeCell<Tasks>,
+    finished: Cell<usize>,
+    cancelled: Cell<usize>,
+    panicked: Cell<usize>,
+}
+
+// SAFETY: the fields are reached only by the thread that has the loop's side to itself (inside
+// the runner's run or close, or abandoning it; see "The loop's side"), one thread at a time, each
+// handing over to the next through what hands the runner over (`&mut Runner`).
+unsafe impl Sync for LoopSide {}
+
+impl LoopSide {
+    fn new() -> Self {
+        LoopSide {
+            tasks: UnsafeCell::new(Slab::new()),
+            finished: Cell::new(0),
+            cancelled: Cell::new(0),
+            panicked: Cell::new(0),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The calling thread has the loop's side to itself (see "The loop's side").
+    unsafe fn is_empty(&self) -> bool {
+        // SAFETY: the caller's; no `&mut` to the slab outlives a `LoopSide` method.
+        unsafe { (*self.tasks.get()).is_empty() }
+    }
+
+    /// A count of each task on this side, into `all`.
+    ///
+    /// # Safety
+    ///
+    /// As [`is_empty`](Self::is_empty).
+    unsafe fn collect(&self, all: &mut Vec<TaskArc<dyn TaskRef>>) {
+        // SAFETY: the caller's; `counted` runs no code of the task's.
+        let tasks = unsafe { &*self.tasks.get() };
+        all.reserve(tasks.len());
+        // The entries are here, so their tasks are alive: see `Entry::counted`.
+        all.extend(tasks.iter().map(|(_, t)| t.counted()));
+    }
+
+    /// # Safety
+    ///
+    /// As [`is_empty`](Self::is_empty).
+    unsafe fn outcomes(&self) -> Outcomes {
+        Outcomes {
+            finished: self.finished.get(),
+            cancelled: self.cancelled.get(),
+            panicked: self.panicked.get(),
+        }
+    }
+}
+
+impl Registry {
+    /// [`register`](Self::register) from the loop's thread of a current-thread loop, inside the
+    /// runner's run or close (a spawn from its own loop, `from_loop`): onto the loop's side, with
+    /// no lock and no read-modify-write. The key carries [`HERE`].
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Closed`] once the registry is `Closed`.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread is inside the run or close of this registry's runner (the scope's
+    /// `owner` is the runner), and the task ends (`deregister`) only on a thread inside that
+    /// runner's run or close, or in [`abandon`](Self::abandon)'s cancelling of what it returned
+    /// (a task on the runner's own queue: polled only there, cancelled in place by close or
+    /// abandon). The registry is a current-thread loop's ([`Registry::new`]).
+    #[inline]
+    pub(crate) unsafe fn register_here<R>(
+        &self,
+        make: impl FnOnce(usize, bool) -> (Entry, R),
+    ) -> Result<R, SpawnError> {
+        debug_assert_eq!(self.here_tag, HERE, "a current-thread loop's registry");
+        // Written only by the closing thread, which is this one (or handed the runner over to
+        // it): relaxed.
+        let phase = self.phase.load(Ordering::Relaxed);
+        if phase == Phase::Closed as u8 {
+            drop(make);
+            return Err(SpawnError::Closed);
+        }
+        // SAFETY: the caller's: this thread is inside the runner's run or close, which no other
+        // thread can be inside now, so it has the loop's side to itself. The `&mut` ends before
+        // anything of the task's runs (`make` only builds the task and its entry).
+        let tasks = unsafe { &mut *self.here.tasks.get() };
+        let entry = tasks.vacant_entry();
+        let (task, out) = make(entry.key() << 1 | HERE, phase >= Phase::Cancelling as u8);
+        entry.insert(task);
+        Ok(out)
+    }
+
+    /// [`deregister`](Self::deregister) of a task on the loop's side.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread has the loop's side to itself (see [`register_here`](Self::register_here)).
+    #[inline]
+    unsafe fn deregister_here(&self, key: usize, outcome: Outcome) -> bool {
+        let (removed, emptied) = {
+            // SAFETY: the caller's; the `&mut` ends in this block, before the entry is dropped
+            // (its count may be the task's last: its drop runs user code, which may spawn).
+            let tasks = unsafe { &mut *self.here.tasks.get() };
+            let removed = tasks.try_remove(key >> 1);
+            (removed, tasks.is_empty())
+        };
+        // Written by this thread (close) or before it had the runner: relaxed.
+        let closing = self.phase.load(Ordering::Relaxed) != Phase::Open as u8;
+        if removed.is_some() && closing {
+            let count = match outcome {
+                Outcome::Finished => &self.here.finished,
+                Outcome::Cancelled => &self.here.cancelled,
+                Outcome::Panicked => &self.here.panicked,
+            };
+            count.set(count.get() + 1);
+        }
+        drop(removed);
+        if closing && emptied {
+            self.wake_waiter();
+        }
+        closing
     }
 }
 
@@ -556,7 +775,7 @@ mod tests {
     use std::sync::Arc;
     use std::task::{Context, Wake, Waker};
 
-    use super::fake::{spawn_in, Fake};
+    use super::fake::{spawn_here, spawn_in, Fake};
     use super::*;
 
     struct Flag(AtomicBool);
@@ -696,6 +915,202 @@ mod tests {
             let o = reg.outcomes();
             assert_eq!(o.finished + o.cancelled, 6, "{o:?}");
         }
+    }
+
+    /// A loop-side registration of a [`Fake`] with an owned entry (as a cell on the runner's
+    /// own queue has): the task and whether it was born cancelled.
+    fn spawn_here_owned(reg: &Arc<Registry>) -> Result<(Arc<Fake>, bool), SpawnError> {
+        // SAFETY: the test's thread stands for the loop's: it alone registers and ends tasks on
+        // the loop's side and calls close's methods. The entry takes the count from `into_raw`.
+        unsafe {
+            reg.register_here(|key, cancelled| {
+                let t = Fake::new(reg, key);
+                (Entry::owned(Arc::into_raw(t.clone())), (t, cancelled))
+            })
+        }
+    }
+
+    /// A current-thread loop's registry through close: tasks on the loop's side (no lock) and
+    /// one spawned and ended on another thread (the shard). Close collects both sides, waits
+    /// for both to empty (each emptying wakes it), a loop-side spawn while cancelling is born
+    /// cancelled, none once sealed, and each task is counted once (Miri checks the accesses).
+    #[test]
+    fn loop_side_and_shard_through_close() {
+        let reg = Arc::new(Registry::new(false));
+        let (a, _) = spawn_here_owned(&reg).unwrap();
+        let (b, _) = spawn_here_owned(&reg).unwrap();
+        let key = a.key.load(Ordering::Acquire);
+        assert_eq!(key & HERE, HERE, "a loop-side key carries the tag");
+        let foreign = {
+            let reg = reg.clone();
+            std::thread::spawn(move || {
+                reg.register(false, |key, _| {
+                    let t = Fake::new(&reg, key);
+                    // SAFETY: from `into_raw`: the entry takes that count.
+                    (unsafe { Entry::owned(Arc::into_raw(t.clone())) }, t)
+                })
+                .unwrap()
+            })
+            .join()
+            .unwrap()
+        };
+        assert_eq!(
+            foreign.key.load(Ordering::Acquire) & HERE,
+            0,
+            "a shard's key"
+        );
+        assert_eq!(a.end(Outcome::Finished), Some(false), "ended while open");
+
+        reg.begin_grace();
+        assert_eq!(b.end(Outcome::Panicked), Some(true));
+        let (c, cancelled) = spawn_here_owned(&reg).unwrap();
+        assert!(!cancelled);
+        let pending = reg.begin_cancelling();
+        assert_eq!(pending.len(), 2, "the loop side's task and the shard's");
+        let (d, cancelled) = spawn_here_owned(&reg).unwrap();
+        assert!(
+            cancelled,
+            "a loop spawn during cancelling is born cancelled"
+        );
+        assert!(matches!(spawn_in(&reg, 0, false), Err(SpawnError::Closed)));
+
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(reg.poll_drained(&mut cx, true).is_pending());
+        // The shard's task ends on another thread, and its shard empties: close is woken.
+        std::thread::spawn(move || {
+            assert_eq!(foreign.end(Outcome::Cancelled), Some(true));
+        })
+        .join()
+        .unwrap();
+        assert!(flag.0.swap(false, Ordering::AcqRel));
+        assert!(reg.poll_drained(&mut cx, true).is_pending());
+        for t in &pending {
+            t.cancel_now();
+        }
+        assert!(c.ended.load(Ordering::Acquire));
+        assert!(
+            !flag.0.load(Ordering::Acquire),
+            "`d` is left on the loop side"
+        );
+        assert!(reg.poll_drained(&mut cx, true).is_pending());
+        assert_eq!(d.end(Outcome::Cancelled), Some(true));
+        assert!(
+            flag.0.load(Ordering::Acquire),
+            "the loop side's last task woke close"
+        );
+        assert!(reg.poll_drained(&mut cx, true).is_ready());
+        assert!(matches!(spawn_here_owned(&reg), Err(SpawnError::Closed)));
+        assert_eq!(
+            reg.outcomes(),
+            Outcomes {
+                finished: 0,
+                cancelled: 3,
+                panicked: 1
+            }
+        );
+        drop(pending);
+        // Only the test's counts are left: the registry gave its own back.
+        assert_eq!(Arc::strong_count(&c), 1);
+        assert_eq!(Arc::strong_count(&d), 1);
+    }
+
+    /// A blocking job's end (no key: `usize::MAX`) on another thread is told whether close is
+    /// under way and leaves the loop side alone, though the tag bit is set in it (Miri finds a
+    /// race with the loop's thread otherwise).
+    #[test]
+    fn no_key_never_reaches_the_loop_side() {
+        let reg = Arc::new(Registry::new(false));
+        let (a, _) = spawn_here(&reg).unwrap();
+        let ends = |reg: &Arc<Registry>| {
+            let reg = reg.clone();
+            std::thread::spawn(move || reg.deregister(usize::MAX, Outcome::Finished))
+        };
+        let open = ends(&reg);
+        let (b, _) = spawn_here(&reg).unwrap();
+        assert!(!open.join().unwrap(), "open");
+        reg.begin_grace();
+        let closing = ends(&reg);
+        assert_eq!(b.end(Outcome::Finished), Some(true));
+        assert!(closing.join().unwrap(), "closing");
+        assert_eq!(reg.snapshot().len(), 1, "`a` is still there");
+        assert_eq!(reg.outcomes().finished, 1, "only `b` counted");
+        drop(a);
+    }
+
+    /// A runner abandoned with tasks on the loop's side: they are returned to be cancelled,
+    /// every spawn is refused, and an idle current-thread registry seals at once.
+    #[test]
+    fn loop_side_abandoned_and_idle_seal() {
+        let reg = Arc::new(Registry::new(false));
+        let (a, _) = spawn_here(&reg).unwrap();
+        assert!(!reg.seal_if_idle(), "a task on the loop side is alive");
+        let pending = reg.abandon();
+        assert_eq!(pending.len(), 1);
+        assert!(matches!(spawn_here(&reg), Err(SpawnError::Closed)));
+        for t in &pending {
+            t.abort();
+        }
+        assert!(a.ended.load(Ordering::Acquire));
+        assert_eq!(reg.outcomes().cancelled, 1);
+        drop(pending);
+
+        let idle = Registry::new(false);
+        assert!(idle.seal_if_idle());
+    }
+
+    /// A current-thread runner end to end: its tasks spawned inside a run take the loop side,
+    /// one of them ends in the next run on another thread (the runner handed over), a
+    /// `LoopHandle` spawn from another thread takes the shard, and close cancels and counts
+    /// each pending one once (Miri checks the loop side's accesses across the hand-over).
+    #[test]
+    fn current_thread_runner_loop_side_across_threads() {
+        use crate::testing::TestLoop;
+        use crate::Runner;
+
+        let mut rt = Runner::<TestLoop>::new();
+        let handle = rt.handle().unwrap();
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let later = rt
+            .run(async move {
+                for _ in 0..2 {
+                    crate::task::spawn(std::future::pending::<()>());
+                }
+                assert_eq!(crate::task::spawn(async { 7 }).await.unwrap(), 7);
+                let later = crate::task::spawn(async move {
+                    while !g.load(Ordering::Acquire) {
+                        crate::yield_now().await;
+                    }
+                    8
+                });
+                std::thread::spawn(move || drop(handle.spawn(std::future::pending::<()>())))
+                    .join()
+                    .unwrap();
+                // Handed out of the run, to be awaited in the next one.
+                Some(later)
+            })
+            .unwrap()
+            .unwrap();
+        let mut rt = std::thread::spawn(move || {
+            let v = rt
+                .run(async move {
+                    go.store(true, Ordering::Release);
+                    later.await.unwrap()
+                })
+                .unwrap();
+            assert_eq!(v, 8);
+            rt
+        })
+        .join()
+        .unwrap();
+        let report = rt.close().unwrap();
+        assert_eq!(
+            (report.finished, report.cancelled, report.panicked),
+            (0, 3, 0),
+            "two loop-side tasks and the handle's, each counted once"
+        );
     }
 
     #[test]

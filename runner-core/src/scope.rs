@@ -88,6 +88,46 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
     })
 }
 
+/// Where a spawn is made from, as the thread-local scope says: read with the current runner in
+/// one access ([`with_spawn`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Origin {
+    /// A runner's loop is running on this thread ([`loop_running`]).
+    pub(crate) from_loop: bool,
+    /// The runner whose run or close this thread is inside, as its address; 0 when none.
+    owner: usize,
+}
+
+impl Origin {
+    /// True when this thread is inside `shared`'s run or close: it has `shared`'s loop side of
+    /// the registry to itself (see `registry`, "The loop's side").
+    #[inline]
+    pub(crate) fn inside(self, shared: &Shared) -> bool {
+        self.owner == shared as *const Shared as usize
+    }
+}
+
+/// [`with_current`] for a spawn: `f` also gets the spawn's [`Origin`], read in the same
+/// thread-local access.
+#[inline]
+pub(crate) fn with_spawn<R>(f: impl FnOnce(Option<&Arc<Shared>>, Origin) -> R) -> R {
+    AMBIENT.with(|a| {
+        let origin = Origin {
+            from_loop: a.depth.get() > 0,
+            owner: a.owner.get(),
+        };
+        let cur = a.scope.take();
+        struct Restore<'a>(&'a Cell<Option<Arc<Shared>>>, Option<Arc<Shared>>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1.take());
+            }
+        }
+        let restore = Restore(&a.scope, cur);
+        f(restore.1.as_ref(), origin)
+    })
+}
+
 /// True while a runner's loop is running on this thread: inside `run`, inside close, or inside
 /// the poll of one of a runner's tasks (on any backend's worker thread).
 #[inline]

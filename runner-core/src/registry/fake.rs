@@ -117,3 +117,18 @@ pub(super) fn spawn_in(
         )
     })
 }
+
+/// `Registry::register_here`: the task, registered on the loop's side of a current-thread loop's
+/// registry, held as [`spawn_in`]'s are, and whether it was born cancelled. The calling thread
+/// stands for the loop's: it alone may register and end tasks there and call close's methods.
+pub(super) fn spawn_here(reg: &Arc<Registry>) -> Result<(Held, bool), SpawnError> {
+    // SAFETY: the caller's thread is the loop's (see above). The `Held` returned ends the task
+    // before it lets go of its count, on that thread (or by close's cancel there), and nothing
+    // between here and the caller can fail.
+    unsafe {
+        reg.register_here(|key, cancelled| {
+            let task = Held(Fake::new(reg, key));
+            (Entry::borrowed(TaskArc::as_ptr(&task.0)), (task, cancelled))
+        })
+    }
+}

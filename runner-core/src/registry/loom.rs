@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ::loom::sync::atomic::Ordering;
 use ::loom::thread;
 
-use super::fake::spawn_in;
+use super::fake::{spawn_here, spawn_in};
 use super::{Outcome, Outcomes, Registry};
 use crate::error::SpawnError;
 
@@ -196,6 +196,52 @@ fn drop_without_end_races_close() {
         close(&reg);
         worker.join().unwrap();
         assert_eq!(reg.outcomes().cancelled, 1);
+        assert!(matches!(spawn_in(&reg, 0, true), Err(SpawnError::Closed)));
+    });
+}
+
+/// A current-thread loop's registry: a `LoopHandle` spawn on another thread (the locked shard)
+/// races close's move to `Cancelling`, made on the loop's thread, which has a task on the
+/// registry's loop side (no lock) and spawns one more there after the move. The foreign spawn is
+/// refused, or accepted before the move and found and cancelled by close; the loop side's tasks
+/// are cancelled (the late one born so); close drains and seals, and counts each task once.
+#[test]
+fn foreign_spawn_races_cancelling_beside_the_loop_side() {
+    ::loom::model(|| {
+        let reg = Arc::new(Registry::new(false));
+        let (mine, _) = spawn_here(&reg).unwrap();
+        reg.begin_grace();
+        let spawner = {
+            let reg = reg.clone();
+            thread::spawn(move || spawn_in(&reg, 0, false).ok())
+        };
+        let pending = reg.begin_cancelling();
+        let (late, born_cancelled) = spawn_here(&reg).unwrap();
+        assert!(
+            born_cancelled,
+            "a loop spawn while cancelling is born cancelled"
+        );
+        for t in &pending {
+            t.cancel_now();
+        }
+        drop(pending);
+        // Its first poll finds it cancelled.
+        assert_eq!(late.end(Outcome::Cancelled), Some(true));
+        ::loom::future::block_on(poll_fn(|cx| reg.poll_drained(cx, true)));
+        let outcomes = reg.outcomes();
+        assert!(mine.ended.load(Ordering::Acquire));
+        let spawned = spawner.join().unwrap();
+        match &spawned {
+            Some((task, born_cancelled)) => {
+                assert!(!born_cancelled, "a foreign spawn is never born cancelled");
+                assert!(task.ended.load(Ordering::Acquire), "close missed the task");
+                assert!(task.counted.load(Ordering::Acquire));
+                assert_eq!(outcomes.cancelled, 3);
+            }
+            None => assert_eq!(outcomes.cancelled, 2),
+        }
+        assert_eq!(total(outcomes), outcomes.cancelled);
+        assert!(matches!(spawn_here(&reg), Err(SpawnError::Closed)));
         assert!(matches!(spawn_in(&reg, 0, true), Err(SpawnError::Closed)));
     });
 }

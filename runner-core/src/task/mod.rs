@@ -25,6 +25,7 @@ use crate::scope;
 use blocking::spawn_blocking_on;
 pub(crate) use cell::Meta;
 pub use join::JoinHandle;
+use spawn::spawn_from;
 use spawn::spawn_local_on;
 pub(crate) use spawn::spawn_on;
 
@@ -86,9 +87,17 @@ impl Builder {
         F::Output: Send + 'static,
     {
         let meta = self.meta(Location::caller());
-        scope::with_current(|s| {
+        scope::with_spawn(|s, origin| {
             let s = s.ok_or(SpawnError::NoRunner)?;
-            spawn_on(s, scope::loop_running(), fut, Context::copy_current(), meta)
+            let here = origin.inside(s);
+            spawn_from(
+                s,
+                origin.from_loop,
+                here,
+                fut,
+                Context::copy_current(),
+                meta,
+            )
         })
     }
 

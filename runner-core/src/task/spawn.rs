@@ -27,8 +27,27 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    spawn_from(shared, from_loop, false, fut, ctx, meta)
+}
+
+/// [`spawn_on`], with `here` true when this thread is inside `shared`'s run or close
+/// (`scope::Origin::inside`): on a current-thread loop the task is then registered on the
+/// registry's loop side, without a lock (`Registry::register_here`).
+#[inline]
+pub(crate) fn spawn_from<F>(
+    shared: &Arc<Shared>,
+    from_loop: bool,
+    here: bool,
+    fut: F,
+    ctx: Context,
+    meta: Meta,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     if !shared.multi_thread {
-        return spawn_own(shared, from_loop, fut, ctx, meta);
+        return spawn_own(shared, from_loop, here, fut, ctx, meta);
     }
     // Made before it is registered: the allocation and the runner's count are not taken under
     // the shard's lock, which the tasks ending on the loop's workers take too.
@@ -58,6 +77,7 @@ where
 fn spawn_own<F>(
     shared: &Arc<Shared>,
     from_loop: bool,
+    here: bool,
     fut: F,
     ctx: Context,
     meta: Meta,
@@ -66,7 +86,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let cell = shared.register(from_loop, |key, cancelled| {
+    let make = |key, cancelled| {
         let mut cell: Cell<F, OwnQueued> = Cell::new(key, meta, cancelled, fut, shared, ctx);
         // Queued below, once: its first poll.
         *cell.task.header.state.get_mut() |= SCHEDULED;
@@ -74,7 +94,16 @@ where
         // Owned: a pending task that no waker and no handle hold is kept for close to cancel.
         // SAFETY: from `into_raw`: the entry takes that count.
         (unsafe { Entry::owned(Arc::into_raw(cell.clone())) }, cell)
-    })?;
+    };
+    let cell = if here {
+        // SAFETY: `here`: this thread is inside `shared`'s run or close (the scope's owner), and
+        // the loop is current-thread. A cell on the runner's own queue ends only inside its run
+        // or close (polled by the drive of the own queue, or cancelled in place by close) or in
+        // `close::abandon`, which cancels what the registry gives it.
+        unsafe { shared.registry.register_here(make)? }
+    } else {
+        shared.register(from_loop, make)?
+    };
     scope::push_own(shared, cell.clone());
     Ok(JoinHandle {
         inner: Inner::Shared(cell),
