@@ -281,15 +281,17 @@ impl Header {
     }
 }
 
-/// A registry key as [`Header::key`] holds it. A key past `u32` would take 4 billion tasks alive
-/// at once (blocking jobs and cells not yet registered, which have none, pass `usize::MAX`, kept
-/// as `u32::MAX`).
+/// A registry key as [`Header::key`] holds it. A key past `u32` would take 2 billion tasks alive
+/// at once on a current-thread loop (a key's low bit names the registry's side there), and
+/// 2^32 divided by the number of shards in one shard on a multi-thread loop (blocking jobs and
+/// cells not yet registered, which have none, pass `usize::MAX`, kept as `u32::MAX`).
 #[inline]
 fn key_u32(key: usize) -> u32 {
     if key == usize::MAX {
         u32::MAX
     } else {
-        u32::try_from(key).expect("fewer than 2^32 tasks alive at once")
+        u32::try_from(key)
+            .expect("too many tasks alive at once: a registry key must fit in 32 bits")
     }
 }
 
