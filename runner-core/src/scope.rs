@@ -74,18 +74,9 @@ thread_local! {
 }
 
 /// Calls `f` with the runner of the current scope, if any.
+#[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
-    AMBIENT.with(|a| {
-        let cur = a.scope.take();
-        struct Restore<'a>(&'a Cell<Option<Arc<Shared>>>, Option<Arc<Shared>>);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                self.0.set(self.1.take());
-            }
-        }
-        let restore = Restore(&a.scope, cur);
-        f(restore.1.as_ref())
-    })
+    with_spawn(|shared, _| f(shared))
 }
 
 /// Where a spawn is made from, as the thread-local scope says: read with the current runner in

@@ -63,46 +63,22 @@ trait Raw {
     fn spawn_pending(&self);
 }
 
-struct RawTokio(tokio::runtime::Runtime);
+/// tokio's runtime: current-thread, or with `MULTI` the multi-thread one with two workers, as
+/// `TokioLoop::multi_thread(2)`. The multi-thread one is not in [`BACKENDS`]: its workers'
+/// parking makes the counts vary from run to run (by some hundreds of instructions per
+/// iteration), so it is for profiling by hand, not for the tables.
+struct RawTokio<const MULTI: bool>(tokio::runtime::Runtime);
 
-impl Raw for RawTokio {
+impl<const MULTI: bool> Raw for RawTokio<MULTI> {
     fn make() -> Self {
-        RawTokio(
+        let mut builder = if MULTI {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        } else {
             tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        )
-    }
-    fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.0.block_on(fut)
-    }
-    fn spawn<F: Future<Output = u32> + Send + 'static>(
-        &self,
-        fut: F,
-    ) -> Pin<Box<dyn Future<Output = u32>>> {
-        let h = tokio::spawn(fut);
-        Box::pin(async move { h.await.unwrap() })
-    }
-    fn spawn_pending(&self) {
-        tokio::spawn(std::future::pending::<()>());
-    }
-}
-
-/// tokio's multi-thread runtime with two workers, as `TokioLoop::multi_thread(2)`. Not in
-/// [`BACKENDS`]: its workers' parking makes the counts vary from run to run (by some hundreds of
-/// instructions per iteration), so it is for profiling by hand, not for the tables.
-struct RawTokioMulti(tokio::runtime::Runtime);
-
-impl Raw for RawTokioMulti {
-    fn make() -> Self {
-        RawTokioMulti(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap(),
-        )
+        };
+        RawTokio(builder.enable_all().build().unwrap())
     }
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         self.0.block_on(fut)
@@ -281,8 +257,8 @@ fn main() {
     let n: u32 = n.parse().expect("iterations: a number");
     assert!(OPS.iter().any(|(o, _)| o == op), "unknown op {op}");
     match (kind.as_str(), backend.as_str()) {
-        ("raw", "tokio_current") => raw::<RawTokio>(op, n),
-        ("raw", "tokio_multi") => raw::<RawTokioMulti>(op, n),
+        ("raw", "tokio_current") => raw::<RawTokio<false>>(op, n),
+        ("raw", "tokio_multi") => raw::<RawTokio<true>>(op, n),
         ("raw", "smol_local") => raw::<RawSmol>(op, n),
         ("raw", "glommio") => raw::<RawGlommio>(op, n),
         ("runner", "tokio_current") => ours(op, n, TokioLoop::current_thread),
