@@ -242,12 +242,12 @@ fn watchdog(what: String, f: impl FnOnce() + Send + 'static) {
 
 /// Moves a runner to another thread for a job and back (`None` where the runner is not `Send`:
 /// the job runs on this thread).
-type Mover<L> = fn(Runner<L>, Box<dyn FnOnce(&mut Runner<L>) + Send>) -> Runner<L>;
+type Mover<L> = fn(Runner<L>, Job<L>) -> Runner<L>;
 
-fn send_mover<L: EventLoop>(
-    mut rt: Runner<L>,
-    job: Box<dyn FnOnce(&mut Runner<L>) + Send>,
-) -> Runner<L>
+/// A job on a runner, on whichever thread the [`Mover`] picks.
+type Job<L> = Box<dyn FnOnce(&mut Runner<L>) + Send>;
+
+fn send_mover<L: EventLoop>(mut rt: Runner<L>, job: Job<L>) -> Runner<L>
 where
     Runner<L>: Send,
 {
@@ -259,10 +259,7 @@ where
     .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-fn same_thread<L: EventLoop>(
-    mut rt: Runner<L>,
-    job: Box<dyn FnOnce(&mut Runner<L>) + Send>,
-) -> Runner<L> {
+fn same_thread<L: EventLoop>(mut rt: Runner<L>, job: Job<L>) -> Runner<L> {
     job(&mut rt);
     rt
 }
