@@ -44,7 +44,8 @@ use crate::shared::{Outcome, Shared, TaskRef};
 //   transition from neither `ABORTED` nor `COMPLETE`, so a task is woken for it at most once.
 // - `COMPLETE`: set once, by `Task::complete`, after the output is stored, so that
 //   `JoinHandle::is_finished()` means the output is there to take; from then on the output is
-//   the handle's. Set after the registry has counted the task: whoever sees it sees a task close
+//   the handle's. A task whose handle was dropped (`DETACHED`) gets it too, its output dropped
+//   by `complete` instead of stored. Set after the registry has counted the task: whoever sees it sees a task close
 //   no longer counts. Set only once the future was dropped, by the holder of `RUNNING` for a
 //   `Send` task: whoever sees it needs neither `RUNNING` nor the future.
 // - `SHELL`: set by close in the same step as it takes `RUNNING` to drop the future in place; the
@@ -475,6 +476,11 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         assert!(cur & COMPLETE == 0, "a task completes once");
         if cur & DETACHED != 0 {
             unread = Some(result);
+            // Ended all the same: the future is gone. Close's in-place cancel
+            // (`TaskRef::cancel_now`) and the backend's drop of its task (`Cell::release`) must
+            // see it, or close would make a shell of a task whose backend task has finished, and
+            // wait for that shell forever.
+            state.fetch_or(COMPLETE, Ordering::AcqRel);
         } else {
             let mut reported = false;
             if closing {

@@ -542,6 +542,39 @@ mod tests {
         Pin::new(driver).poll(&mut TaskCx::from_waker(Waker::noop()))
     }
 
+    /// A detached task that ends on the backend while close is collecting tasks: close's
+    /// in-place cancel finds it ended and leaves no shell (a shell of a task whose backend task
+    /// has finished is never polled or dropped again, and close would wait for it forever).
+    #[test]
+    fn a_detached_task_that_ended_is_no_shell() {
+        let mut rt = Runner::<TestLoop>::new();
+        rt.run(async move {
+            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let (cell, mut driver) = cell(&shared, async { 7u32 });
+            // The join handle was dropped: the output is dropped by `complete`.
+            cell.task.detach();
+            // Close collects it (a count under the shard's lock), then it ends on the backend.
+            let pending = shared.registry.begin_cancelling();
+            assert_eq!(pending.len(), 1);
+            assert!(poll(&mut driver).is_ready());
+            drop(driver);
+            for t in &pending {
+                t.cancel_now();
+            }
+            drop(pending);
+            let shells = shared.shells.load(Ordering::SeqCst);
+            if shells != 0 {
+                // Let close go (the backend will never see this shell), then fail.
+                shared.shell_done();
+            }
+            assert_eq!(shells, 0, "no shell left");
+            assert!(cell.task.header.is_complete());
+        })
+        .unwrap();
+        let report = rt.close().unwrap();
+        assert_eq!(report.finished, 1);
+    }
+
     #[test]
     fn dropped_before_completion_drops_the_future_once() {
         let drops = Arc::new(AtomicUsize::new(0));

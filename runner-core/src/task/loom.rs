@@ -258,6 +258,7 @@ impl Join {
     fn complete(&self, v: u32) {
         if self.state.load(Ordering::Acquire) & DETACHED != 0 {
             self.unread.fetch_add(1, Ordering::AcqRel);
+            self.state.fetch_or(COMPLETE, Ordering::AcqRel);
             return;
         }
         // SAFETY: before `COMPLETE` the output is `complete`'s alone; loom checks it.
