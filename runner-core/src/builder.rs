@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::diagnostic::{default_handler, Diagnostic, Handler, UnhandledPanic};
@@ -78,10 +78,9 @@ impl<L: EventLoop> Builder<L> {
     /// `RUNNER_DEBUG=true` in the environment turns it on; an explicit `debug(false)` wins over
     /// the variable.
     ///
-    /// The variable is read once per process, by the first [`build`](Self::build) that needs
-    /// it, as the process's environment at start-up is meant to be: a change made later with
-    /// [`std::env::set_var`] does not reach runners built afterwards. (Read at every build, it
-    /// cost a `getenv`, about 430 instructions, more than a whole `run` of a ready future.)
+    /// The variable is read by each [`build`](Self::build) that needs it (as asyncio reads
+    /// `PYTHONASYNCIODEBUG` for each runner), so a change made with [`std::env::set_var`]
+    /// reaches the runners built afterwards.
     pub fn debug(mut self, on: bool) -> Self {
         self.debug = Some(on);
         self
@@ -186,15 +185,12 @@ impl<L: EventLoop> Builder<L> {
     }
 }
 
-/// `RUNNER_DEBUG` is on when it is `1` or `true` (any case), like `PYTHONASYNCIODEBUG`. Read
-/// once per process (see [`Builder::debug`]).
+/// `RUNNER_DEBUG` is on when it is `1` or `true` (any case), like `PYTHONASYNCIODEBUG`. Read at
+/// each build (see [`Builder::debug`]): a `getenv`, about 430 instructions of `create_close`.
 fn debug_from_env() -> bool {
-    static DEBUG: OnceLock<bool> = OnceLock::new();
-    *DEBUG.get_or_init(|| {
-        std::env::var("RUNNER_DEBUG")
-            .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
-            .unwrap_or(false)
-    })
+    std::env::var("RUNNER_DEBUG")
+        .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+        .unwrap_or(false)
 }
 
 impl<L: EventLoop> Default for Builder<L> {

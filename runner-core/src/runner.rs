@@ -130,8 +130,8 @@ impl<L: EventLoop> Runner<L> {
         }
     }
 
-    /// True when debug mode is on: [`Builder::debug`], or else `RUNNER_DEBUG=1` (or `true`) in
-    /// the environment, read once per process (see [`Builder::debug`]).
+    /// True when debug mode is on: [`Builder::debug`], or else `RUNNER_DEBUG=1` (or `true`) when
+    /// the runner was built.
     pub fn is_debug(&self) -> bool {
         self.config.debug
     }
