@@ -219,14 +219,7 @@ impl Entry {
     /// panic before anything polls it).
     #[inline]
     pub(crate) unsafe fn borrowed<T: TaskRef>(task: *const T) -> Entry {
-        const {
-            assert!(
-                std::mem::align_of::<T>() > OWNED,
-                "the tag needs a free low bit"
-            )
-        };
-        let task = task as *const dyn TaskRef;
-        Entry(NonNull::new(task.cast_mut()).expect("an `Arc`'s pointer is not null"))
+        Entry::tagged(task, 0)
     }
 
     /// An entry that holds the reference count `task` stands for, given back when the task
@@ -237,6 +230,12 @@ impl Entry {
     /// `task` comes from [`TaskArc::into_raw`], and its count is the entry's from now on.
     #[inline]
     pub(crate) unsafe fn owned<T: TaskRef>(task: *const T) -> Entry {
+        Entry::tagged(task, OWNED)
+    }
+
+    /// `task`'s pointer, erased to `dyn TaskRef`, with `tag` in its free low bit.
+    #[inline]
+    fn tagged<T: TaskRef>(task: *const T, tag: usize) -> Entry {
         const {
             assert!(
                 std::mem::align_of::<T>() > OWNED,
@@ -244,7 +243,7 @@ impl Entry {
             )
         };
         let task = task as *const dyn TaskRef;
-        let tagged = task.map_addr(|a| a | OWNED).cast_mut();
+        let tagged = task.map_addr(|a| a | tag).cast_mut();
         Entry(NonNull::new(tagged).expect("an `Arc`'s pointer is not null"))
     }
 
