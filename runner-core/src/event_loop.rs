@@ -159,9 +159,15 @@ pub trait EventLoop: Sized + 'static {
     ///
     /// Return `Some` only if any future the loop can run may be polled inside `f`: everything
     /// it needs from the loop (spawning, timers, I/O registration) must work there. The tokio
-    /// backend enters the runtime's context; the smol backend needs no context (its tasks and
-    /// timers reach the executor and the reactor through handles). The glommio backend returns
-    /// `None`: glommio's timers, I/O and `spawn_local` work only inside its executor's `run`.
+    /// backend's current-thread flavour enters the runtime's context; the smol backend needs no
+    /// context (its tasks and timers reach the executor and the reactor through handles). The
+    /// glommio backend returns `None`: glommio's timers, I/O and `spawn_local` work only inside
+    /// its executor's `run`.
+    ///
+    /// A loop whose `block_on` costs no more than entering its context may return `None` too:
+    /// then a pending main future is polled once less per `run`. The tokio backend's
+    /// multi-thread flavour does (its `block_on` enters the context and parks the thread between
+    /// polls, its workers drive the I/O and timers).
     fn enter<R, F: FnOnce() -> R>(&self, f: F) -> Option<R> {
         let _ = f;
         None

@@ -11,8 +11,11 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 use std::time::Instant;
 
 use runner_core::{BlockingJob, BoxFuture, EventLoop, RawTask, Spawner};
@@ -25,6 +28,10 @@ thread_local! {
     /// or task.
     static IN_BLOCKING: Cell<Option<(tokio::runtime::Id, Option<tokio::task::Id>)>> =
         const { Cell::new(None) };
+
+    /// The parker of [`TokioLoop`]'s multi-thread `block_on` on this thread: made once per
+    /// thread, so that a run builds no waker.
+    static PARKER: ThreadParker = ThreadParker::new();
 }
 
 /// A tokio runtime as a runner's loop.
@@ -43,6 +50,8 @@ thread_local! {
 pub struct TokioLoop {
     rt: Option<Runtime>,
     blocking: Arc<AtomicUsize>,
+    /// Read once: the flavour decides the `block_on` path of every run.
+    multi_thread: bool,
 }
 
 impl TokioLoop {
@@ -59,6 +68,16 @@ impl TokioLoop {
 
     /// A multi-thread runtime with `workers` worker threads (at least 1): tasks also progress
     /// between runs.
+    ///
+    /// A run enters the runtime's context ([`Handle::enter`]: [`Handle::current`],
+    /// `tokio::spawn`, tokio's timers and I/O, `block_in_place` work in it) and polls its future
+    /// on the calling thread, parked between polls, as tokio's `block_on` does; without tokio's
+    /// "driving a runtime" mark, which is what lets `Runtime::block_on` and `Handle::block_on`
+    /// refuse a nested call. The runner refuses its own nested runs ([`RunError::NestedRun`]);
+    /// a tokio `block_on` called inside a run blocks the thread until its future completes, as
+    /// it would inside a blocking job.
+    ///
+    /// [`RunError::NestedRun`]: runner_core::RunError::NestedRun
     ///
     /// # Errors
     ///
@@ -78,9 +97,12 @@ impl TokioLoop {
     ///
     /// Never; returns `io::Result` so that `|| TokioLoop::from_runtime(..)` is a loop factory.
     pub fn from_runtime(rt: Runtime) -> io::Result<Self> {
+        let multi_thread =
+            rt.handle().runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread;
         Ok(TokioLoop {
             rt: Some(rt),
             blocking: Arc::new(AtomicUsize::new(0)),
+            multi_thread,
         })
     }
 
@@ -91,7 +113,7 @@ impl TokioLoop {
 
     /// True for a multi-thread runtime.
     pub fn is_multi_thread(&self) -> bool {
-        self.handle().runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread
+        self.multi_thread
     }
 
     fn runtime(&self) -> &Runtime {
@@ -104,11 +126,21 @@ impl EventLoop for TokioLoop {
         Self::current_thread()
     }
 
+    #[inline]
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.runtime().block_on(fut)
+        if self.multi_thread {
+            park_loop(self.handle(), fut)
+        } else {
+            self.runtime().block_on(fut)
+        }
     }
 
+    #[inline]
     fn enter<R, F: FnOnce() -> R>(&self, f: F) -> Option<R> {
+        if self.multi_thread {
+            // `block_on`'s own first poll is as cheap as an inline one (see `park_loop`).
+            return None;
+        }
         let _guard = self.handle().enter();
         Some(f())
     }
@@ -165,6 +197,109 @@ impl fmt::Debug for TokioLoop {
     }
 }
 
+/// `block_on` on a multi-thread runtime: the runtime's context entered once (as
+/// [`Handle::enter`]), then `fut` polled on this thread, parking between polls.
+///
+/// This is what tokio's own `block_on` does on a multi-thread runtime, whose workers drive its
+/// I/O and timers: the calling thread only polls its future and parks. tokio's adds a second
+/// entry (`enter_runtime`: the "driving a runtime" flag, a fresh RNG seed) and a coop budget per
+/// poll, about 350 instructions a run of a future that yields 10 times; the runner refuses a
+/// nested run itself, [`Handle::current`] and `block_in_place` work under [`Handle::enter`]
+/// alone. The first poll is the run's inline poll, so `enter` declines on this flavour.
+fn park_loop<F: Future>(handle: &Handle, fut: F) -> F::Output {
+    let _entered = handle.enter();
+    let mut fut = Some(fut);
+    // `try_with`: a `block_on` from another thread-local's destructor makes its own parker.
+    let done = PARKER.try_with(|here| {
+        if here.busy.replace(true) {
+            // Nested (the runner makes no such call, a direct user of the loop may): the outer
+            // loop's wakes stay its own.
+            return None;
+        }
+        let _busy = Busy(&here.busy);
+        fut.take().map(|fut| park_with(here, fut))
+    });
+    match (done, fut) {
+        (Ok(Some(v)), _) => v,
+        (_, Some(fut)) => park_with(&ThreadParker::new(), fut),
+        (_, None) => unreachable!("a future is polled to completion or handed back"),
+    }
+}
+
+#[inline(always)]
+fn park_with<F: Future>(here: &ThreadParker, fut: F) -> F::Output {
+    // A wake left over from an earlier `block_on` (its waker's clones live on) is stale here.
+    here.parker.notified.store(false, Ordering::Relaxed);
+    let mut cx = Context::from_waker(&here.waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        here.parker.park();
+    }
+}
+
+/// A thread's [`Parker`], its waker, and whether a `park_loop` uses them.
+struct ThreadParker {
+    parker: Arc<Parker>,
+    waker: Waker,
+    busy: Cell<bool>,
+}
+
+impl ThreadParker {
+    /// A parker for the calling thread.
+    #[cold]
+    fn new() -> Self {
+        let parker = Arc::new(Parker {
+            notified: AtomicBool::new(false),
+            thread: thread::current(),
+        });
+        ThreadParker {
+            waker: Waker::from(parker.clone()),
+            parker,
+            busy: Cell::new(false),
+        }
+    }
+}
+
+/// Clears [`ThreadParker::busy`] when a `park_loop` ends, also by unwinding.
+struct Busy<'a>(&'a Cell<bool>);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// Wakes the thread parked in `park_loop`: a flag of its own, so that a `thread::park` token
+/// the future consumed itself (a blocking call inside a poll) loses no wake.
+struct Parker {
+    notified: AtomicBool,
+    thread: Thread,
+}
+
+impl Parker {
+    /// Returns once woken since the last return; a wake that came first returns at once.
+    fn park(&self) {
+        while !self.notified.swap(false, Ordering::Acquire) {
+            thread::park();
+        }
+    }
+}
+
+impl Wake for Parker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
 struct TokioSpawner {
     handle: Handle,
     blocking: Arc<AtomicUsize>,
@@ -201,5 +336,134 @@ impl Spawner for TokioSpawner {
     fn sleep_until(&self, deadline: Instant) -> BoxFuture {
         let _enter = self.handle.enter();
         Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::task::Poll;
+    use std::thread;
+    use std::time::Duration;
+
+    use runner_core::{EventLoop, RunError, Runner};
+
+    use super::TokioLoop;
+
+    /// Runs `f` on a thread of its own and fails, naming `what`, if it takes over 20 s.
+    fn watchdog(what: &str, f: impl FnOnce() + Send + 'static) {
+        let (done, finished) = mpsc::channel();
+        let test = thread::spawn(move || {
+            f();
+            done.send(()).unwrap();
+        });
+        if finished.recv_timeout(Duration::from_secs(20)).is_err() {
+            panic!("hung: {what}");
+        }
+        test.join().unwrap();
+    }
+
+    fn multi() -> Runner<TokioLoop> {
+        Runner::<TokioLoop>::builder()
+            .loop_factory(|| TokioLoop::multi_thread(2))
+            .build()
+    }
+
+    /// A multi-thread run polls in the runtime's context (`Handle::enter`) without tokio's
+    /// `enter_runtime`: what a run needs from tokio still works, and a nested run is refused.
+    #[test]
+    fn multi_thread_run_is_inside_the_runtime_context() {
+        watchdog("a multi-thread run using tokio's APIs", || {
+            let mut rt = multi();
+            let id = rt.get_loop().unwrap().handle().id();
+            let out = rt
+                .run(async move {
+                    assert_eq!(tokio::runtime::Handle::current().id(), id);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    let task = tokio::spawn(async { 40 }).await.unwrap();
+                    let blocking = tokio::task::block_in_place(|| 2);
+                    let nested = Runner::<TokioLoop>::new().run(async { 0 });
+                    assert!(matches!(nested, Err(RunError::NestedRun)), "{nested:?}");
+                    assert!(TokioLoop::is_nested());
+                    task + blocking
+                })
+                .unwrap();
+            assert_eq!(out, 42);
+            assert!(!TokioLoop::is_nested(), "the context is left after the run");
+        });
+    }
+
+    /// The thread's parker is reused from run to run: a wake from another thread reaches each
+    /// run, and a wake left over from an earlier run (a stale waker clone) ends no later one
+    /// early or late.
+    #[test]
+    fn multi_thread_runs_are_woken_from_other_threads() {
+        watchdog("a multi-thread run woken from another thread", || {
+            let mut rt = multi();
+            let mut stale = None;
+            for _ in 0..50 {
+                let flag = Arc::new(AtomicBool::new(false));
+                let waker = rt
+                    .run({
+                        let flag = flag.clone();
+                        async move {
+                            let mut waker = None;
+                            poll_fn(|cx| {
+                                if flag.load(Ordering::SeqCst) {
+                                    return Poll::Ready(());
+                                }
+                                if waker.is_none() {
+                                    let (flag, w) = (flag.clone(), cx.waker().clone());
+                                    waker = Some(w.clone());
+                                    thread::spawn(move || {
+                                        thread::sleep(Duration::from_millis(1));
+                                        flag.store(true, Ordering::SeqCst);
+                                        w.wake();
+                                    });
+                                }
+                                Poll::Pending
+                            })
+                            .await;
+                            waker.unwrap()
+                        }
+                    })
+                    .unwrap();
+                if let Some(old) = stale.replace(waker) {
+                    old.wake();
+                }
+            }
+        });
+    }
+
+    /// `block_on` called inside `block_on` on the same thread (the runner never does; a direct
+    /// user of the loop can): each has its own parker, and the outer one still hears its wake.
+    #[test]
+    fn nested_block_on_keeps_the_outer_wake() {
+        watchdog("the outer block_on after an inner one", || {
+            let lp = TokioLoop::multi_thread(1).unwrap();
+            let flag = Arc::new(AtomicBool::new(false));
+            let mut started = false;
+            let inner_lp = TokioLoop::multi_thread(1).unwrap();
+            lp.block_on(poll_fn(|cx| {
+                if flag.load(Ordering::SeqCst) {
+                    return Poll::Ready(());
+                }
+                if !started {
+                    started = true;
+                    let (flag, w) = (flag.clone(), cx.waker().clone());
+                    thread::spawn(move || {
+                        flag.store(true, Ordering::SeqCst);
+                        w.wake();
+                    });
+                    // The outer wake most likely arrives while the inner loop parks.
+                    inner_lp.block_on(tokio::time::sleep(Duration::from_millis(20)));
+                }
+                Poll::Pending
+            }));
+            lp.shutdown();
+            inner_lp.shutdown();
+        });
     }
 }
