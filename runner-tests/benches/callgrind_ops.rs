@@ -27,12 +27,16 @@ use support::YieldN;
 mod support;
 
 /// The operations, each with what one iteration does.
-const OPS: [(&str, &str); 6] = [
+const OPS: [(&str, &str); 7] = [
     ("run_ready", "one `run` of a ready future"),
     ("run_yield10", "one `run` of a future that yields 10 times"),
     (
         "spawn_join_100",
         "one `run` that spawns 100 tasks and joins them",
+    ),
+    (
+        "spawn_join_10k",
+        "one `run` that spawns 10,000 tasks and joins them (criterion's row, for profiling)",
     ),
     (
         "task_yield100",
@@ -55,12 +59,18 @@ trait Raw {
     fn make() -> Self;
     fn block_on<F: Future>(&self, fut: F) -> F::Output;
     /// Spawns onto the loop from inside `block_on`; the output is joined by the returned future.
+    /// That future is boxed, which costs raw a `malloc` and a `free` per task that the runner's
+    /// row does not pay: on glommio, whose own task is cheap, about half of raw's instructions
+    /// per task (`spawn_join_10k` joins the backend's handles as they are).
     fn spawn<F: Future<Output = u32> + Send + 'static>(
         &self,
         fut: F,
     ) -> Pin<Box<dyn Future<Output = u32>>>;
     /// Spawns a task that never completes, left to the loop's shutdown.
     fn spawn_pending(&self);
+    /// Spawns `n` tasks and joins them inside `block_on`, each join handle as the backend gives
+    /// it (no box): criterion's `spawn_join_10k` row.
+    fn spawn_join(&self, n: u32) -> u32;
 }
 
 /// tokio's runtime: current-thread, or with `MULTI` the multi-thread one with two workers, as
@@ -93,6 +103,16 @@ impl<const MULTI: bool> Raw for RawTokio<MULTI> {
     fn spawn_pending(&self) {
         tokio::spawn(std::future::pending::<()>());
     }
+    fn spawn_join(&self, n: u32) -> u32 {
+        self.0.block_on(async {
+            let hs: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
+            let mut s = 0;
+            for h in hs {
+                s += h.await.unwrap();
+            }
+            s
+        })
+    }
 }
 
 struct RawSmol(std::sync::Arc<async_executor::Executor<'static>>);
@@ -112,6 +132,16 @@ impl Raw for RawSmol {
     }
     fn spawn_pending(&self) {
         self.0.spawn(std::future::pending::<()>()).detach();
+    }
+    fn spawn_join(&self, n: u32) -> u32 {
+        async_io::block_on(self.0.run(async {
+            let hs: Vec<_> = (0..n).map(|i| self.0.spawn(async move { i })).collect();
+            let mut s = 0;
+            for h in hs {
+                s += h.await;
+            }
+            s
+        }))
     }
 }
 
@@ -138,6 +168,27 @@ impl Raw for RawGlommio {
     }
     fn spawn_pending(&self) {
         glommio::spawn_local(std::future::pending::<()>()).detach();
+    }
+    fn spawn_join(&self, n: u32) -> u32 {
+        self.0.run(async {
+            let hs: Vec<_> = (0..n)
+                .map(|i| glommio::spawn_local(async move { i }))
+                .collect();
+            let mut s = 0;
+            for h in hs {
+                s += h.await;
+            }
+            s
+        })
+    }
+}
+
+/// How many tasks a `spawn_join_*` op spawns.
+fn tasks(op: &str) -> u32 {
+    if op == "spawn_join_10k" {
+        10_000
+    } else {
+        100
     }
 }
 
@@ -174,6 +225,7 @@ fn raw<R: Raw>(op: &str, n: u32) {
                 black_box(match op {
                     "run_ready" => r.block_on(async { 1 }),
                     "run_yield10" => r.block_on(YieldN(10)),
+                    "spawn_join_10k" => r.spawn_join(tasks(op)),
                     "spawn_join_100" => r.block_on(async {
                         let hs: Vec<_> = (0..100u32).map(|i| r.spawn(async move { i })).collect();
                         let mut s = 0;
@@ -222,9 +274,9 @@ fn ours<L: EventLoop>(op: &str, n: u32, factory: fn() -> std::io::Result<L>) {
                 black_box(match op {
                     "run_ready" => rt.run(async { 1 }).unwrap(),
                     "run_yield10" => rt.run(YieldN(10)).unwrap(),
-                    "spawn_join_100" => rt
+                    "spawn_join_100" | "spawn_join_10k" => rt
                         .run(async {
-                            let hs: Vec<_> = (0..100u32)
+                            let hs: Vec<_> = (0..tasks(op))
                                 .map(|i| runner::spawn(async move { i }))
                                 .collect();
                             let mut s = 0;

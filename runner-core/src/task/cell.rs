@@ -169,14 +169,14 @@ impl Header {
     }
 
     /// The header of a [`Cell`]: it holds a strong count of `shared`.
-    #[inline]
+    #[inline(always)]
     fn strong(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool) -> Self {
         let strong = Arc::into_raw(shared.clone()).cast_mut();
         let strong = NonNull::new(strong).expect("an `Arc` is not null");
         Header::with_count(key, meta, shared, cancelled, false, strong, false)
     }
 
-    #[inline]
+    #[inline(always)]
     fn with_count(
         key: usize,
         meta: Meta,
@@ -704,6 +704,7 @@ impl<F: Future, D: Driver> Cell<F, D> {
     /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner; the
     /// other arguments are [`Header::new`]'s. The header holds the cell's (strong) reference to
     /// its runner.
+    #[inline(always)]
     pub(crate) fn new(
         key: usize,
         meta: Meta,
