@@ -142,11 +142,12 @@ impl EventLoop for SmolLoop {
 
     fn shutdown(mut self) {
         self.join();
-        // After a normal close nothing is left. After a runner was dropped where it could not
-        // drive its loop, its tasks were aborted and woken: polling them once here, on the
-        // loop's thread, drops their futures. Without it they would stay queued in an executor
-        // that they themselves keep alive. Bounded, because a task that is not the runner's
-        // (spawned through `executor()`) may wake itself forever.
+        // After a normal close only the tasks close cancelled in place are left, empty, for the
+        // executor's drop (the loop's, below) to let go of. After a runner was dropped where it
+        // could not drive its loop, its tasks were aborted and woken: polling them once here, on
+        // the loop's thread, drops their futures, also when a clone of the executor (taken
+        // through `executor()`) outlives the loop. Bounded, because a task that is not the
+        // runner's may wake itself forever.
         for _ in 0..TICKS_AT_SHUTDOWN {
             if !self.ex.try_tick() {
                 break;
