@@ -76,7 +76,7 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
         let _local = scope::EnterLocal::new(&shared, lp.local_spawner());
         let _scope = scope::Enter::new(&mut scope);
         let _ctx = context::Enter::new(&mut ctx);
-        let close = pin!(drive_close(&shared));
+        let close = pin!(drive_close(&shared, lp.reaps_at_shutdown()));
         lp.block_on(WithLocal {
             shared: &shared,
             fut: close,
@@ -100,8 +100,10 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
     }
 }
 
-/// Steps 2 and 3, on the loop.
-async fn drive_close(shared: &Arc<Shared>) {
+/// Steps 2 and 3, on the loop. With `reaps` (`EventLoop::reaps_at_shutdown`), the backend's
+/// tasks of the futures dropped in place are left for the loop's shutdown to drop: no shell to
+/// wake and wait for (see `task::SHELL`).
+async fn drive_close(shared: &Arc<Shared>, reaps: bool) {
     let grace = shared.config.shutdown_grace;
     if !grace.is_zero() {
         let mut timer = shared.spawner.sleep_until(Instant::now() + grace);
@@ -128,9 +130,15 @@ async fn drive_close(shared: &Arc<Shared>) {
         }
     }
     // In bulk, here on the loop's thread with the runner and context installed: each future is
-    // dropped in place (see `TaskRef::cancel_now`), not woken to be polled once more.
-    for t in &pending {
-        t.cancel_now();
+    // dropped in place (see `TaskRef::cancel_now`), not polled once more.
+    if reaps {
+        for t in &pending {
+            t.cancel_reaped();
+        }
+    } else {
+        for t in &pending {
+            t.cancel_now();
+        }
     }
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;

@@ -125,7 +125,9 @@ pub trait EventLoop: Sized + 'static {
     ///   the runner drops the futures of pending tasks in place (on its own thread, in bulk) and
     ///   wakes each task once, so that its next poll returns `Ready` at once; close waits for that
     ///   poll (or for the task to be dropped), so that no task of the runner's is left queued when
-    ///   [`shutdown`](Self::shutdown) is called.
+    ///   [`shutdown`](Self::shutdown) is called. A loop whose `shutdown` drops every task it
+    ///   holds says so ([`reaps_at_shutdown`](Self::reaps_at_shutdown)): its tasks are then
+    ///   neither woken nor waited for, and `shutdown` drops them.
     fn spawner(&self) -> Arc<dyn Spawner>;
 
     /// A handle that spawns `!Send` tasks onto this loop, when it can run them; `None` otherwise
@@ -187,6 +189,30 @@ pub trait EventLoop: Sized + 'static {
     /// backend: any tokio runtime context). The runner then returns
     /// [`RunError::NestedRun`](crate::RunError::NestedRun) instead of calling `block_on`.
     fn is_nested() -> bool {
+        false
+    }
+
+    /// True when [`shutdown`](Self::shutdown) drops every task the loop still holds, queued or
+    /// idle (as tokio's runtime does when it is dropped, and an `async_executor::Executor` when
+    /// its last reference goes). The default is `false`.
+    ///
+    /// Close drops the futures of pending tasks in place either way (on its own thread, with the
+    /// runner and context installed). A loop that says `false` gets each of those tasks woken
+    /// once, and close waits until the loop has polled or dropped every one of them (see
+    /// [`spawner`](Self::spawner)), so that none is left queued when `shutdown` is called. A
+    /// loop that says `true` saves that round (a wake and a poll per task): the tasks are left as
+    /// they are, empty, for `shutdown` to drop; all that their drop does is let go of the
+    /// runner's reference to the task (nothing of the task's own is dropped there).
+    ///
+    /// # Contract
+    ///
+    /// Return `true` only if `shutdown` drops every task the [`Spawner`] accepted that has not
+    /// completed: before it returns, or at the latest on the loop's own threads as they stop
+    /// (tokio's `shutdown_background`). Read once per close, on the runner's thread, before the
+    /// tasks are cancelled. A loop that shares its executor with others (one built on a handle
+    /// to a runtime it does not own, an executor someone else keeps alive) says `false`, or
+    /// those tasks stay queued there until that executor goes.
+    fn reaps_at_shutdown(&self) -> bool {
         false
     }
 

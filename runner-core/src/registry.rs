@@ -178,6 +178,13 @@ pub(crate) trait TaskRef: Send + Sync + 'static {
     fn cancel_now(&self) {
         self.abort();
     }
+
+    /// [`cancel_now`](Self::cancel_now) on a loop whose shutdown drops every task it still holds
+    /// (`EventLoop::reaps_at_shutdown`): a future dropped in place leaves the backend's task as
+    /// it is, neither made a shell nor woken, for that shutdown to drop.
+    fn cancel_reaped(&self) {
+        self.cancel_now();
+    }
 }
 
 #[cfg(loom)]

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -88,6 +88,11 @@ impl SmolLoop {
     }
 
     /// The executor, to use async-executor's API directly.
+    ///
+    /// The loop drops the executor, and with it every task it still holds, at shutdown. A clone
+    /// that outlives the loop keeps those tasks instead: while one exists, the runner's close
+    /// waits until the executor has polled each task it cancelled
+    /// ([`EventLoop::reaps_at_shutdown`] says `false`).
     pub fn executor(&self) -> &Arc<Executor<'static>> {
         &self.ex
     }
@@ -123,17 +128,26 @@ impl EventLoop for SmolLoop {
 
     fn spawner(&self) -> Arc<dyn Spawner> {
         Arc::new(SmolSpawner {
-            ex: self.ex.clone(),
+            ex: Arc::downgrade(&self.ex),
         })
+    }
+
+    fn reaps_at_shutdown(&self) -> bool {
+        // The executor drops every task it holds when its last reference goes, and the loop
+        // (with its threads, joined at shutdown) holds the only ones: the spawner holds a
+        // `Weak`. A clone taken through `executor()` keeps the executor, and with it the
+        // runner's tasks, past shutdown: then the runner waits for its tasks instead.
+        Arc::strong_count(&self.ex) <= 1 + self.threads.len()
     }
 
     fn shutdown(mut self) {
         self.join();
-        // After a normal close nothing is left. After a runner was dropped where it could not
-        // drive its loop, its tasks were aborted and woken: polling them once here, on the
-        // loop's thread, drops their futures. Without it they would stay queued in an executor
-        // that they themselves keep alive. Bounded, because a task that is not the runner's
-        // (spawned through `executor()`) may wake itself forever.
+        // After a normal close only the tasks close cancelled in place are left, empty, for the
+        // executor's drop (the loop's, below) to let go of. After a runner was dropped where it
+        // could not drive its loop, its tasks were aborted and woken: polling them once here, on
+        // the loop's thread, drops their futures, also when a clone of the executor (taken
+        // through `executor()`) outlives the loop. Bounded, because a task that is not the
+        // runner's may wake itself forever.
         for _ in 0..TICKS_AT_SHUTDOWN {
             if !self.ex.try_tick() {
                 break;
@@ -156,18 +170,33 @@ impl fmt::Debug for SmolLoop {
     }
 }
 
+/// Holds the executor weakly: the runner's state holds the spawner, its tasks hold the runner's
+/// state, and the executor holds the tasks, so a strong reference here would keep the executor,
+/// and every task left in it, alive through that cycle after the loop is gone. Weak, the loop's
+/// drop is the executor's, which drops every task it still holds (see `reaps_at_shutdown`).
 struct SmolSpawner {
-    ex: Arc<Executor<'static>>,
+    ex: Weak<Executor<'static>>,
+}
+
+impl SmolSpawner {
+    #[inline]
+    fn spawn_on<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+        // Without the loop (the runner refuses spawns once closed, so only a spawn racing the
+        // loop's drop gets here), the task is dropped here, as a loop shutting down drops it.
+        if let Some(ex) = self.ex.upgrade() {
+            ex.spawn(task).detach();
+        }
+    }
 }
 
 impl Spawner for SmolSpawner {
     fn spawn(&self, task: BoxFuture) {
-        self.ex.spawn(task).detach();
+        self.spawn_on(task);
     }
 
     fn spawn_task(&self, task: RawTask) {
         // Stored in the executor's task as it is: no box.
-        self.ex.spawn(task).detach();
+        self.spawn_on(task);
     }
 
     fn spawn_blocking(&self, job: BlockingJob) {

@@ -156,6 +156,12 @@ impl EventLoop for TokioLoop {
         TokioLoop::is_multi_thread(self)
     }
 
+    fn reaps_at_shutdown(&self) -> bool {
+        // The loop owns its runtime, and dropping a runtime (or `shutdown_background`) shuts
+        // down every task it owns, idle ones included.
+        true
+    }
+
     fn is_nested() -> bool {
         let Ok(current) = Handle::try_current() else {
             return false;

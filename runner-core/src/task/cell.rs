@@ -51,7 +51,10 @@ use crate::shared::{Outcome, Shared, TaskRef};
 // - `SHELL`: set by close in the same step as it takes `RUNNING` to drop the future in place; the
 //   backend's task is then an empty shell. Cleared (with `fetch_and`) by the first poll or drop of
 //   the wrapper that sees it, which alone tells close (`Shared::shell_done`): close waits for
-//   every shell, so that no task is left queued in a backend when the loop shuts down.
+//   every shell, so that no task is left queued in a backend when the loop shuts down. Not set
+//   on a loop whose shutdown drops every task it holds (`EventLoop::reaps_at_shutdown`, close's
+//   `TaskRef::cancel_reaped`): there the empty task is neither woken nor waited for, and its drop
+//   at shutdown (or a poll before it) finds it `COMPLETE` and only lets go of the cell.
 // - `TAKEN`: set once, by the `JoinHandle` that took the output (after `COMPLETE`), and read only
 //   by that handle: polled again it panics, and its drop has nothing left to do (no output, no
 //   report).

@@ -437,6 +437,27 @@ where
     }
 
     fn cancel_now(&self) {
+        self.cancel_in_place(true);
+    }
+
+    fn cancel_reaped(&self) {
+        self.cancel_in_place(false);
+    }
+}
+
+impl<F, D> Cell<F, D>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    D: Driver,
+{
+    /// Close's in-place cancel ([`TaskRef::cancel_now`], [`TaskRef::cancel_reaped`]). With
+    /// `shell`, the backend's task of a future dropped here is made a shell (see `SHELL`),
+    /// counted, and woken, for close to wait for; without, it is left as it is (idle, or queued
+    /// from an earlier wake) for the loop's shutdown to drop (`EventLoop::reaps_at_shutdown`):
+    /// its drop (`Cell::release`), or a poll before that, finds the task `COMPLETE` and only
+    /// lets go of the cell. A task on the runner's own queue never has a shell.
+    fn cancel_in_place(&self, shell: bool) {
         let header = &self.task.header;
         let state = &header.state;
         let mut cur = state.load(Ordering::Acquire);
@@ -459,10 +480,10 @@ where
             // `RUNNING` taken by close (`Cell::release`) knows it is the shell's drop. A task on
             // the runner's own queue has no backend task, hence no shell: left queued, its next
             // turn finds it complete.
-            let shell = if header.own { 0 } else { SHELL };
+            let shell_bit = if shell && !header.own { SHELL } else { 0 };
             match state.compare_exchange_weak(
                 cur,
-                cur | ABORTED | RUNNING | shell,
+                cur | ABORTED | RUNNING | shell_bit,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -477,7 +498,8 @@ where
         // Counted once the shell is marked: a shell's drop on another thread in between takes
         // one off before this adds it (the count wraps for that moment), and close reads the
         // count only once every `cancel_now` has returned.
-        if !header.own {
+        let shell = shell && !header.own;
+        if shell {
             header.with_shared(|s| {
                 if let Some(s) = s {
                     s.shells.fetch_add(1, Ordering::AcqRel);
@@ -487,7 +509,7 @@ where
         // Without `COMPLETE` the future is still there (see `COMPLETE`).
         cancel(stage, &mut Lent::new(header).env(ctx), &self.task);
         state.fetch_and(!RUNNING, Ordering::AcqRel);
-        if !header.own {
+        if shell {
             self.driver.wake();
         }
     }
@@ -705,6 +727,54 @@ mod tests {
         let report = rt.close().unwrap();
         assert_eq!(report.cancelled, 2);
         assert_eq!(drops.load(Ordering::SeqCst), 3);
+    }
+
+    /// On a loop that reaps its tasks at shutdown: the future is dropped in place, the
+    /// backend's task is neither made a shell nor woken, and a later poll (a stale wake-up) or
+    /// the backend's drop finds the task complete and only lets go of the cell.
+    #[test]
+    fn reaped_cancel_leaves_no_shell_and_wakes_nothing() {
+        struct Wakes(AtomicUsize);
+        impl std::task::Wake for Wakes {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        let d = drops.clone();
+        rt.run(async move {
+            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            for polled in [true, false] {
+                let count = Count(d.clone());
+                let (cell, mut driver) = cell(&shared, async move {
+                    let _count = count;
+                    pending::<()>().await
+                });
+                let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+                let waker = Waker::from(wakes.clone());
+                let pending = Pin::new(&mut driver).poll(&mut TaskCx::from_waker(&waker));
+                assert!(pending.is_pending());
+                let before = d.load(Ordering::SeqCst);
+                cell.cancel_reaped();
+                assert_eq!(d.load(Ordering::SeqCst), before + 1, "dropped in place");
+                assert_eq!(shared.shells.load(Ordering::SeqCst), 0, "no shell");
+                assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "not woken");
+                if polled {
+                    assert!(poll(&mut driver).is_ready());
+                }
+                drop(driver);
+                assert_eq!(
+                    Arc::strong_count(&cell),
+                    1,
+                    "the backend let go of the cell"
+                );
+                assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
+                assert_eq!(d.load(Ordering::SeqCst), before + 1, "dropped once");
+            }
+        })
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 
     #[test]

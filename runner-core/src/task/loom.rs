@@ -86,6 +86,17 @@ impl Model {
 
     /// `TaskRef::cancel_now` for a cell.
     fn cancel_now(&self) {
+        self.cancel_in_place(true);
+    }
+
+    /// `TaskRef::cancel_reaped` for a cell: no shell, no wake.
+    fn cancel_reaped(&self) {
+        self.cancel_in_place(false);
+    }
+
+    /// `Cell::cancel_in_place`.
+    fn cancel_in_place(&self, shell: bool) {
+        let shell_bit = if shell { SHELL } else { 0 };
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             if cur & COMPLETE != 0 {
@@ -98,7 +109,7 @@ impl Model {
             }
             match self.state.compare_exchange_weak(
                 cur,
-                cur | ABORTED | RUNNING | SHELL,
+                cur | ABORTED | RUNNING | shell_bit,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -106,10 +117,14 @@ impl Model {
                 Err(actual) => cur = actual,
             }
         }
-        self.shells.fetch_add(1, Ordering::AcqRel);
+        if shell {
+            self.shells.fetch_add(1, Ordering::AcqRel);
+        }
         self.cancel();
         self.state.fetch_and(!RUNNING, Ordering::AcqRel);
-        self.wake();
+        if shell {
+            self.wake();
+        }
     }
 
     /// The backend polls the wrapper: `Cell::drive`. True when it returned `Ready`: the
@@ -228,6 +243,34 @@ fn cancel_in_place_races_a_poll_then_a_drop() {
         };
         m.cancel_now();
         backend.join().unwrap();
+        m.check();
+    });
+}
+
+/// Close cancels in place on a loop that reaps its tasks at shutdown (`cancel_reaped`) while
+/// the backend polls the task (a stale wake-up); then the loop's shutdown drops the backend's
+/// task, pending or not. Nothing is woken or waited for: the future is dropped once, by close or
+/// by that poll, and no shell is counted.
+#[test]
+fn reaped_cancel_races_a_poll_then_the_shutdown_drop() {
+    loom::model(|| {
+        let m = Arc::new(Model::new());
+        let backend = {
+            let m = m.clone();
+            thread::spawn(move || {
+                if !m.poll() {
+                    // Close's flag reached the poll, which woke the task itself: its next
+                    // poll ends it; or the task is idle until the shutdown drops it.
+                    if m.woken.load(Ordering::Acquire) {
+                        m.poll();
+                    }
+                }
+            })
+        };
+        m.cancel_reaped();
+        backend.join().unwrap();
+        // The loop's shutdown, after close.
+        m.release();
         m.check();
     });
 }
