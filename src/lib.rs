@@ -112,7 +112,15 @@
 //! - on a blocking thread of a tokio runtime that a runner does not own (tokio does not tell its
 //!   blocking threads from its workers): refused with `NestedRun`, where tokio would allow it;
 //!   a blocking job that calls `Handle::block_on` on the runtime that runs it (tokio does not
-//!   tell that `block_on` from the job itself): tokio panics.
+//!   tell that `block_on` from the job itself): tokio panics;
+//! - tokio's own `Runtime::block_on` or `Handle::block_on` inside a run on tokio multi-thread:
+//!   the runner polls the main future in a park loop of its own under `Handle::enter` (what
+//!   tokio's `block_on` does there, at raw tokio's cost), without tokio's private "driving a
+//!   runtime" mark, so tokio does not refuse it: it blocks the run's thread until its future is
+//!   done, as inside a blocking job, while the workers run the tasks. On tokio current-thread
+//!   tokio refuses it (a panic) as inside its own `block_on`, except in the main future's
+//!   first poll, which the runner makes inline under `Handle::enter` alone on both flavours
+//!   (see `EventLoop::enter`): there it blocks as on multi-thread.
 //!
 //! # Neutral I/O
 //!

@@ -137,10 +137,10 @@ impl EventLoop for TokioLoop {
 
     #[inline]
     fn enter<R, F: FnOnce() -> R>(&self, f: F) -> Option<R> {
-        if self.multi_thread {
-            // `block_on`'s own first poll is as cheap as an inline one (see `park_loop`).
-            return None;
-        }
+        // On both flavours, although the multi-thread `block_on` (`park_loop`) is as cheap as
+        // an inline poll: without it, `spawn_join_10k` on tokio multi-thread measured slower
+        // (the main future's spawns made straight from its first poll, instead of held back and
+        // handed to the runtime in one batch from inside `block_on`): see PERFORMANCE.md.
         let _guard = self.handle().enter();
         Some(f())
     }
@@ -211,7 +211,7 @@ impl fmt::Debug for TokioLoop {
 /// entry (`enter_runtime`: the "driving a runtime" flag, a fresh RNG seed) and a coop budget per
 /// poll, about 350 instructions a run of a future that yields 10 times; the runner refuses a
 /// nested run itself, [`Handle::current`] and `block_in_place` work under [`Handle::enter`]
-/// alone. The first poll is the run's inline poll, so `enter` declines on this flavour.
+/// alone. A run's first poll is still made inline (`enter`), before this loop.
 fn park_loop<F: Future>(handle: &Handle, fut: F) -> F::Output {
     let _entered = handle.enter();
     let mut fut = Some(fut);
@@ -349,8 +349,8 @@ impl Spawner for TokioSpawner {
 mod tests {
     use std::future::poll_fn;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Arc};
-    use std::task::Poll;
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::task::{Poll, Waker};
     use std::thread;
     use std::time::Duration;
 
@@ -415,24 +415,30 @@ mod tests {
                     .run({
                         let flag = flag.clone();
                         async move {
-                            let mut waker = None;
+                            // The waker of the latest poll: the first poll is the run's inline
+                            // one, with a waker that wakes nothing.
+                            let slot = Arc::new(Mutex::new(None::<Waker>));
+                            let mut started = false;
                             poll_fn(|cx| {
+                                *slot.lock().unwrap() = Some(cx.waker().clone());
                                 if flag.load(Ordering::SeqCst) {
                                     return Poll::Ready(());
                                 }
-                                if waker.is_none() {
-                                    let (flag, w) = (flag.clone(), cx.waker().clone());
-                                    waker = Some(w.clone());
+                                if !started {
+                                    started = true;
+                                    let (flag, slot) = (flag.clone(), slot.clone());
                                     thread::spawn(move || {
                                         thread::sleep(Duration::from_millis(1));
                                         flag.store(true, Ordering::SeqCst);
-                                        w.wake();
+                                        let w = slot.lock().unwrap().clone();
+                                        w.expect("polled once").wake();
                                     });
                                 }
                                 Poll::Pending
                             })
                             .await;
-                            waker.unwrap()
+                            let w = slot.lock().unwrap().take();
+                            w.expect("polled")
                         }
                     })
                     .unwrap();
