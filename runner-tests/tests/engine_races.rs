@@ -307,6 +307,8 @@ where
     .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
+/// The [`Mover`] of a runner that is not `Send` (glommio's): the job runs on this thread.
+#[cfg_attr(not(all(feature = "glommio", target_os = "linux")), allow(dead_code))]
 fn same_thread<L: EventLoop>(mut rt: Runner<L>, job: Job<L>) -> Runner<L> {
     job(&mut rt);
     rt
