@@ -525,7 +525,7 @@ fn poll_timed<F: Future>(
 #[cfg(test)]
 mod tests {
     use std::future::poll_fn;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc, Mutex};
     use std::task::{Poll, Waker};
     use std::thread;
@@ -587,5 +587,55 @@ mod tests {
             .recv_timeout(Duration::from_secs(20))
             .expect("a wake from another thread never reached the main future");
         test.join().unwrap();
+    }
+
+    /// A current-thread runner end to end: its tasks spawned inside a run take the loop side,
+    /// one of them ends in the next run on another thread (the runner handed over), a
+    /// `LoopHandle` spawn from another thread takes the shard, and close cancels and counts
+    /// each pending one once (Miri checks the loop side's accesses across the hand-over).
+    #[test]
+    fn current_thread_runner_loop_side_across_threads() {
+        let mut rt = Runner::<TestLoop>::new();
+        let handle = rt.handle().unwrap();
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let later = rt
+            .run(async move {
+                for _ in 0..2 {
+                    crate::spawn(std::future::pending::<()>());
+                }
+                assert_eq!(crate::spawn(async { 7 }).await.unwrap(), 7);
+                let later = crate::spawn(async move {
+                    while !g.load(Ordering::Acquire) {
+                        crate::yield_now().await;
+                    }
+                    8
+                });
+                std::thread::spawn(move || drop(handle.spawn(std::future::pending::<()>())))
+                    .join()
+                    .unwrap();
+                // Handed out of the run, to be awaited in the next one.
+                Some(later)
+            })
+            .unwrap()
+            .unwrap();
+        let mut rt = std::thread::spawn(move || {
+            let v = rt
+                .run(async move {
+                    go.store(true, Ordering::Release);
+                    later.await.unwrap()
+                })
+                .unwrap();
+            assert_eq!(v, 8);
+            rt
+        })
+        .join()
+        .unwrap();
+        let report = rt.close().unwrap();
+        assert_eq!(
+            (report.finished, report.cancelled, report.panicked),
+            (0, 3, 0),
+            "two loop-side tasks and the handle's, each counted once"
+        );
     }
 }
