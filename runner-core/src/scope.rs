@@ -399,7 +399,14 @@ pub(crate) fn drive_local_after(shared: &Shared, cx: &mut TaskCx<'_>) {
                 shared as *const Shared as usize,
                 "the own queue is driven only inside its runner's run or close"
             );
-            shared.own.drive(&a.here);
+            // The run (or close) made `shared` the current runner and marked a loop as running
+            // (`RunScope`, `Enter`); checked all the same, once per drive rather than entered
+            // once per task's poll.
+            let cur = a.scope.take();
+            let installed =
+                a.depth.get() > 0 && cur.as_deref().is_some_and(|c| std::ptr::eq(c, shared));
+            a.scope.set(cur);
+            shared.own.drive(&a.here, installed);
         });
     }
 }

@@ -67,8 +67,10 @@ const BUDGET: usize = 61;
 
 /// A task on the runner's own queue: a `Send` task's cell.
 pub(crate) trait OwnTask: Send + Sync + 'static {
-    /// Polls the task once; it was taken off the queue.
-    fn poll_own(self: Arc<Self>);
+    /// Polls the task once; it was taken off the queue. With `installed`, the task's runner is
+    /// the thread-local scope's current one already (see [`OwnQueue::drive`]), and the poll
+    /// does not enter it again.
+    fn poll_own(self: Arc<Self>, installed: bool);
 }
 
 /// The thread's queue (see the [module docs](self)): the tasks of the runner whose run (or
@@ -250,9 +252,11 @@ impl OwnQueue {
     /// The drive after a pending poll of the main future (or close's), on the thread inside the
     /// run, with that thread's queue: polls the queued tasks, batch after batch, until `BUDGET`
     /// polls. [`registered`](Self::registered) follows, once the main future's waker is
-    /// registered, with no task polled in between.
+    /// registered, with no task polled in between. `installed`: this runner is the thread-local
+    /// scope's current one, with a loop marked as running (as inside its run or close, outside
+    /// any task's poll), so that each poll need not enter it (`OwnTask::poll_own`).
     #[inline(never)]
-    pub(crate) fn drive(&self, here: &Here) {
+    pub(crate) fn drive(&self, here: &Here, installed: bool) {
         // Batch after batch (tasks woken by the ones before, or yielding) until `BUDGET` polls:
         // the backend's turn comes no later than that, as tokio's scheduler polls its driver
         // every 61 tasks. A batch is what both queues hold when it begins; the tasks queued
@@ -268,7 +272,7 @@ impl OwnQueue {
             // thread's queue, where `leave` finds it.
             for _ in 0..batch {
                 let Some(task) = here.pop() else { break };
-                task.poll_own();
+                task.poll_own(installed);
             }
             polled += batch;
             if polled >= BUDGET {
