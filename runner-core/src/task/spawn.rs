@@ -68,9 +68,7 @@ where
     if let Some(task) = scope::defer(shared, task) {
         shared.spawner.spawn_task(task);
     }
-    Ok(JoinHandle {
-        inner: Inner::Shared(cell),
-    })
+    Ok(JoinHandle { inner: cell })
 }
 
 /// [`spawn_on`] on a current-thread loop: the cell goes onto the runner's own queue (see
@@ -110,9 +108,7 @@ where
         scope::push_own(shared, cell.clone());
         cell
     };
-    Ok(JoinHandle {
-        inner: Inner::Shared(cell),
-    })
+    Ok(JoinHandle { inner: cell })
 }
 
 pub(crate) fn spawn_local_on<F>(
@@ -152,7 +148,5 @@ where
         },
     };
     local.spawn(Box::pin(driver));
-    Ok(JoinHandle {
-        inner: Inner::Local(task),
-    })
+    Ok(JoinHandle { inner: task })
 }
