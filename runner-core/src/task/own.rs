@@ -332,7 +332,7 @@ impl OwnQueue {
                     tasks: batch.drain(..),
                     here,
                 };
-                while let Some(task) = rest.tasks.next() {
+                for task in rest.tasks.by_ref() {
                     task.poll_own(installed);
                 }
                 drop(rest);
