@@ -82,30 +82,41 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Arc<Shared>>) -> R) -> R {
 /// Where a spawn is made from, as the thread-local scope says: read with the current runner in
 /// one access ([`with_spawn`]).
 #[derive(Clone, Copy)]
-pub(crate) struct Origin {
+pub(crate) struct Origin<'a> {
     /// A runner's loop is running on this thread ([`loop_running`]).
     pub(crate) from_loop: bool,
     /// The runner whose run or close this thread is inside, as its address; 0 when none.
     owner: usize,
+    /// The thread's half of `owner`'s own run queue (see `task::own`).
+    here: &'a Here,
 }
 
-impl Origin {
+impl<'a> Origin<'a> {
     /// True when this thread is inside `shared`'s run or close: it has `shared`'s loop side of
     /// the registry to itself (see `registry`, "The loop's side").
     #[inline]
     pub(crate) fn inside(self, shared: &Shared) -> bool {
         self.owner == shared as *const Shared as usize
     }
+
+    /// The thread's own queue when this thread is inside `shared`'s run or close
+    /// ([`inside`](Self::inside)), for a spawn to queue its cell without a second thread-local
+    /// access ([`push_own_here`]).
+    #[inline]
+    pub(crate) fn here(self, shared: &Shared) -> Option<&'a Here> {
+        self.inside(shared).then_some(self.here)
+    }
 }
 
 /// [`with_current`] for a spawn: `f` also gets the spawn's [`Origin`], read in the same
 /// thread-local access.
 #[inline]
-pub(crate) fn with_spawn<R>(f: impl FnOnce(Option<&Arc<Shared>>, Origin) -> R) -> R {
+pub(crate) fn with_spawn<R>(f: impl FnOnce(Option<&Arc<Shared>>, Origin<'_>) -> R) -> R {
     AMBIENT.with(|a| {
         let origin = Origin {
             from_loop: a.depth.get() > 0,
             owner: a.owner.get(),
+            here: &a.here,
         };
         let cur = a.scope.take();
         struct Restore<'a>(&'a Cell<Option<Arc<Shared>>>, Option<Arc<Shared>>);
@@ -388,7 +399,14 @@ pub(crate) fn drive_local_after(shared: &Shared, cx: &mut TaskCx<'_>) {
                 shared as *const Shared as usize,
                 "the own queue is driven only inside its runner's run or close"
             );
-            shared.own.drive(&a.here);
+            // The run (or close) made `shared` the current runner and marked a loop as running
+            // (`RunScope`, `Enter`); checked all the same, once per drive rather than entered
+            // once per task's poll.
+            let cur = a.scope.take();
+            let installed =
+                a.depth.get() > 0 && cur.as_deref().is_some_and(|c| std::ptr::eq(c, shared));
+            a.scope.set(cur);
+            shared.own.drive(&a.here, installed);
         });
     }
 }
@@ -416,6 +434,24 @@ pub(crate) fn push_own(shared: &Shared, task: Arc<dyn OwnTask>) {
     if let Some(task) = task {
         shared.push_own(task);
     }
+}
+
+/// [`push_own`] from a spawn made on the thread inside `shared`'s run (or close), with that
+/// thread's queue at hand ([`Origin::here`]): no second thread-local access.
+#[inline]
+pub(crate) fn push_own_here(shared: &Shared, here: &Here, task: Arc<dyn OwnTask>) {
+    let task = if shared.own.active_here() {
+        match here.push(task) {
+            Ok(()) => {
+                shared.own.pushed_here();
+                return;
+            }
+            Err(task) => task,
+        }
+    } else {
+        task
+    };
+    shared.push_own(task);
 }
 
 #[inline]

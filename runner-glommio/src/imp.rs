@@ -126,7 +126,9 @@ impl Injector {
         // Called after the main task's waker is stored: a push sets the flag under the lock
         // before it reads the stored waker, so a push this swap misses reads the waker stored
         // (under the same lock) before it, and wakes the main task to drain again.
-        if !self.pending.swap(false, Ordering::Acquire) {
+        // A load first: no read-modify-write at each poll of the main task when nothing was
+        // pushed (a push's store is seen by the poll its wake causes, if not by this one).
+        if !self.pending.load(Ordering::Relaxed) || !self.pending.swap(false, Ordering::Acquire) {
             return;
         }
         let batch = std::mem::take(&mut self.lock().tasks);

@@ -43,9 +43,7 @@ where
         };
         task.complete(result, scope.as_deref());
     }));
-    JoinHandle {
-        inner: Inner::Blocking(task),
-    }
+    JoinHandle { inner: task }
 }
 
 /// Owned by a blocking job's closure. Blocking jobs are not in the task registry (`usize::MAX`

@@ -758,29 +758,6 @@ impl<F: Future> Run<F> {
     }
 }
 
-/// The output side of a `Send` task's cell, whatever its future: what a [`JoinHandle`](super::JoinHandle) holds.
-pub(crate) trait Output<T>: Send + Sync {
-    fn task(&self) -> &Task<T, Header>;
-
-    /// `JoinHandle::abort`: see [`Cell::abort`].
-    fn abort(self: Arc<Self>);
-}
-
-impl<F, D> Output<F::Output> for Cell<F, D>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    D: Driver,
-{
-    fn task(&self) -> &Task<F::Output, Header> {
-        &self.task
-    }
-
-    fn abort(self: Arc<Self>) {
-        Cell::abort(self);
-    }
-}
-
 impl Header {
     /// The backend is done with a shell (see `SHELL`): tell close. One load on the per-poll
     /// path, where there is no shell.

@@ -69,11 +69,13 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
     // Checked after registering: an abort before this is seen here, one after it wakes the new
     // waker.
     let aborted = header.is_aborted();
-    poll_registered(stage, env, task, cx, aborted)
+    poll_registered(stage, env, task, cx, aborted, false)
 }
 
 /// [`poll_task`] once the waker is registered and the state word read after it: `aborted` when
-/// it had `ABORTED`.
+/// it had `ABORTED`. With `installed`, the caller knows the task's runner is already the
+/// thread-local scope's current one, with a loop marked as running (the drive of the runner's
+/// own queue, inside its run or close): the poll does not enter it again.
 #[inline]
 fn poll_registered<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
@@ -81,6 +83,7 @@ fn poll_registered<F: Future, H: Borrow<Header>>(
     task: &Task<F::Output, H>,
     cx: &mut TaskCx<'_>,
     aborted: bool,
+    installed: bool,
 ) -> Poll<()> {
     let header = task.header();
     if let StageProj::Done = stage.as_mut().project() {
@@ -92,7 +95,7 @@ fn poll_registered<F: Future, H: Borrow<Header>>(
     }
     let debug = env.scope.as_ref().filter(|s| s.config.debug).cloned();
     let result = {
-        let _scope = scope::Enter::new(env.scope);
+        let _scope = (!installed).then(|| scope::Enter::new(env.scope));
         let _ctx = context::Enter::new(env.ctx);
         let start = debug.as_ref().map(|_| crate::debug::PollStart::now());
         let r = catch_unwind(AssertUnwindSafe(|| poll_stage(stage.as_mut(), cx)));
@@ -216,6 +219,7 @@ impl<F: Future, D: Driver> Cell<F, D> {
             &self.task,
             cx,
             prev & ABORTED != 0,
+            false,
         );
         if out.is_pending() {
             self.driver.register(cx.waker());
@@ -356,7 +360,7 @@ where
     /// [`poll_task`]; no waker is registered: `abort` queues the cell), and lets go. Only this
     /// drive and close (`cancel_now`) take `RUNNING` for such a task, both on the loop's thread
     /// and never during each other: it is clear here.
-    fn poll_own(self: Arc<Self>) {
+    fn poll_own(self: Arc<Self>, installed: bool) {
         let header = &self.task.header;
         let prev = header
             .state
@@ -375,7 +379,8 @@ where
         let (stage, ctx) = run.parts();
         let mut lent = Lent::new(header);
         let aborted = prev & ABORTED != 0;
-        let _ = poll_registered(stage, &mut lent.env(ctx), &self.task, &mut cx, aborted);
+        let env = &mut lent.env(ctx);
+        let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
         // An abort during the poll found `SCHEDULED` clear and queued the task again.
         header.state.fetch_and(!RUNNING, Ordering::AcqRel);
     }

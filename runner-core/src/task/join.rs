@@ -1,5 +1,6 @@
 //! [`JoinHandle`]: an owned permission to await a task's output.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -45,23 +46,111 @@ use super::cell::*;
 /// Dropping the `await` of a handle loses nothing: the output stays in the task until the handle
 /// is polled again or dropped.
 pub struct JoinHandle<T> {
-    pub(crate) inner: Inner<T>,
+    /// The task's cell (a `Send` task's, a local task's or a blocking job's), type-erased: one
+    /// pointer and a vtable, 16 bytes, returned in registers.
+    pub(crate) inner: Arc<dyn Join<T>>,
 }
 
-pub(crate) enum Inner<T> {
-    Shared(Arc<dyn Output<T>>),
-    Local(Arc<Task<T, Arc<LocalHeader>>>),
-    Blocking(Arc<Task<T, Header>>),
+// SAFETY: a handle shares its task with the task's runner and whichever thread completes it, so
+// it may cross threads only when the output does: every `Join<T>` behind a handle is `Send + Sync`
+// when `T: Send` (a `Send` task's `Cell`, whose future is `Send` too, and a local task's or a
+// blocking job's `Task`, which are `Sync` and `Send` for `T: Send`), as the `Arc`s a handle held
+// before it was erased to `dyn Join<T>`.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: as for `Send`: shared references reach only the cell's state word and, through it,
+// the output once (`Task`'s `Sync` needs `T: Send`).
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+/// What a [`JoinHandle`] reaches of its task, whatever holds the future: one virtual call per
+/// use.
+pub(crate) trait Join<T> {
+    fn header(&self) -> &Header;
+
+    fn poll_join(&self, cx: &mut TaskCx<'_>) -> Poll<Result<T, JoinError>>;
+
+    /// The handle is dropped: detaches the task unless the handle took its output.
+    fn drop_handle(&self);
+
+    /// `JoinHandle::abort`.
+    fn abort(self: Arc<Self>);
+}
+
+/// The handle's drop: once the output is taken there is nothing left to do (no output, no
+/// report).
+#[inline]
+fn drop_handle<T, H: Borrow<Header>>(task: &Task<T, H>) {
+    if task.header().state.load(Ordering::Relaxed) & TAKEN == 0 {
+        task.detach();
+    }
+}
+
+impl<F, D> Join<F::Output> for Cell<F, D>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    D: Driver,
+{
+    fn header(&self) -> &Header {
+        &self.task.header
+    }
+
+    fn poll_join(&self, cx: &mut TaskCx<'_>) -> Poll<Result<F::Output, JoinError>> {
+        self.task.poll_join(cx)
+    }
+
+    fn drop_handle(&self) {
+        drop_handle(&self.task);
+    }
+
+    /// A task on the runner's own queue is its own waker: see `Cell::abort`.
+    fn abort(self: Arc<Self>) {
+        Cell::abort(self);
+    }
+}
+
+/// A local task's.
+impl<T: 'static> Join<T> for Task<T, Arc<LocalHeader>> {
+    fn header(&self) -> &Header {
+        &self.header.header
+    }
+
+    fn poll_join(&self, cx: &mut TaskCx<'_>) -> Poll<Result<T, JoinError>> {
+        Task::poll_join(self, cx)
+    }
+
+    fn drop_handle(&self) {
+        drop_handle(self);
+    }
+
+    fn abort(self: Arc<Self>) {
+        self.header.abort();
+    }
+}
+
+/// A blocking job's.
+impl<T: Send + 'static> Join<T> for Task<T, Header> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn poll_join(&self, cx: &mut TaskCx<'_>) -> Poll<Result<T, JoinError>> {
+        Task::poll_join(self, cx)
+    }
+
+    fn drop_handle(&self) {
+        drop_handle(self);
+    }
+
+    /// A blocking job checks the flag once, before it starts; no waker.
+    fn abort(self: Arc<Self>) {
+        self.header.abort();
+    }
 }
 
 impl<T> JoinHandle<T> {
     #[inline]
     pub(crate) fn header(&self) -> &Header {
-        match &self.inner {
-            Inner::Shared(c) => c.task().header(),
-            Inner::Blocking(t) => t.header(),
-            Inner::Local(t) => t.header(),
-        }
+        self.inner.header()
     }
 
     /// Cancels the task. Its future is dropped on its loop's thread the next time the loop runs,
@@ -69,15 +158,7 @@ impl<T> JoinHandle<T> {
     /// panicked, that panic, as with tokio). Does nothing to a task that has already finished,
     /// nor to a blocking job that has started.
     pub fn abort(&self) {
-        match &self.inner {
-            // A task on the runner's own queue is its own waker.
-            Inner::Shared(c) => c.clone().abort(),
-            Inner::Local(t) => t.header.abort(),
-            // A blocking job checks the flag once, before it starts; no waker.
-            Inner::Blocking(t) => {
-                t.header.abort();
-            }
-        }
+        self.inner.clone().abort();
     }
 
     /// True once the task has finished, by any path: its output (or error) is ready.
@@ -94,26 +175,16 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Self::Output> {
-        match &self.inner {
-            Inner::Shared(c) => c.task().poll_join(cx),
-            Inner::Blocking(t) => t.poll_join(cx),
-            Inner::Local(t) => t.poll_join(cx),
-        }
+        self.inner.poll_join(cx)
     }
 }
 
 impl<T> Drop for JoinHandle<T> {
     #[inline]
     fn drop(&mut self) {
-        // Once the output is taken there is nothing left to do: no output, no report.
-        if self.header().state.load(Ordering::Relaxed) & TAKEN == 0 {
-            match &self.inner {
-                Inner::Shared(c) => c.task().detach(),
-                Inner::Blocking(t) => t.detach(),
-                Inner::Local(t) => t.detach(),
-            }
-        }
+        self.inner.drop_handle();
     }
 }
 
@@ -142,6 +213,15 @@ mod tests {
     use crate::Runner;
 
     use crate::testing::Count;
+
+    /// One pointer and a vtable, returned in registers: no store and reload through memory at
+    /// each spawn.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn the_handle_is_two_words() {
+        assert_eq!(std::mem::size_of::<super::JoinHandle<u64>>(), 16);
+        assert_eq!(std::mem::size_of::<Option<super::JoinHandle<u64>>>(), 16);
+    }
 
     #[test]
     fn output_handed_over_across_threads_and_wakers() {

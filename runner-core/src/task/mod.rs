@@ -89,7 +89,7 @@ impl Builder {
         let meta = self.meta(Location::caller());
         scope::with_spawn(|s, origin| {
             let s = s.ok_or(SpawnError::NoRunner)?;
-            let here = origin.inside(s);
+            let here = origin.here(s);
             spawn_from(
                 s,
                 origin.from_loop,

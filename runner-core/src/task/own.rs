@@ -53,8 +53,7 @@
 //! cells and closes it: a push from then on queues nothing. The thread's queue holds none of the
 //! runner's cells then: no run or close of it is under way, and each one's end emptied it.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Context as TaskCx;
@@ -67,8 +66,10 @@ const BUDGET: usize = 61;
 
 /// A task on the runner's own queue: a `Send` task's cell.
 pub(crate) trait OwnTask: Send + Sync + 'static {
-    /// Polls the task once; it was taken off the queue.
-    fn poll_own(self: Arc<Self>);
+    /// Polls the task once; it was taken off the queue. With `installed`, the task's runner is
+    /// the thread-local scope's current one already (see [`OwnQueue::drive`]), and the poll
+    /// does not enter it again.
+    fn poll_own(self: Arc<Self>, installed: bool);
 }
 
 /// The thread's queue (see the [module docs](self)): the tasks of the runner whose run (or
@@ -78,14 +79,24 @@ pub(crate) trait OwnTask: Send + Sync + 'static {
 ///
 /// A `RefCell` and not a lock: only its thread touches it. No borrow is held while a task is
 /// polled or dropped, so a push from a poll never finds it borrowed.
+///
+/// Two `Vec`s rather than a ring buffer: pushes go to the back of `queue`; a drive takes the
+/// whole of it as one batch (`spare`, empty, taking its place) and polls the batch in order, so a
+/// push and a pop are a `Vec`'s push and an iterator's step.
 pub(crate) struct Here {
-    queue: RefCell<VecDeque<Arc<dyn OwnTask>>>,
+    queue: RefCell<Queue>,
+    /// An empty queue, with the allocation of the batch before: swapped in for the next batch.
+    spare: Cell<Queue>,
 }
+
+/// A queue of tasks, oldest first.
+type Queue = Vec<Arc<dyn OwnTask>>;
 
 impl Here {
     pub(crate) const fn new() -> Self {
         Here {
-            queue: RefCell::new(VecDeque::new()),
+            queue: RefCell::new(Vec::new()),
+            spare: Cell::new(Vec::new()),
         }
     }
 
@@ -97,7 +108,7 @@ impl Here {
     pub(crate) fn push(&self, task: Arc<dyn OwnTask>) -> Result<(), Arc<dyn OwnTask>> {
         match self.queue.try_borrow_mut() {
             Ok(mut queue) => {
-                queue.push_back(task);
+                queue.push(task);
                 Ok(())
             }
             Err(_) => Err(task),
@@ -109,9 +120,50 @@ impl Here {
         self.queue.borrow().len()
     }
 
+    /// The task queued last: the only one, when the drive takes it.
     #[inline]
-    fn pop(&self) -> Option<Arc<dyn OwnTask>> {
-        self.queue.borrow_mut().pop_front()
+    fn pop_last(&self) -> Option<Arc<dyn OwnTask>> {
+        self.queue.borrow_mut().pop()
+    }
+
+    /// Everything queued, oldest first, as one batch: the queue starts again empty (with the
+    /// allocation of the batch before). The batch goes back with [`done`](Self::done).
+    #[inline]
+    fn take_batch(&self) -> Queue {
+        let spare = self.spare.take();
+        std::mem::replace(&mut *self.queue.borrow_mut(), spare)
+    }
+
+    /// A batch polled to its end: its allocation is kept for the next one.
+    #[inline]
+    fn done(&self, batch: Queue) {
+        debug_assert!(batch.is_empty());
+        self.spare.set(batch);
+    }
+
+    /// A batch left unfinished (a poll unwound): its tasks go back in front of the ones queued
+    /// meanwhile, where [`leave`] finds them.
+    #[cold]
+    fn put_back(&self, rest: &mut std::vec::Drain<'_, Arc<dyn OwnTask>>) {
+        let rest: Queue = rest.collect();
+        if let Ok(mut queue) = self.queue.try_borrow_mut() {
+            queue.splice(0..0, rest);
+        }
+    }
+}
+
+/// The rest of a batch being polled: given back to the thread's queue if a poll unwinds.
+struct Rest<'a, 'b> {
+    tasks: std::vec::Drain<'b, Arc<dyn OwnTask>>,
+    here: &'a Here,
+}
+
+impl Drop for Rest<'_, '_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.tasks.len() != 0 {
+            self.here.put_back(&mut self.tasks);
+        }
     }
 }
 
@@ -133,7 +185,7 @@ pub(crate) fn leave(here: &Here, own: &OwnQueue) {
 pub(crate) struct OwnQueue {
     /// Tasks queued from anywhere but the thread inside the run while its main future is being
     /// polled.
-    queue: Mutex<VecDeque<Arc<dyn OwnTask>>>,
+    queue: Mutex<Queue>,
     /// Something may be queued that a drive has not seen: set by a push to `queue`, and by a
     /// drive that left tasks in the thread's queue; cleared under `queue`'s lock by the drive
     /// that takes it.
@@ -155,7 +207,7 @@ pub(crate) struct OwnQueue {
 impl Default for OwnQueue {
     fn default() -> Self {
         OwnQueue {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Vec::new()),
             any: AtomicBool::new(false),
             active: AtomicBool::new(false),
             here: AtomicBool::new(false),
@@ -190,7 +242,7 @@ impl OwnQueue {
             drop(task);
             return false;
         }
-        queue.push_back(task);
+        queue.push(task);
         drop(queue);
         // The fence pairs with `registered`'s (a store, a `SeqCst` fence, a load on each side):
         // whichever fence comes second in their total order, the load after it sees the store
@@ -250,9 +302,11 @@ impl OwnQueue {
     /// The drive after a pending poll of the main future (or close's), on the thread inside the
     /// run, with that thread's queue: polls the queued tasks, batch after batch, until `BUDGET`
     /// polls. [`registered`](Self::registered) follows, once the main future's waker is
-    /// registered, with no task polled in between.
+    /// registered, with no task polled in between. `installed`: this runner is the thread-local
+    /// scope's current one, with a loop marked as running (as inside its run or close, outside
+    /// any task's poll), so that each poll need not enter it (`OwnTask::poll_own`).
     #[inline(never)]
-    pub(crate) fn drive(&self, here: &Here) {
+    pub(crate) fn drive(&self, here: &Here, installed: bool) {
         // Batch after batch (tasks woken by the ones before, or yielding) until `BUDGET` polls:
         // the backend's turn comes no later than that, as tokio's scheduler polls its driver
         // every 61 tasks. A batch is what both queues hold when it begins; the tasks queued
@@ -260,17 +314,31 @@ impl OwnQueue {
         let mut polled = 0;
         loop {
             self.take_shared(here);
-            let batch = here.len();
-            if batch == 0 {
+            let n = here.len();
+            if n == 0 {
                 break;
             }
-            // A task's poll that unwinds (a handler's panic) leaves the rest of the batch in the
-            // thread's queue, where `leave` finds it.
-            for _ in 0..batch {
-                let Some(task) = here.pop() else { break };
-                task.poll_own();
+            if n == 1 {
+                // One task (one that yields, say): taken alone, with nothing to give back if its
+                // poll unwinds.
+                if let Some(task) = here.pop_last() {
+                    task.poll_own(installed);
+                }
+            } else {
+                let mut batch = here.take_batch();
+                // A task's poll that unwinds (a handler's panic) gives the rest of the batch
+                // back to the thread's queue (`Rest`), where `leave` finds it.
+                let mut rest = Rest {
+                    tasks: batch.drain(..),
+                    here,
+                };
+                for task in rest.tasks.by_ref() {
+                    task.poll_own(installed);
+                }
+                drop(rest);
+                here.done(batch);
             }
-            polled += batch;
+            polled += n;
             if polled >= BUDGET {
                 break;
             }
@@ -654,6 +722,60 @@ mod tests {
             .unwrap();
         assert_eq!(polls, 3);
         rt.close().unwrap();
+    }
+
+    thread_local! {
+        static HERE: super::Here = const { super::Here::new() };
+    }
+
+    /// A task that records its poll in `log`; with `then`, pushes it onto `HERE` and panics.
+    struct Probe {
+        name: char,
+        log: Arc<Mutex<Vec<char>>>,
+        then: Mutex<Option<Arc<Probe>>>,
+    }
+
+    impl super::OwnTask for Probe {
+        fn poll_own(self: Arc<Self>, _: bool) {
+            self.log.lock().unwrap().push(self.name);
+            let then = self.then.lock().unwrap().take();
+            if let Some(next) = then {
+                HERE.with(|here| assert!(here.push(next).is_ok()));
+                panic!("a poll unwinds out of the drive");
+            }
+        }
+    }
+
+    /// A poll that unwinds out of a drive gives the rest of its batch back to the thread's
+    /// queue, in front of what was queued meanwhile; the next drive polls them in that order.
+    #[test]
+    fn a_batch_left_by_a_poll_that_unwinds_goes_back_in_order() {
+        let own = super::OwnQueue::default();
+        let log: Arc<Mutex<Vec<char>>> = Arc::default();
+        let probe = |name, then| {
+            Arc::new(Probe {
+                name,
+                log: log.clone(),
+                then: Mutex::new(then),
+            })
+        };
+        let d = probe('d', None);
+        HERE.with(|here| {
+            for task in [
+                probe('a', None),
+                probe('b', Some(d)),
+                probe('c', None),
+                probe('e', None),
+            ] {
+                assert!(here.push(task).is_ok());
+            }
+            let out = catch_unwind(AssertUnwindSafe(|| own.drive(here, true)));
+            assert!(out.is_err());
+            assert_eq!(*log.lock().unwrap(), ['a', 'b']);
+            own.drive(here, true);
+            assert_eq!(*log.lock().unwrap(), ['a', 'b', 'c', 'e', 'd']);
+            assert_eq!(here.len(), 0);
+        });
     }
 
     #[test]

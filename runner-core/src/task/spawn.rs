@@ -10,6 +10,7 @@ use crate::error::SpawnError;
 use crate::event_loop::RawTask;
 use crate::scope;
 use crate::shared::{Entry, Shared};
+use crate::task::own::Here;
 
 use super::cell::*;
 use super::harness::*;
@@ -27,17 +28,18 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    spawn_from(shared, from_loop, false, fut, ctx, meta)
+    spawn_from(shared, from_loop, None, fut, ctx, meta)
 }
 
-/// [`spawn_on`], with `here` true when this thread is inside `shared`'s run or close
-/// (`scope::Origin::inside`): on a current-thread loop the task is then registered on the
-/// registry's loop side, without a lock (`Registry::register_here`).
+/// [`spawn_on`], with `here` the thread's own queue when this thread is inside `shared`'s run
+/// or close (`scope::Origin::here`): on a current-thread loop the task is then registered on the
+/// registry's loop side, without a lock (`Registry::register_here`), and queued without a second
+/// thread-local access.
 #[inline]
 pub(crate) fn spawn_from<F>(
     shared: &Arc<Shared>,
     from_loop: bool,
-    here: bool,
+    here: Option<&Here>,
     fut: F,
     ctx: Context,
     meta: Meta,
@@ -66,9 +68,7 @@ where
     if let Some(task) = scope::defer(shared, task) {
         shared.spawner.spawn_task(task);
     }
-    Ok(JoinHandle {
-        inner: Inner::Shared(cell),
-    })
+    Ok(JoinHandle { inner: cell })
 }
 
 /// [`spawn_on`] on a current-thread loop: the cell goes onto the runner's own queue (see
@@ -77,7 +77,7 @@ where
 fn spawn_own<F>(
     shared: &Arc<Shared>,
     from_loop: bool,
-    here: bool,
+    here: Option<&Here>,
     fut: F,
     ctx: Context,
     meta: Meta,
@@ -95,19 +95,20 @@ where
         // SAFETY: from `into_raw`: the entry takes that count.
         (unsafe { Entry::owned(Arc::into_raw(cell.clone())) }, cell)
     };
-    let cell = if here {
+    let cell = if let Some(here) = here {
         // SAFETY: `here`: this thread is inside `shared`'s run or close (the scope's owner), and
         // the loop is current-thread. A cell on the runner's own queue ends only inside its run
         // or close (polled by the drive of the own queue, or cancelled in place by close) or in
         // `close::abandon`, which cancels what the registry gives it.
-        unsafe { shared.registry.register_here(make)? }
+        let cell = unsafe { shared.registry.register_here(make)? };
+        scope::push_own_here(shared, here, cell.clone());
+        cell
     } else {
-        shared.register(from_loop, make)?
+        let cell = shared.register(from_loop, make)?;
+        scope::push_own(shared, cell.clone());
+        cell
     };
-    scope::push_own(shared, cell.clone());
-    Ok(JoinHandle {
-        inner: Inner::Shared(cell),
-    })
+    Ok(JoinHandle { inner: cell })
 }
 
 pub(crate) fn spawn_local_on<F>(
@@ -147,7 +148,5 @@ where
         },
     };
     local.spawn(Box::pin(driver));
-    Ok(JoinHandle {
-        inner: Inner::Local(task),
-    })
+    Ok(JoinHandle { inner: task })
 }
