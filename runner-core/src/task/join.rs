@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
@@ -107,7 +106,7 @@ impl<T> Drop for JoinHandle<T> {
     #[inline]
     fn drop(&mut self) {
         // Once the output is taken there is nothing left to do: no output, no report.
-        if self.header().state.load(Ordering::Relaxed) & TAKEN == 0 {
+        if !self.header().state.is_taken_by_me() {
             match &self.inner {
                 Inner::Shared(c) => c.task().detach(),
                 Inner::Blocking(t) => t.detach(),
