@@ -432,27 +432,10 @@ where
         }
     }
 
-    fn cancel_now(&self) {
-        self.cancel_in_place(true);
-    }
-
-    fn cancel_reaped(&self) {
-        self.cancel_in_place(false);
-    }
-}
-
-impl<F, D> Cell<F, D>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    D: Driver,
-{
-    /// Close's in-place cancel ([`TaskRef::cancel_now`], [`TaskRef::cancel_reaped`]): see
-    /// [`state::cancel_now`].
-    #[inline]
-    fn cancel_in_place(&self, shell: bool) {
+    /// Close's in-place cancel: see [`state::cancel_now`].
+    fn cancel_now(&self, leave_shell: bool) {
         let header = &self.task.header;
-        state::cancel_now(&header.state, self, shell, header.own);
+        state::cancel_now(&header.state, self, leave_shell, header.own);
     }
 }
 
@@ -522,7 +505,7 @@ mod tests {
             assert!(poll(&mut driver).is_ready());
             drop(driver);
             for t in &pending {
-                t.cancel_now();
+                t.cancel_now(true);
             }
             drop(pending);
             let shells = shared.shells.load(Ordering::SeqCst);
@@ -576,7 +559,7 @@ mod tests {
                 // Close's in-place cancel while this poll holds the future: it only flags it.
                 poll_fn(|_| {
                     if let Some(me) = slot.lock().unwrap().take() {
-                        me.cancel_now();
+                        me.cancel_now(true);
                     }
                     Poll::<()>::Pending
                 })
@@ -588,7 +571,7 @@ mod tests {
             assert!(poll(&mut driver).is_ready());
             assert_eq!(d.load(Ordering::SeqCst), 1);
             // Nothing left for close once the task has ended.
-            cell.cancel_now();
+            cell.cancel_now(true);
             drop(driver);
             let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
@@ -624,7 +607,7 @@ mod tests {
                 });
                 let pending = shared.registry.begin_cancelling();
                 for t in &pending {
-                    t.cancel_now();
+                    t.cancel_now(true);
                 }
                 drop(pending);
                 backend.join().unwrap();
@@ -697,7 +680,7 @@ mod tests {
                 let pending = Pin::new(&mut driver).poll(&mut TaskCx::from_waker(&waker));
                 assert!(pending.is_pending());
                 let before = d.load(Ordering::SeqCst);
-                cell.cancel_reaped();
+                cell.cancel_now(false);
                 assert_eq!(d.load(Ordering::SeqCst), before + 1, "dropped in place");
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 0, "no shell");
                 assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "not woken");
@@ -733,7 +716,7 @@ mod tests {
                 });
                 assert!(poll(&mut driver).is_pending());
                 let before = d.load(Ordering::SeqCst);
-                cell.cancel_now();
+                cell.cancel_now(true);
                 assert_eq!(d.load(Ordering::SeqCst), before + 1);
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 1);
                 if polled {

@@ -63,15 +63,10 @@ impl Model {
         }
     }
 
-    /// `TaskRef::cancel_now` for a cell on a loop that does not reap its tasks.
-    fn cancel_now(&self) {
-        state::cancel_now(&self.state, self, true, false);
-    }
-
-    /// `TaskRef::cancel_now` for a cell on a loop that reaps its tasks at shutdown: no shell, no
-    /// wake.
-    fn cancel_reaped(&self) {
-        state::cancel_now(&self.state, self, false, false);
+    /// `TaskRef::cancel_now` for a cell: `leave_shell` on a loop that does not reap its tasks
+    /// at shutdown.
+    fn cancel_now(&self, leave_shell: bool) {
+        state::cancel_now(&self.state, self, leave_shell, false);
     }
 
     /// The backend polls the wrapper: `Cell::drive`. True when it returned `Ready`: the
@@ -179,7 +174,7 @@ fn cancel_in_place_races_a_poll() {
             let m = m.clone();
             thread::spawn(move || m.poll())
         };
-        m.cancel_now();
+        m.cancel_now(true);
         let finished = backend.join().unwrap();
         if !finished {
             assert!(
@@ -203,7 +198,7 @@ fn cancel_in_place_races_a_drop() {
             let m = m.clone();
             thread::spawn(move || m.release())
         };
-        m.cancel_now();
+        m.cancel_now(true);
         backend.join().unwrap();
         m.check();
     });
@@ -223,13 +218,13 @@ fn cancel_in_place_races_a_poll_then_a_drop() {
                 }
             })
         };
-        m.cancel_now();
+        m.cancel_now(true);
         backend.join().unwrap();
         m.check();
     });
 }
 
-/// Close cancels in place on a loop that reaps its tasks at shutdown (`cancel_reaped`) while
+/// Close cancels in place on a loop that reaps its tasks at shutdown (`cancel_now(false)`) while
 /// the backend polls the task (a stale wake-up); then the loop's shutdown drops the backend's
 /// task, pending or not. Nothing is woken or waited for: the future is dropped once, by close or
 /// by that poll, and no shell is counted.
@@ -249,7 +244,7 @@ fn reaped_cancel_races_a_poll_then_the_shutdown_drop() {
                 }
             })
         };
-        m.cancel_reaped();
+        m.cancel_now(false);
         backend.join().unwrap();
         // The loop's shutdown, after close.
         m.release();
