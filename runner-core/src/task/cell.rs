@@ -21,7 +21,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 use crate::error::{panic_message, JoinError, RunError, TaskPanicked};
 use crate::shared::{Outcome, Shared, TaskRef};
 
-use super::state::State;
+use super::state::{self, State};
 
 /// What every task has, whatever holds its future: its registry key, its state word, and what
 /// diagnostics show of it. 32 bytes: the waker of a task's last pending poll, which a task on
@@ -325,7 +325,7 @@ pub(crate) struct Task<T, H> {
     waker: UnsafeCell<Option<Waker>>,
 }
 
-enum Out<T> {
+pub(crate) enum Out<T> {
     /// Nothing yet, or taken.
     Empty,
     Value(Result<T, JoinError>),
@@ -399,52 +399,16 @@ impl<T, H: Borrow<Header>> Task<T, H> {
                 s.local.ended();
             }
         }
-        let state = &header.state;
-        let mut unread = None;
         let mut during_close = None;
-        // The output below is written without a lock on the strength of this: a second call
-        // would race with the handle taking the first output.
-        if state.before_complete().is_detached() {
-            unread = Some(result);
-            // Ended all the same: the future is gone. Close's in-place cancel
-            // (`TaskRef::cancel_now`) and the backend's drop of its task (`Cell::release`) must
-            // see it, or close would make a shell of a task whose backend task has finished, and
-            // wait for that shell forever.
-            let _ = state.set_complete();
-        } else {
-            let mut reported = false;
-            if closing {
-                if let Err(e) = &result {
-                    if e.is_panic() {
-                        // Close cannot know whether the holder will ever look: report the
-                        // message now and leave the payload to the handle.
-                        during_close = Some(e.message().to_owned());
-                        reported = true;
-                    }
-                }
+        let unread = state::complete(&header.state, self, result, |result| match result {
+            Err(e) if closing && e.is_panic() => {
+                // Close cannot know whether the holder will ever look: report the message now
+                // and leave the payload to the handle.
+                during_close = Some(e.message().to_owned());
+                Out::Reported(e)
             }
-            // SAFETY: before `COMPLETE` the output is this call's alone: the handle reads it only
-            // once it has seen `COMPLETE`, and `complete` runs once.
-            unsafe {
-                *self.out.get() = match result {
-                    Err(e) if reported => Out::Reported(e),
-                    result => Out::Value(result),
-                }
-            };
-            // After the output is stored: `is_finished()` then means the output is there to take.
-            let prev = state.set_complete();
-            if prev.is_detached() {
-                // SAFETY: the handle was dropped before `COMPLETE` (it saw none, so it left the
-                // output alone): the output is still this call's.
-                unread = unsafe { (*self.out.get()).unread() };
-            } else if prev.has_join_waker() {
-                // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the handle writes the waker no
-                // more, so it is only read.
-                if let Some(w) = unsafe { &*self.waker.get() } {
-                    w.wake_by_ref();
-                }
-            }
-        }
+            result => Out::Value(result),
+        });
         if let (Some(message), Some(s)) = (during_close, shared) {
             s.report(&Diagnostic {
                 kind: DiagnosticKind::PanicDuringShutdown,
@@ -465,56 +429,14 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     ///
     /// Once the output was taken.
     pub(crate) fn poll_join(&self, cx: &mut TaskCx<'_>) -> Poll<Result<T, JoinError>> {
-        let state = &self.header().state;
-        let cur = state.load();
-        // Only the handle sets `TAKEN`: the load sees its own earlier store.
-        assert!(
-            !cur.is_taken(),
-            "`JoinHandle` polled after it completed: await it once"
-        );
-        if !cur.is_complete() {
-            let mut waker_unset = !cur.has_join_waker();
-            if cur.has_join_waker() {
-                // SAFETY: `JOIN_WAKER` is set: the waker is only read, by either side.
-                let stored = unsafe { &*self.waker.get() };
-                if stored.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    // `complete` wakes it, whenever it sets `COMPLETE`.
-                    return Poll::Pending;
-                }
-                // Taken back to be replaced, only while the task is not complete (`complete`
-                // may be reading it once it is).
-                waker_unset = state.unset_join_waker(cur).is_ok();
-            }
-            if waker_unset {
-                // SAFETY: `JOIN_WAKER` is clear and only this handle sets it: `complete` does not
-                // touch the waker.
-                unsafe { *self.waker.get() = Some(cx.waker().clone()) };
-                // `complete` sets `COMPLETE` after this (and then wakes the waker), or before (and
-                // this sees it).
-                if state.set_join_waker().is_ok() {
-                    return Poll::Pending;
-                }
-            }
-        }
-        // SAFETY: `COMPLETE` was seen (acquire): the output was stored before it, and `complete`
-        // touches it again only if `DETACHED` is set, which only this handle's drop sets.
-        let out = unsafe { (*self.out.get()).read() };
-        state.set_taken();
-        Poll::Ready(out.expect("a completed task's output is taken once"))
+        state::poll_join(&self.header().state, self, cx.waker())
     }
 
     /// The join handle is dropped before it took the output: the task is detached, and an
     /// output already there is dropped (a panic reported) here.
     pub(crate) fn detach(&self) {
         let header = self.header();
-        if !header.state.set_detached() {
-            // `complete` sees `DETACHED` and keeps the output.
-            return;
-        }
-        // SAFETY: `COMPLETE` was seen (acquire) without `DETACHED` before it: `complete` is done
-        // with the output, which is this handle's.
-        let unread = unsafe { (*self.out.get()).unread() };
-        if let Some(unread) = unread {
+        if let Some(unread) = state::detach(&header.state, self) {
             // Not reported yet, so any panic happened before close began: an unobserved panic,
             // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
             // closing has no run left to end; the abort it records is never read.)
@@ -528,6 +450,56 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         assert!(self.header().is_complete());
         // SAFETY: as in `poll_join`: complete, and no handle uses this task.
         unsafe { (*self.out.get()).read() }
+    }
+}
+
+/// The output slot and the handle's waker, as the state word guards them (see
+/// [`state::JoinSlots`] for when each method may be called).
+impl<T, H> state::JoinSlots for Task<T, H> {
+    type Output = Result<T, JoinError>;
+    type Stored = Out<T>;
+    type Waker = Waker;
+
+    #[inline]
+    unsafe fn store(&self, out: Out<T>) {
+        // SAFETY: before `COMPLETE`, by `complete` alone: nobody else reaches the output.
+        unsafe { *self.out.get() = out };
+    }
+
+    #[inline]
+    unsafe fn take_unread(&self) -> Option<Result<T, JoinError>> {
+        // SAFETY: the output is the caller's (see `JoinSlots::take_unread`).
+        unsafe { (*self.out.get()).unread() }
+    }
+
+    #[inline]
+    unsafe fn take(&self) -> Option<Result<T, JoinError>> {
+        // SAFETY: the output is the handle's (see `JoinSlots::take`), and the handle is the
+        // caller.
+        unsafe { (*self.out.get()).read() }
+    }
+
+    #[inline]
+    unsafe fn wake_join(&self) {
+        // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the handle writes the waker no more,
+        // so it is only read.
+        if let Some(w) = unsafe { &*self.waker.get() } {
+            w.wake_by_ref();
+        }
+    }
+
+    #[inline]
+    unsafe fn same_waker(&self, waker: &Waker) -> bool {
+        // SAFETY: `JOIN_WAKER` is set: the waker is only read, by either side.
+        let stored = unsafe { &*self.waker.get() };
+        stored.as_ref().is_some_and(|w| w.will_wake(waker))
+    }
+
+    #[inline]
+    unsafe fn set_waker(&self, waker: &Waker) {
+        // SAFETY: `JOIN_WAKER` is clear and only the handle, the caller, sets it: `complete` does
+        // not touch the waker.
+        unsafe { *self.waker.get() = Some(waker.clone()) };
     }
 }
 

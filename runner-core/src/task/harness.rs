@@ -434,8 +434,8 @@ where
 
     /// Close's in-place cancel: see [`state::cancel_now`].
     fn cancel_now(&self, leave_shell: bool) {
-        let header = &self.task.header;
-        state::cancel_now(&header.state, self, leave_shell, header.own);
+        // `D::OWN` is `header.own`, known at compile time.
+        state::cancel_now(&self.task.header.state, self, leave_shell, D::OWN);
     }
 }
 

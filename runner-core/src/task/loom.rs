@@ -7,9 +7,10 @@
 //!   `state::drive`, `state::release` and `state::cancel_now`, which `Cell::drive`,
 //!   `Cell::release` and `TaskRef::cancel_now` (harness.rs) call, with this model's [`Holder`]
 //!   and [`Poller`] in place of the cell's.
-//! - The hand-over of a task's output to its join handle without a lock: the `State` calls of
-//!   `Task::complete`, `Task::poll_join` and `Task::detach` (cell.rs), in their order, the output
-//!   and the handle's waker as `UnsafeCell`s.
+//! - The hand-over of a task's output to its join handle without a lock: the protocols
+//!   `state::complete`, `state::poll_join` and `state::detach`, which `Task::complete`,
+//!   `Task::poll_join` and `Task::detach` (cell.rs) call, with this model's `JoinSlots` (the
+//!   output and the handle's waker as `UnsafeCell`s) in place of the cell's.
 //! - A task on the runner's own queue (current-thread loops): `state::wake_own`,
 //!   `state::abort_own` (its waker and `abort`, from any thread) and `state::poll_own` (the loop
 //!   thread's poll), as `Cell::wake_by_ref`, `Cell::abort` and `OwnTask::poll_own` call them: a
@@ -33,7 +34,7 @@ use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::state::{self, Holder, Poller, State};
+use super::state::{self, Holder, JoinSlots, Poller, State};
 
 /// A `Send` task's cell, as `Cell` is to the protocols: its state word, its future, its
 /// registered waker, and its runner's shell count.
@@ -274,65 +275,66 @@ impl Join {
         }
     }
 
-    /// `Task::complete`'s calls, in its order.
+    /// `Task::complete`, once the registry counted the task.
     fn complete(&self, v: u32) {
-        if self.state.before_complete().is_detached() {
+        if state::complete(&self.state, self, v, Some).is_some() {
             self.unread.fetch_add(1, Ordering::AcqRel);
-            let _ = self.state.set_complete();
-            return;
-        }
-        // SAFETY: before `COMPLETE` the output is `complete`'s alone; loom checks it.
-        self.out.with_mut(|out| unsafe { *out = Some(v) });
-        let prev = self.state.set_complete();
-        if prev.is_detached() {
-            // SAFETY: the handle left without seeing `COMPLETE`.
-            if self.out.with_mut(|out| unsafe { (*out).take() }).is_some() {
-                self.unread.fetch_add(1, Ordering::AcqRel);
-            }
-        } else if prev.has_join_waker() {
-            // SAFETY: `JOIN_WAKER` and `COMPLETE` set: the waker is only read.
-            if let Some(w) = self.waker.with(|w| unsafe { *w }) {
-                self.woken.store(w, Ordering::Release);
-            }
         }
     }
 
-    /// `Task::poll_join`'s calls, in its order, with waker `w`.
+    /// `Task::poll_join` with waker `w`.
     fn poll(&self, w: usize) -> Option<u32> {
-        let cur = self.state.load();
-        assert!(!cur.is_taken());
-        if !cur.is_complete() {
-            let mut waker_unset = !cur.has_join_waker();
-            if cur.has_join_waker() {
-                // SAFETY: `JOIN_WAKER` set: the waker is only read.
-                if self.waker.with(|s| unsafe { *s }) == Some(w) {
-                    return None;
-                }
-                waker_unset = self.state.unset_join_waker(cur).is_ok();
-            }
-            if waker_unset {
-                // SAFETY: `JOIN_WAKER` clear: `complete` does not touch the waker.
-                self.waker.with_mut(|s| unsafe { *s = Some(w) });
-                if self.state.set_join_waker().is_ok() {
-                    return None;
-                }
-            }
+        match state::poll_join(&self.state, self, &w) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
         }
-        // SAFETY: `COMPLETE` seen: the output is the handle's.
-        let out = self.out.with_mut(|out| unsafe { (*out).take() });
-        self.state.set_taken();
-        Some(out.expect("the output is there once complete"))
     }
 
-    /// `Task::detach`'s calls, the handle's drop before it took the output.
+    /// `Task::detach`, the handle's drop before it took the output.
     fn detach(&self) {
-        if !self.state.set_detached() {
-            return;
-        }
-        // SAFETY: `COMPLETE` seen: the output is the handle's.
-        if self.out.with_mut(|out| unsafe { (*out).take() }).is_some() {
+        if state::detach(&self.state, self).is_some() {
             self.unread.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// The output and the waker as `UnsafeCell`s: loom checks that the state word orders every
+/// access to them.
+impl JoinSlots for Join {
+    type Output = u32;
+    type Stored = Option<u32>;
+    type Waker = usize;
+
+    unsafe fn store(&self, out: Option<u32>) {
+        // SAFETY: see `JoinSlots::store`; loom checks it.
+        self.out.with_mut(|o| unsafe { *o = out });
+    }
+
+    unsafe fn take_unread(&self) -> Option<u32> {
+        // SAFETY: see `JoinSlots::take_unread`; loom checks it.
+        self.out.with_mut(|o| unsafe { (*o).take() })
+    }
+
+    unsafe fn take(&self) -> Option<u32> {
+        // SAFETY: see `JoinSlots::take`; loom checks it.
+        self.out.with_mut(|o| unsafe { (*o).take() })
+    }
+
+    unsafe fn wake_join(&self) {
+        // SAFETY: see `JoinSlots::wake_join`; loom checks it.
+        if let Some(w) = self.waker.with(|w| unsafe { *w }) {
+            self.woken.store(w, Ordering::Release);
+        }
+    }
+
+    unsafe fn same_waker(&self, waker: &usize) -> bool {
+        // SAFETY: see `JoinSlots::same_waker`; loom checks it.
+        self.waker.with(|w| unsafe { *w }) == Some(*waker)
+    }
+
+    unsafe fn set_waker(&self, waker: &usize) {
+        // SAFETY: see `JoinSlots::set_waker`; loom checks it.
+        self.waker.with_mut(|w| unsafe { *w = Some(*waker) });
     }
 }
 

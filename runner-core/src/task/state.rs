@@ -524,3 +524,161 @@ pub(crate) fn wake_own(state: &State) -> bool {
 pub(crate) fn abort_own(state: &State) -> bool {
     state.abort() && state.schedule()
 }
+
+/// The slots of a task's cell that the state word guards for the join hand-over: the output and
+/// the join handle's waker (`Task`, cell.rs, or a loom model's stand-ins). Each method says when
+/// it may be called; [`complete`], [`poll_join`] and [`detach`] call them only then.
+pub(crate) trait JoinSlots {
+    /// The output as the handle reads it.
+    type Output;
+    /// The output as it is stored (it may say that a panic was already reported).
+    type Stored;
+    /// The handle's waker.
+    type Waker: ?Sized;
+
+    /// Stores the output.
+    ///
+    /// # Safety
+    ///
+    /// Before `COMPLETE`, by `complete` alone.
+    unsafe fn store(&self, out: Self::Stored);
+
+    /// Takes what is left to report or drop of an output nobody read.
+    ///
+    /// # Safety
+    ///
+    /// The output is the caller's: `COMPLETE` and `DETACHED` are both set, and the caller saw
+    /// the other one set in the word its own read-modify-write returned.
+    unsafe fn take_unread(&self) -> Option<Self::Output>;
+
+    /// Takes the output, for the handle.
+    ///
+    /// # Safety
+    ///
+    /// The handle saw `COMPLETE` (acquire), and `DETACHED` is clear.
+    unsafe fn take(&self) -> Option<Self::Output>;
+
+    /// Wakes the handle's stored waker.
+    ///
+    /// # Safety
+    ///
+    /// `JOIN_WAKER` and `COMPLETE` are both set: the waker is only read.
+    unsafe fn wake_join(&self);
+
+    /// Whether the stored waker would wake `waker`.
+    ///
+    /// # Safety
+    ///
+    /// `JOIN_WAKER` is set: the waker is only read.
+    unsafe fn same_waker(&self, waker: &Self::Waker) -> bool;
+
+    /// Stores `waker` as the handle's.
+    ///
+    /// # Safety
+    ///
+    /// By the handle, while `JOIN_WAKER` is clear (then `complete` does not touch the waker).
+    unsafe fn set_waker(&self, waker: &Self::Waker);
+}
+
+/// Hands the output to the join handle (`Task::complete`, once the registry counted the task):
+/// stores `stored(result)` and sets `COMPLETE`, waking the handle's waker; or gives `result`
+/// back, to be dropped or reported by the caller, when the handle was dropped first (`DETACHED`,
+/// before the output was stored or before `COMPLETE`).
+///
+/// # Panics
+///
+/// When the task was complete already (a second call would race with the handle taking the
+/// first output).
+#[inline]
+pub(crate) fn complete<S: JoinSlots>(
+    state: &State,
+    slots: &S,
+    result: S::Output,
+    stored: impl FnOnce(S::Output) -> S::Stored,
+) -> Option<S::Output> {
+    if state.before_complete().is_detached() {
+        // Ended all the same: the future is gone. Close's in-place cancel (`cancel_now`) and
+        // the backend's drop of its task (`release`) must see it, or close would make a shell
+        // of a task whose backend task has finished, and wait for that shell forever.
+        let _ = state.set_complete();
+        return Some(result);
+    }
+    // SAFETY: before `COMPLETE` the output is this call's alone: the handle reads it only once
+    // it has seen `COMPLETE`, and `complete` runs once.
+    unsafe { slots.store(stored(result)) };
+    // After the output is stored: `is_finished()` then means the output is there to take.
+    let prev = state.set_complete();
+    if prev.is_detached() {
+        // SAFETY: the handle was dropped before `COMPLETE` (it saw none, so it left the output
+        // alone): the output is still this call's.
+        unsafe { slots.take_unread() }
+    } else {
+        if prev.has_join_waker() {
+            // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the handle writes the waker no
+            // more, so it is only read.
+            unsafe { slots.wake_join() };
+        }
+        None
+    }
+}
+
+/// The join handle's poll (`Task::poll_join`): the output once `COMPLETE` is set, or `waker`
+/// stored (replacing a different one) for `complete` to wake.
+///
+/// # Panics
+///
+/// Once the output was taken.
+#[inline]
+pub(crate) fn poll_join<S: JoinSlots>(
+    state: &State,
+    slots: &S,
+    waker: &S::Waker,
+) -> Poll<S::Output> {
+    let cur = state.load();
+    // Only the handle sets `TAKEN`: the load sees its own earlier store.
+    assert!(
+        !cur.is_taken(),
+        "`JoinHandle` polled after it completed: await it once"
+    );
+    if !cur.is_complete() {
+        let mut waker_unset = !cur.has_join_waker();
+        if cur.has_join_waker() {
+            // SAFETY: `JOIN_WAKER` is set: the waker is only read, by either side.
+            if unsafe { slots.same_waker(waker) } {
+                // `complete` wakes it, whenever it sets `COMPLETE`.
+                return Poll::Pending;
+            }
+            // Taken back to be replaced, only while the task is not complete (`complete` may be
+            // reading it once it is).
+            waker_unset = state.unset_join_waker(cur).is_ok();
+        }
+        if waker_unset {
+            // SAFETY: `JOIN_WAKER` is clear and only this handle sets it: `complete` does not
+            // touch the waker.
+            unsafe { slots.set_waker(waker) };
+            // `complete` sets `COMPLETE` after this (and then wakes the waker), or before (and
+            // this sees it).
+            if state.set_join_waker().is_ok() {
+                return Poll::Pending;
+            }
+        }
+    }
+    // SAFETY: `COMPLETE` was seen (acquire): the output was stored before it, and `complete`
+    // touches it again only if `DETACHED` is set, which only this handle's drop sets.
+    let out = unsafe { slots.take() };
+    state.set_taken();
+    Poll::Ready(out.expect("a completed task's output is taken once"))
+}
+
+/// The join handle is dropped before it took the output (`Task::detach`): what is left of an
+/// output already there, for the caller to drop or report; nothing when `complete` has yet to
+/// run (it sees `DETACHED` and keeps the output).
+#[inline]
+pub(crate) fn detach<S: JoinSlots>(state: &State, slots: &S) -> Option<S::Output> {
+    if !state.set_detached() {
+        return None;
+    }
+    // SAFETY: `COMPLETE` was seen (acquire) without `DETACHED` before it: `complete` is done
+    // with the output, which is the handle's.
+    unsafe { slots.take_unread() }
+}
