@@ -313,8 +313,8 @@ impl Driver for OwnQueued {
 
 /// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
 /// tasks, whose output need not be `Send`), its output and its join handle's waker. Who may use
-/// the output and the waker is written in the state word (see `COMPLETE`, `JOIN_WAKER`,
-/// `DETACHED`): no lock.
+/// the output and the waker is written in the state word (see `task::state`'s `COMPLETE`,
+/// `JOIN_WAKER`, `DETACHED`, and [`state::JoinSlots`]): no lock.
 pub(crate) struct Task<T, H> {
     pub(crate) header: H,
     /// Written once, by `complete` before it sets `COMPLETE` (unless `DETACHED` is set), then the

@@ -247,6 +247,9 @@ fn reaped_cancel_races_a_poll_then_the_shutdown_drop() {
         };
         m.cancel_now(false);
         backend.join().unwrap();
+        // Close waits for its shells before the loop shuts down: a shell here would be dropped
+        // only by that shutdown, and close would wait forever.
+        assert_eq!(m.shells.load(Ordering::Acquire), 0, "a shell left to reap");
         // The loop's shutdown, after close.
         m.release();
         m.check();
