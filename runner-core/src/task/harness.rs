@@ -285,11 +285,10 @@ where
     }
 
     /// Queues the cell on its runner's own queue (once `state::wake_own` or `state::abort_own`
-    /// said so): on this
-    /// thread's queue inside the runner's run while its main future is being polled, on the
-    /// shared one otherwise (`scope::push_own`); once the runner has closed, the queue takes
-    /// nothing (`OwnQueue::clear`). The runner is reached without
-    /// upgrading a `Weak` (a compare-and-swap on the runner's count and a decrement, per wake):
+    /// said so): on this thread's queue inside the runner's run while its main future is being
+    /// polled, on the shared one otherwise (`scope::push_own`); once the runner has closed, the
+    /// queue takes nothing (`OwnQueue::clear`). The runner is reached without upgrading a
+    /// `Weak` (a compare-and-swap on the runner's count and a decrement, per wake):
     /// the cell keeps it alive (see `Header::with_shared`), and `me`, borrowed until the push
     /// has returned, keeps the cell alive (the queue's own reference may be polled and dropped
     /// on the loop's thread before the push returns).
