@@ -102,7 +102,7 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
 
 /// Steps 2 and 3, on the loop. With `reaps` (`EventLoop::reaps_at_shutdown`), the backend's
 /// tasks of the futures dropped in place are left for the loop's shutdown to drop: no shell to
-/// wake and wait for (see `task::SHELL`).
+/// wake and wait for (see `task::state`'s `SHELL`).
 async fn drive_close(shared: &Arc<Shared>, reaps: bool) {
     let grace = shared.config.shutdown_grace;
     if !grace.is_zero() {
@@ -131,14 +131,8 @@ async fn drive_close(shared: &Arc<Shared>, reaps: bool) {
     }
     // In bulk, here on the loop's thread with the runner and context installed: each future is
     // dropped in place (see `TaskRef::cancel_now`), not polled once more.
-    if reaps {
-        for t in &pending {
-            t.cancel_reaped();
-        }
-    } else {
-        for t in &pending {
-            t.cancel_now();
-        }
+    for t in &pending {
+        t.cancel_now(!reaps);
     }
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;
@@ -190,7 +184,7 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
         } else {
             // Nothing will poll a task on the runner's own queue again: its future is dropped
             // here (local tasks are aborted, and dropped with their executor below).
-            t.cancel_now();
+            t.cancel_now(true);
         }
     }
     // Local tasks on this thread are dropped now, with their destructors; on another thread,

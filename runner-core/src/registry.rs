@@ -175,15 +175,14 @@ pub(crate) trait TaskRef: Send + Sync + 'static {
     /// Cancels the task now, on the calling thread (close's, with the runner installed):
     /// drops its future in place when nobody is polling it, or else makes sure its next poll
     /// drops it. The default, for tasks whose future lives elsewhere (local tasks), aborts it.
-    fn cancel_now(&self) {
+    ///
+    /// With `leave_shell`, the backend's task of a future dropped in place is made a shell for
+    /// close to wake and wait for (see `task::state`'s `SHELL`); without (a loop whose shutdown
+    /// drops every task it still holds, `EventLoop::reaps_at_shutdown`), it is left as it is,
+    /// neither made a shell nor woken, for that shutdown to drop.
+    fn cancel_now(&self, leave_shell: bool) {
+        let _ = leave_shell;
         self.abort();
-    }
-
-    /// [`cancel_now`](Self::cancel_now) on a loop whose shutdown drops every task it still holds
-    /// (`EventLoop::reaps_at_shutdown`): a future dropped in place leaves the backend's task as
-    /// it is, neither made a shell nor woken, for that shutdown to drop.
-    fn cancel_reaped(&self) {
-        self.cancel_now();
     }
 }
 
@@ -858,7 +857,7 @@ mod tests {
 
         assert!(reg.poll_drained(&mut cx, true).is_pending());
         for t in &pending {
-            t.cancel_now();
+            t.cancel_now(true);
         }
         // A shard that empties wakes close, which finds the other one still holding a task.
         assert!(flag.0.swap(false, Ordering::AcqRel));
@@ -913,7 +912,7 @@ mod tests {
             let pending = reg.begin_cancelling();
             for t in &pending {
                 let _ = t.info();
-                t.cancel_now();
+                t.cancel_now(true);
             }
             drop(pending);
             worker.join().unwrap();
@@ -993,7 +992,7 @@ mod tests {
         assert!(flag.0.swap(false, Ordering::AcqRel));
         assert!(reg.poll_drained(&mut cx, true).is_pending());
         for t in &pending {
-            t.cancel_now();
+            t.cancel_now(true);
         }
         assert!(c.ended.load(Ordering::Acquire));
         assert!(

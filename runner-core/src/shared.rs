@@ -153,7 +153,7 @@ impl Shared {
         }
     }
 
-    /// Ready when the backend has seen every shell close left (see `task::SHELL`).
+    /// Ready when the backend has seen every shell close left (see `SHELL` in `task::state`).
     pub(crate) fn poll_shells(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
         if self.shells.load(Ordering::Acquire) == 0 {
             return Poll::Ready(());

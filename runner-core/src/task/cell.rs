@@ -8,7 +8,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context as TaskCx, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -21,80 +21,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind, TaskInfo, UnhandledPanic};
 use crate::error::{panic_message, JoinError, RunError, TaskPanicked};
 use crate::shared::{Outcome, Shared, TaskRef};
 
-// The state word (`Header::state`), seven independent bits. Every transition is a `fetch_or` or
-// `fetch_and`, or a compare-and-swap where a bit may only change while another is clear (close
-// taking `RUNNING` and setting `SHELL` as one step; the handle clearing `JOIN_WAKER` only before
-// `COMPLETE`), so no transition is lost to a race. The loom models in `loom.rs` check them.
-//
-// - `RUNNING`: held by whoever polls or drops a `Send` task's future (`Cell::run`): the backend's
-//   wrapper (`Cell::drive`, `Cell::release`) or close (`TaskRef::cancel_now`). Taken by setting it
-//   when clear, given back with `fetch_and`; it grants exclusive access to the future and its
-//   context, and its acquire/release orders each holder's writes before the next one's reads. The
-//   backend never polls and drops one task at once, so the only contention is close's, which
-//   only *tries*: finding `RUNNING` set it flags `ABORTED` and wakes the task instead. A poll
-//   finding close holding it registers the waker and returns `Pending`: close wakes the task once
-//   it lets go (or, had it let go before the registration, the poll sees `RUNNING` clear on a
-//   second look and wakes the task itself), and that next poll finds the shell. The task's waker
-//   (`Header::driver`, for `abort` and close) is registered only by a poll that stays pending,
-//   before it lets go of `RUNNING`; an `ABORTED` set during the poll shows in the word that
-//   `fetch_and` returns, and the task then wakes itself.
-// - `ABORTED`: set by `JoinHandle::abort`, by close (`TaskRef::cancel_now`, `abort`) and at
-//   spawn for a task born cancelled; never cleared. Once it is set, the next poll of the task
-//   drops its future instead of polling it. `abort` wakes the task's waker only on the
-//   transition from neither `ABORTED` nor `COMPLETE`, so a task is woken for it at most once.
-// - `COMPLETE`: set once, by `Task::complete`, after the output is stored, so that
-//   `JoinHandle::is_finished()` means the output is there to take; from then on the output is
-//   the handle's. A task whose handle was dropped (`DETACHED`) gets it too, its output dropped
-//   by `complete` instead of stored. Set after the registry has counted the task: whoever sees it sees a task close
-//   no longer counts. Set only once the future was dropped, by the holder of `RUNNING` for a
-//   `Send` task: whoever sees it needs neither `RUNNING` nor the future.
-// - `SHELL`: set by close in the same step as it takes `RUNNING` to drop the future in place; the
-//   backend's task is then an empty shell. Cleared (with `fetch_and`) by the first poll or drop of
-//   the wrapper that sees it, which alone tells close (`Shared::shell_done`): close waits for
-//   every shell, so that no task is left queued in a backend when the loop shuts down. Not set
-//   on a loop whose shutdown drops every task it holds (`EventLoop::reaps_at_shutdown`, close's
-//   `TaskRef::cancel_reaped`): there the empty task is neither woken nor waited for, and its drop
-//   at shutdown (or a poll before it) finds it `COMPLETE` and only lets go of the cell.
-// - `TAKEN`: set once, by the `JoinHandle` that took the output (after `COMPLETE`), and read only
-//   by that handle: polled again it panics, and its drop has nothing left to do (no output, no
-//   report).
-// - `JOIN_WAKER`: the handle's waker is stored in the cell. The handle writes the waker only while
-//   this is clear, sets it after writing, and clears it to replace the waker only while
-//   `COMPLETE` is clear (a compare-and-swap); `complete` reads the waker only when the
-//   `fetch_or` that sets `COMPLETE` returns it set. Never both at once: no lock.
-// - `DETACHED`: set once, by the handle's drop when it did not take the output. If the `fetch_or`
-//   that sets it returns `COMPLETE`, the handle drops the output; otherwise `complete` sees it
-//   (before storing the output, or in the word its own `fetch_or` returns) and drops or reports
-//   the output itself. Exactly one of them does.
-// - `SCHEDULED`: only for a task on the runner's own queue (`Header::own`, current-thread
-//   loops). Set by the task's waker (`Cell::schedule`); the waker that sets it (finding neither it
-//   nor `COMPLETE`) queues the cell, so a task is queued at most once. Cleared by the poll that
-//   takes the cell off the queue (`Cell::run_own`), in the same step as it takes `RUNNING`, before
-//   the future is polled: a wake during the poll queues the task again.
-//
-// Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
-// `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `RUNNING` comes and goes around each
-// poll; `JOIN_WAKER` comes and goes until `COMPLETE`, then stays; `TAKEN` or `DETACHED` (never
-// both) is added once, by the handle.
-
-/// The task was cancelled: its next poll drops its future.
-pub(crate) const ABORTED: u8 = 1;
-/// The task has ended and its output (or error) is stored.
-pub(crate) const COMPLETE: u8 = 2;
-/// Close dropped the future in place; the backend's task is an empty shell that close waits to
-/// see polled (or dropped) once, so that no shell is left queued when the loop shuts down.
-pub(crate) const SHELL: u8 = 4;
-/// The join handle took the output.
-pub(crate) const TAKEN: u8 = 8;
-/// A `Send` task's future is being polled or dropped, by its holder alone.
-pub(crate) const RUNNING: u8 = 16;
-/// The join handle's waker is stored: only read, by either side, while this is set.
-pub(crate) const JOIN_WAKER: u8 = 32;
-/// The join handle was dropped without taking the output.
-pub(crate) const DETACHED: u8 = 64;
-/// A task on the runner's own queue (`Header::own`) is queued there, to be polled once: set by
-/// its waker on the transition that queues it, cleared by the poll that takes it off.
-pub(crate) const SCHEDULED: u8 = 128;
+use super::state::{self, State};
 
 /// What every task has, whatever holds its future: its registry key, its state word, and what
 /// diagnostics show of it. 32 bytes: the waker of a task's last pending poll, which a task on
@@ -107,7 +34,8 @@ pub(crate) struct Header {
     /// lock, before anyone else can reach the task: relaxed loads and stores suffice, since
     /// whoever ends the task got it through the spawn.
     key: AtomicU32,
-    pub(crate) state: AtomicU8,
+    /// The state word (see `task::state`).
+    pub(crate) state: State,
     /// A `spawn_local` task: its end is counted in `LocalState`.
     pub(crate) local: bool,
     /// A `Send` task on the runner's own queue (a current-thread loop; see `task::own`): its cell
@@ -201,7 +129,7 @@ impl Header {
             key,
             local,
             own: false,
-            state: AtomicU8::new(if cancelled { ABORTED } else { 0 }),
+            state: State::new(cancelled),
             location: meta.location,
             weak,
             extras,
@@ -243,7 +171,8 @@ impl Header {
     pub(crate) fn registered(&self, key: usize, cancelled: bool) {
         self.key.store(key_u32(key), Ordering::Relaxed);
         if cancelled {
-            self.state.fetch_or(ABORTED, Ordering::AcqRel);
+            // Nobody can have seen the task yet: nobody to wake.
+            let _ = self.state.abort();
         }
     }
 
@@ -271,17 +200,17 @@ impl Header {
     /// caller must wake the task (so that it is woken for it at most once).
     #[inline]
     pub(crate) fn abort(&self) -> bool {
-        self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
+        self.state.abort()
     }
 
     #[inline]
     pub(crate) fn is_aborted(&self) -> bool {
-        self.state.load(Ordering::Acquire) & ABORTED != 0
+        self.state.is_aborted()
     }
 
     #[inline]
     pub(crate) fn is_complete(&self) -> bool {
-        self.state.load(Ordering::Acquire) & COMPLETE != 0
+        self.state.is_complete()
     }
 }
 
@@ -384,8 +313,8 @@ impl Driver for OwnQueued {
 
 /// A task's shared cell: its header (inline for `Send` tasks, in its own allocation for local
 /// tasks, whose output need not be `Send`), its output and its join handle's waker. Who may use
-/// the output and the waker is written in the state word (see `COMPLETE`, `JOIN_WAKER`,
-/// `DETACHED`): no lock.
+/// the output and the waker is written in the state word (see `task::state`'s `COMPLETE`,
+/// `JOIN_WAKER`, `DETACHED`, and [`state::JoinSlots`]): no lock.
 pub(crate) struct Task<T, H> {
     pub(crate) header: H,
     /// Written once, by `complete` before it sets `COMPLETE` (unless `DETACHED` is set), then the
@@ -396,7 +325,7 @@ pub(crate) struct Task<T, H> {
     waker: UnsafeCell<Option<Waker>>,
 }
 
-enum Out<T> {
+pub(crate) enum Out<T> {
     /// Nothing yet, or taken.
     Empty,
     Value(Result<T, JoinError>),
@@ -470,54 +399,16 @@ impl<T, H: Borrow<Header>> Task<T, H> {
                 s.local.ended();
             }
         }
-        let state = &header.state;
-        let mut unread = None;
         let mut during_close = None;
-        let cur = state.load(Ordering::Acquire);
-        // The output below is written without a lock on the strength of this: a second call
-        // would race with the handle taking the first output.
-        assert!(cur & COMPLETE == 0, "a task completes once");
-        if cur & DETACHED != 0 {
-            unread = Some(result);
-            // Ended all the same: the future is gone. Close's in-place cancel
-            // (`TaskRef::cancel_now`) and the backend's drop of its task (`Cell::release`) must
-            // see it, or close would make a shell of a task whose backend task has finished, and
-            // wait for that shell forever.
-            state.fetch_or(COMPLETE, Ordering::AcqRel);
-        } else {
-            let mut reported = false;
-            if closing {
-                if let Err(e) = &result {
-                    if e.is_panic() {
-                        // Close cannot know whether the holder will ever look: report the
-                        // message now and leave the payload to the handle.
-                        during_close = Some(e.message().to_owned());
-                        reported = true;
-                    }
-                }
+        let unread = state::complete(&header.state, self, result, |result| match result {
+            Err(e) if closing && e.is_panic() => {
+                // Close cannot know whether the holder will ever look: report the message now
+                // and leave the payload to the handle.
+                during_close = Some(e.message().to_owned());
+                Out::Reported(e)
             }
-            // SAFETY: before `COMPLETE` the output is this call's alone: the handle reads it only
-            // once it has seen `COMPLETE`, and `complete` runs once.
-            unsafe {
-                *self.out.get() = match result {
-                    Err(e) if reported => Out::Reported(e),
-                    result => Out::Value(result),
-                }
-            };
-            // After the output is stored: `is_finished()` then means the output is there to take.
-            let prev = state.fetch_or(COMPLETE, Ordering::AcqRel);
-            if prev & DETACHED != 0 {
-                // SAFETY: the handle was dropped before `COMPLETE` (it saw none, so it left the
-                // output alone): the output is still this call's.
-                unread = unsafe { (*self.out.get()).unread() };
-            } else if prev & JOIN_WAKER != 0 {
-                // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the handle writes the waker no
-                // more, so it is only read.
-                if let Some(w) = unsafe { &*self.waker.get() } {
-                    w.wake_by_ref();
-                }
-            }
-        }
+            result => Out::Value(result),
+        });
         if let (Some(message), Some(s)) = (during_close, shared) {
             s.report(&Diagnostic {
                 kind: DiagnosticKind::PanicDuringShutdown,
@@ -538,69 +429,14 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     ///
     /// Once the output was taken.
     pub(crate) fn poll_join(&self, cx: &mut TaskCx<'_>) -> Poll<Result<T, JoinError>> {
-        let state = &self.header().state;
-        let mut cur = state.load(Ordering::Acquire);
-        // Only the handle sets `TAKEN`: the load sees its own earlier store.
-        assert!(
-            cur & TAKEN == 0,
-            "`JoinHandle` polled after it completed: await it once"
-        );
-        if cur & COMPLETE == 0 {
-            if cur & JOIN_WAKER != 0 {
-                // SAFETY: `JOIN_WAKER` is set: the waker is only read, by either side.
-                let stored = unsafe { &*self.waker.get() };
-                if stored.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    // `complete` wakes it, whenever it sets `COMPLETE`.
-                    return Poll::Pending;
-                }
-                // Taken back to be replaced, only while the task is not complete (`complete`
-                // may be reading it once it is).
-                while cur & COMPLETE == 0 {
-                    match state.compare_exchange_weak(
-                        cur,
-                        cur & !JOIN_WAKER,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => {
-                            cur &= !JOIN_WAKER;
-                            break;
-                        }
-                        Err(actual) => cur = actual,
-                    }
-                }
-            }
-            if cur & COMPLETE == 0 {
-                // SAFETY: `JOIN_WAKER` is clear and only this handle sets it: `complete` does not
-                // touch the waker.
-                unsafe { *self.waker.get() = Some(cx.waker().clone()) };
-                // `complete` sets `COMPLETE` after this (and then wakes the waker), or before (and
-                // this sees it).
-                cur = state.fetch_or(JOIN_WAKER, Ordering::AcqRel);
-                if cur & COMPLETE == 0 {
-                    return Poll::Pending;
-                }
-            }
-        }
-        // SAFETY: `COMPLETE` was seen (acquire): the output was stored before it, and `complete`
-        // touches it again only if `DETACHED` is set, which only this handle's drop sets.
-        let out = unsafe { (*self.out.get()).read() };
-        state.fetch_or(TAKEN, Ordering::Relaxed);
-        Poll::Ready(out.expect("a completed task's output is taken once"))
+        state::poll_join(&self.header().state, self, cx.waker())
     }
 
     /// The join handle is dropped before it took the output: the task is detached, and an
     /// output already there is dropped (a panic reported) here.
     pub(crate) fn detach(&self) {
         let header = self.header();
-        if header.state.fetch_or(DETACHED, Ordering::AcqRel) & COMPLETE == 0 {
-            // `complete` sees `DETACHED` and keeps the output.
-            return;
-        }
-        // SAFETY: `COMPLETE` was seen (acquire) without `DETACHED` before it: `complete` is done
-        // with the output, which is this handle's.
-        let unread = unsafe { (*self.out.get()).unread() };
-        if let Some(unread) = unread {
+        if let Some(unread) = state::detach(&header.state, self) {
             // Not reported yet, so any panic happened before close began: an unobserved panic,
             // even if the handle is only dropped now. (Under `ShutdownRunner`, a runner that is
             // closing has no run left to end; the abort it records is never read.)
@@ -614,6 +450,56 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         assert!(self.header().is_complete());
         // SAFETY: as in `poll_join`: complete, and no handle uses this task.
         unsafe { (*self.out.get()).read() }
+    }
+}
+
+/// The output slot and the handle's waker, as the state word guards them (see
+/// [`state::JoinSlots`] for when each method may be called).
+impl<T, H> state::JoinSlots for Task<T, H> {
+    type Output = Result<T, JoinError>;
+    type Stored = Out<T>;
+    type Waker = Waker;
+
+    #[inline]
+    unsafe fn store(&self, out: Out<T>) {
+        // SAFETY: before `COMPLETE`, by `complete` alone: nobody else reaches the output.
+        unsafe { *self.out.get() = out };
+    }
+
+    #[inline]
+    unsafe fn take_unread(&self) -> Option<Result<T, JoinError>> {
+        // SAFETY: the output is the caller's (see `JoinSlots::take_unread`).
+        unsafe { (*self.out.get()).unread() }
+    }
+
+    #[inline]
+    unsafe fn take(&self) -> Option<Result<T, JoinError>> {
+        // SAFETY: the output is the handle's (see `JoinSlots::take`), and the handle is the
+        // caller.
+        unsafe { (*self.out.get()).read() }
+    }
+
+    #[inline]
+    unsafe fn wake_join(&self) {
+        // SAFETY: `JOIN_WAKER` and `COMPLETE` are both set: the handle writes the waker no more,
+        // so it is only read.
+        if let Some(w) = unsafe { &*self.waker.get() } {
+            w.wake_by_ref();
+        }
+    }
+
+    #[inline]
+    unsafe fn same_waker(&self, waker: &Waker) -> bool {
+        // SAFETY: `JOIN_WAKER` is set: the waker is only read, by either side.
+        let stored = unsafe { &*self.waker.get() };
+        stored.as_ref().is_some_and(|w| w.will_wake(waker))
+    }
+
+    #[inline]
+    unsafe fn set_waker(&self, waker: &Waker) {
+        // SAFETY: `JOIN_WAKER` is clear and only the handle, the caller, sets it: `complete` does
+        // not touch the waker.
+        unsafe { *self.waker.get() = Some(waker.clone()) };
     }
 }
 
@@ -759,24 +645,14 @@ impl<F: Future> Run<F> {
 }
 
 impl Header {
-    /// The backend is done with a shell (see `SHELL`): tell close. One load on the per-poll
-    /// path, where there is no shell.
-    #[inline]
-    pub(crate) fn shell_done(&self) {
-        if self.state.load(Ordering::Acquire) & SHELL != 0 {
-            self.shell_done_slow();
-        }
-    }
-
+    /// Tells close that the backend is done with a shell (`Shared::shell_done`).
     #[cold]
-    fn shell_done_slow(&self) {
-        if self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0 {
-            self.with_shared(|s| {
-                if let Some(s) = s {
-                    s.shell_done();
-                }
-            });
-        }
+    pub(crate) fn tell_shell_done(&self) {
+        self.with_shared(|s| {
+            if let Some(s) = s {
+                s.shell_done();
+            }
+        });
     }
 }
 
@@ -846,7 +722,7 @@ pub(crate) struct Meta {
     pub(crate) location: &'static Location<'static>,
 }
 
-#[cfg(all(test, target_pointer_width = "64"))]
+#[cfg(all(test, not(loom), target_pointer_width = "64"))]
 mod tests {
     //! The cell's size, which is what a pending task costs on a current-thread loop (issue 13:
     //! at most 64 bytes over the backend's own task).

@@ -24,6 +24,7 @@ use crate::shared::TaskRef;
 
 use super::cell::*;
 use super::own::OwnTask;
+use super::state::{self, Holder, Poller};
 
 /// Drops the future with the task's runner and context installed (its destructors may use
 /// them). A destructor that panics makes the task's result that panic, as tokio does: the
@@ -186,73 +187,91 @@ where
 
 impl<F: Future, D: Driver> Cell<F, D> {
     /// A poll of the backend's task: takes `RUNNING`, polls the future (see [`poll_task`]), lets
-    /// go, and tells close if the task was a shell.
-    ///
-    /// The waker is registered (for `abort` and close) only when the task stays pending, before
-    /// `RUNNING` is let go: a task that ends on its first poll never registers one. Whoever sets
-    /// `ABORTED` after that release finds the waker (both are read-modify-writes of the state
-    /// word, in one order); an abort during the poll is seen in the word the release returns,
-    /// and the task wakes itself.
+    /// go, and tells close if the task was a shell (see [`state::drive`]).
     #[inline]
     pub(crate) fn drive(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
-        let header = &self.task.header;
-        let prev = header.state.fetch_or(RUNNING, Ordering::AcqRel);
-        if prev & RUNNING != 0 {
-            // Close holds the future (`cancel_now`; the backend never polls one task twice at
-            // once): it wakes the task once it lets go, and that poll finds the shell. Checked
-            // again after registering: had close let go and woken before the registration (the
-            // waker's own read-modify-writes order the two), the task wakes itself.
-            self.driver.register(cx.waker());
-            if header.state.load(Ordering::Acquire) & RUNNING == 0 {
-                cx.waker().wake_by_ref();
-            }
-            return Poll::Pending;
-        }
-        // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
-        // `fetch_and` below, after the last use of `run`.
-        let run = unsafe { self.run() };
-        let (stage, ctx) = run.parts();
-        let mut lent = Lent::new(header);
-        let out = poll_registered(
-            stage,
-            &mut lent.env(ctx),
-            &self.task,
-            cx,
-            prev & ABORTED != 0,
-            false,
-        );
-        if out.is_pending() {
-            self.driver.register(cx.waker());
-        }
-        let after = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
-        if after & SHELL != 0 {
-            header.shell_done();
-        }
-        if out.is_pending() && after & ABORTED != 0 {
-            // Aborted (or flagged by close) during this poll: the next poll drops the future.
-            cx.waker().wake_by_ref();
-        }
-        out
+        state::drive(
+            &self.task.header.state,
+            self,
+            &mut Backend { cell: self, cx },
+        )
     }
 
     /// The backend dropped its task. Before it completed (a loop shutting down), the future is
-    /// dropped here, on the loop's thread, and the task ends cancelled. Once completed, the
-    /// future is gone (`COMPLETE` is set only after it was dropped) and `RUNNING` is not taken.
+    /// dropped here, on the loop's thread, and the task ends cancelled (see [`state::release`]).
     #[inline]
     pub(crate) fn release(&self) {
-        let header = &self.task.header;
-        // Finding `RUNNING` taken, by close (which drops the future): close took it and set
-        // `SHELL` in one step, so this drop is the shell's, counted by `shell_done` below.
-        if !header.is_complete() && header.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING == 0
-        {
-            // SAFETY: `RUNNING` was clear and this call set it: it is held here until the
-            // `fetch_and` below, after the last use of `run`.
-            let run = unsafe { self.run() };
-            let (stage, ctx) = run.parts();
-            cancel(stage, &mut Lent::new(header).env(ctx), &self.task);
-            header.state.fetch_and(!RUNNING, Ordering::AcqRel);
-        }
-        header.shell_done();
+        state::release(&self.task.header.state, self);
+    }
+}
+
+/// The cell as the state word's protocols reach it.
+impl<F: Future, D: Driver> Holder for Cell<F, D> {
+    #[inline]
+    unsafe fn cancel(&self) {
+        // SAFETY: the caller holds `RUNNING` until after this returns.
+        let run = unsafe { self.run() };
+        let (stage, ctx) = run.parts();
+        // Without `COMPLETE` the future is still there (see `COMPLETE`); with it, `cancel` does
+        // nothing.
+        cancel(
+            stage,
+            &mut Lent::new(&self.task.header).env(ctx),
+            &self.task,
+        );
+    }
+
+    #[inline]
+    fn wake_driver(&self) {
+        self.driver.wake();
+    }
+
+    #[inline]
+    fn shell_made(&self) {
+        self.task.header.with_shared(|s| {
+            if let Some(s) = s {
+                s.shells.fetch_add(1, Ordering::AcqRel);
+            }
+        });
+    }
+
+    #[inline]
+    fn shell_done(&self) {
+        self.task.header.tell_shell_done();
+    }
+}
+
+/// A poll of the backend's task, as [`state::drive`] reaches it.
+struct Backend<'a, 'b, F: Future, D> {
+    cell: &'a Cell<F, D>,
+    cx: &'a mut TaskCx<'b>,
+}
+
+impl<F: Future, D: Driver> Poller for Backend<'_, '_, F, D> {
+    #[inline(always)]
+    unsafe fn poll(&mut self, aborted: bool) -> Poll<()> {
+        // SAFETY: the caller holds `RUNNING` until after this returns.
+        let run = unsafe { self.cell.run() };
+        let (stage, ctx) = run.parts();
+        let mut lent = Lent::new(&self.cell.task.header);
+        poll_registered(
+            stage,
+            &mut lent.env(ctx),
+            &self.cell.task,
+            self.cx,
+            aborted,
+            false,
+        )
+    }
+
+    #[inline(always)]
+    fn register(&mut self) {
+        self.cell.driver.register(self.cx.waker());
+    }
+
+    #[inline(always)]
+    fn wake_self(&mut self) {
+        self.cx.waker().wake_by_ref();
     }
 }
 
@@ -270,24 +289,16 @@ where
             if header.abort() {
                 self.driver.wake();
             }
-        } else if header.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0
-            && self.set_scheduled()
-        {
+        } else if state::abort_own(&header.state) {
             Self::enqueue(&self);
         }
     }
 
-    /// Sets `SCHEDULED`: true on the transition, when the caller must queue the cell.
-    #[inline]
-    fn set_scheduled(&self) -> bool {
-        self.task.header.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE) == 0
-    }
-
-    /// Queues the cell on its runner's own queue (once `set_scheduled` said so): on this
-    /// thread's queue inside the runner's run while its main future is being polled, on the
-    /// shared one otherwise (`scope::push_own`); once the runner has closed, the queue takes
-    /// nothing (`OwnQueue::clear`). The runner is reached without
-    /// upgrading a `Weak` (a compare-and-swap on the runner's count and a decrement, per wake):
+    /// Queues the cell on its runner's own queue (once `state::wake_own` or `state::abort_own`
+    /// said so): on this thread's queue inside the runner's run while its main future is being
+    /// polled, on the shared one otherwise (`scope::push_own`); once the runner has closed, the
+    /// queue takes nothing (`OwnQueue::clear`). The runner is reached without upgrading a
+    /// `Weak` (a compare-and-swap on the runner's count and a decrement, per wake):
     /// the cell keeps it alive (see `Header::with_shared`), and `me`, borrowed until the push
     /// has returned, keeps the cell alive (the queue's own reference may be polled and dropped
     /// on the loop's thread before the push returns).
@@ -313,7 +324,7 @@ where
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.set_scheduled() {
+        if state::wake_own(&self.task.header.state) {
             Self::enqueue(self);
         }
     }
@@ -362,27 +373,17 @@ where
     /// and never during each other: it is clear here.
     fn poll_own(self: Arc<Self>, installed: bool) {
         let header = &self.task.header;
-        let prev = header
-            .state
-            .fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel);
-        debug_assert!(prev & SCHEDULED != 0 && prev & RUNNING == 0);
-        if prev & COMPLETE != 0 {
-            // Cancelled by close after it was queued: nothing left to poll.
-            header.state.fetch_and(!RUNNING, Ordering::AcqRel);
-            return;
-        }
-        let waker = WakerRef::new(&self);
-        let mut cx = TaskCx::from_waker(&waker);
-        // SAFETY: `RUNNING` was clear and the `fetch_xor` above set it: it is held here until
-        // the `fetch_and` below, after the last use of `run`.
-        let run = unsafe { self.run() };
-        let (stage, ctx) = run.parts();
-        let mut lent = Lent::new(header);
-        let aborted = prev & ABORTED != 0;
-        let env = &mut lent.env(ctx);
-        let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
-        // An abort during the poll found `SCHEDULED` clear and queued the task again.
-        header.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        state::poll_own(&header.state, |aborted| {
+            let waker = WakerRef::new(&self);
+            let mut cx = TaskCx::from_waker(&waker);
+            // SAFETY: `state::poll_own` calls this with `RUNNING` held, and lets go of it only
+            // after this returns.
+            let run = unsafe { self.run() };
+            let (stage, ctx) = run.parts();
+            let mut lent = Lent::new(header);
+            let env = &mut lent.env(ctx);
+            let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
+        });
     }
 }
 
@@ -441,82 +442,10 @@ where
         }
     }
 
-    fn cancel_now(&self) {
-        self.cancel_in_place(true);
-    }
-
-    fn cancel_reaped(&self) {
-        self.cancel_in_place(false);
-    }
-}
-
-impl<F, D> Cell<F, D>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    D: Driver,
-{
-    /// Close's in-place cancel ([`TaskRef::cancel_now`], [`TaskRef::cancel_reaped`]). With
-    /// `shell`, the backend's task of a future dropped here is made a shell (see `SHELL`),
-    /// counted, and woken, for close to wait for; without, it is left as it is (idle, or queued
-    /// from an earlier wake) for the loop's shutdown to drop (`EventLoop::reaps_at_shutdown`):
-    /// its drop (`Cell::release`), or a poll before that, finds the task `COMPLETE` and only
-    /// lets go of the cell. A task on the runner's own queue never has a shell.
-    fn cancel_in_place(&self, shell: bool) {
-        let header = &self.task.header;
-        let state = &header.state;
-        let mut cur = state.load(Ordering::Acquire);
-        loop {
-            if cur & COMPLETE != 0 {
-                // Ended: the future is gone, nothing to cancel.
-                return;
-            }
-            if cur & RUNNING != 0 {
-                // Being polled (or dropped) on another thread right now: that poll's next turn
-                // sees the flag; make sure there is one.
-                // Never for a task on the runner's own queue: only its poll, on the loop's
-                // thread, and this, on the same thread outside any poll, take `RUNNING`.
-                debug_assert!(!header.own, "close found a task on the own queue running");
-                state.fetch_or(ABORTED, Ordering::AcqRel);
-                self.driver.wake();
-                return;
-            }
-            // `SHELL` in the same step as `RUNNING`: a drop of the backend's task that finds
-            // `RUNNING` taken by close (`Cell::release`) knows it is the shell's drop. A task on
-            // the runner's own queue has no backend task, hence no shell: left queued, its next
-            // turn finds it complete.
-            let shell_bit = if shell && !header.own { SHELL } else { 0 };
-            match state.compare_exchange_weak(
-                cur,
-                cur | ABORTED | RUNNING | shell_bit,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
-        }
-        // SAFETY: `RUNNING` was clear and the exchange above set it: it is held here until the
-        // `fetch_and` below, after the last use of `run`.
-        let run = unsafe { self.run() };
-        let (stage, ctx) = run.parts();
-        // Counted once the shell is marked: a shell's drop on another thread in between takes
-        // one off before this adds it (the count wraps for that moment), and close reads the
-        // count only once every `cancel_now` has returned.
-        let shell = shell && !header.own;
-        if shell {
-            header.with_shared(|s| {
-                if let Some(s) = s {
-                    s.shells.fetch_add(1, Ordering::AcqRel);
-                }
-            });
-        }
-        // Without `COMPLETE` the future is still there (see `COMPLETE`).
-        cancel(stage, &mut Lent::new(header).env(ctx), &self.task);
-        state.fetch_and(!RUNNING, Ordering::AcqRel);
-        if shell {
-            self.driver.wake();
-        }
+    /// Close's in-place cancel: see [`state::cancel_now`].
+    fn cancel_now(&self, leave_shell: bool) {
+        // `D::OWN` is `header.own`, known at compile time.
+        state::cancel_now(&self.task.header.state, self, leave_shell, D::OWN);
     }
 }
 
@@ -586,7 +515,7 @@ mod tests {
             assert!(poll(&mut driver).is_ready());
             drop(driver);
             for t in &pending {
-                t.cancel_now();
+                t.cancel_now(true);
             }
             drop(pending);
             let shells = shared.shells.load(Ordering::SeqCst);
@@ -640,7 +569,7 @@ mod tests {
                 // Close's in-place cancel while this poll holds the future: it only flags it.
                 poll_fn(|_| {
                     if let Some(me) = slot.lock().unwrap().take() {
-                        me.cancel_now();
+                        me.cancel_now(true);
                     }
                     Poll::<()>::Pending
                 })
@@ -652,7 +581,7 @@ mod tests {
             assert!(poll(&mut driver).is_ready());
             assert_eq!(d.load(Ordering::SeqCst), 1);
             // Nothing left for close once the task has ended.
-            cell.cancel_now();
+            cell.cancel_now(true);
             drop(driver);
             let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
@@ -688,7 +617,7 @@ mod tests {
                 });
                 let pending = shared.registry.begin_cancelling();
                 for t in &pending {
-                    t.cancel_now();
+                    t.cancel_now(true);
                 }
                 drop(pending);
                 backend.join().unwrap();
@@ -761,7 +690,7 @@ mod tests {
                 let pending = Pin::new(&mut driver).poll(&mut TaskCx::from_waker(&waker));
                 assert!(pending.is_pending());
                 let before = d.load(Ordering::SeqCst);
-                cell.cancel_reaped();
+                cell.cancel_now(false);
                 assert_eq!(d.load(Ordering::SeqCst), before + 1, "dropped in place");
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 0, "no shell");
                 assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "not woken");
@@ -797,7 +726,7 @@ mod tests {
                 });
                 assert!(poll(&mut driver).is_pending());
                 let before = d.load(Ordering::SeqCst);
-                cell.cancel_now();
+                cell.cancel_now(true);
                 assert_eq!(d.load(Ordering::SeqCst), before + 1);
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 1);
                 if polled {

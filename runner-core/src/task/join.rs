@@ -4,7 +4,6 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll};
 
@@ -79,7 +78,7 @@ pub(crate) trait Join<T> {
 /// report).
 #[inline]
 fn drop_handle<T, H: Borrow<Header>>(task: &Task<T, H>) {
-    if task.header().state.load(Ordering::Relaxed) & TAKEN == 0 {
+    if !task.header().state.is_taken_by_me() {
         task.detach();
     }
 }

@@ -1,47 +1,52 @@
-//! A loom model of close's in-place cancel against a poll, or a drop, of the backend's task: the
-//! state word's `RUNNING`/`ABORTED`/`SHELL`/`COMPLETE` bits guarding the future, the waker
-//! registered only by a poll that stays pending, and the runner's shell count, as `Cell::drive`,
-//! `Cell::release` and `TaskRef::cancel_now` (harness.rs) and `Header::shell_done` (cell.rs) use
-//! them. The future is a `loom::cell::UnsafeCell`, so loom also checks that no two of them ever
-//! touch it at once.
+//! Loom models of a task's state word, driving the engine's own code (`task::state`, whose word
+//! is loom's atomic under `--cfg loom`) with stand-ins only for what loom cannot host: the future
+//! is a `loom::cell::UnsafeCell<bool>` (so loom also checks that no two parties ever touch it at
+//! once), the wakers are flags, and the runner's shell count is a counter.
 //!
-//!
-//! And a model of the hand-over of a task's output to its join handle without a lock: the
-//! `COMPLETE`/`JOIN_WAKER`/`DETACHED`/`TAKEN` bits as `Task::complete`, `Task::poll_join` and
-//! `Task::detach` (cell.rs) use them, the output and the handle's waker as `UnsafeCell`s.
-//!
-//! And a model of a task on the runner's own queue (current-thread loops): the `SCHEDULED` bit
-//! set by its waker and by `abort` from any thread (`Cell::set_scheduled`, `Cell::abort`), and
-//! cleared with `RUNNING` taken in one step by the loop thread's poll (`OwnTask::poll_own`,
-//! harness.rs): a task is queued at most once, no wake is lost, an abort is seen.
-//!
-//! And a model of the shared half of that queue (`OwnQueue`, own.rs): a push from another
-//! thread (`OwnQueue::push`: the lock, `any`, a `SeqCst` fence, then `active`) races the loop
-//! thread's poll of the main future (`before`, the drive's `take_shared`, which clears `any`
-//! under the lock, and `registered`: `active`, a fence, then `any`): every push is taken by the
-//! drive, or leaves `any` set and the main future woken. (Loom treats `SeqCst` loads and stores
-//! as `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.)
+//! - Close's in-place cancel against a poll, or a drop, of the backend's task: the protocols
+//!   `state::drive`, `state::release` and `state::cancel_now`, which `Cell::drive`,
+//!   `Cell::release` and `TaskRef::cancel_now` (harness.rs) call, with this model's [`Holder`]
+//!   and [`Poller`] in place of the cell's.
+//! - The hand-over of a task's output to its join handle without a lock: the protocols
+//!   `state::complete`, `state::poll_join` and `state::detach`, which `Task::complete`,
+//!   `Task::poll_join` and `Task::detach` (cell.rs) call, with this model's `JoinSlots` (the
+//!   output and the handle's waker as `UnsafeCell`s) in place of the cell's.
+//! - A task on the runner's own queue (current-thread loops): `state::wake_own`,
+//!   `state::abort_own` (its waker and `abort`, from any thread) and `state::poll_own` (the loop
+//!   thread's poll), as `Cell::wake_by_ref`, `Cell::abort` and `OwnTask::poll_own` call them: a
+//!   task is queued at most once, no wake is lost, an abort is seen.
+//! - The shared half of that queue (`OwnQueue`, own.rs): a push from another thread
+//!   (`OwnQueue::push`: the lock, `any`, a `SeqCst` fence, then `active`) races the loop thread's
+//!   poll of the main future (`before`, the drive's `take_shared`, which clears `any` under the
+//!   lock, and `registered`: `active`, a fence, then `any`): every push is taken by the drive, or
+//!   leaves `any` set and the main future woken. (Loom treats `SeqCst` loads and stores as
+//!   `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.) This one is a replica
+//!   of own.rs's code.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
 //! ```
 
+use std::task::Poll;
+
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::cell::{ABORTED, COMPLETE, DETACHED, JOIN_WAKER, RUNNING, SCHEDULED, SHELL, TAKEN};
+use super::state::{self, Holder, JoinSlots, Poller, State};
 
+/// A `Send` task's cell, as `Cell` is to the protocols: its state word, its future, its
+/// registered waker, and its runner's shell count.
 struct Model {
-    state: AtomicU8,
+    state: State,
     /// `Cell::run`: whether the future is still there.
     run: UnsafeCell<bool>,
     /// `Shared::shells`.
     shells: AtomicUsize,
     /// The backend's waker was registered (`Header::driver`).
     registered: AtomicBool,
-    /// The backend's task was woken through its registered waker.
+    /// The backend's task was woken, through its registered waker or by its poll.
     woken: AtomicBool,
     /// Times the future was dropped.
     drops: AtomicUsize,
@@ -50,7 +55,7 @@ struct Model {
 impl Model {
     fn new() -> Self {
         Model {
-            state: AtomicU8::new(0),
+            state: State::new(false),
             run: UnsafeCell::new(true),
             shells: AtomicUsize::new(0),
             registered: AtomicBool::new(false),
@@ -59,131 +64,104 @@ impl Model {
         }
     }
 
-    /// `AtomicWaker::register`: a read-modify-write, as the waker's own are.
-    fn register(&self) {
-        self.registered.swap(true, Ordering::AcqRel);
-    }
-
-    /// `AtomicWaker::wake`: wakes the registered waker, if any (a read-modify-write too).
-    fn wake(&self) {
-        if self.registered.fetch_or(false, Ordering::AcqRel) {
-            self.woken.store(true, Ordering::Release);
-        }
-    }
-
-    /// Drops the future and completes the task, `RUNNING` held.
-    fn cancel(&self) {
-        self.run.with_mut(|run| {
-            // SAFETY: the caller holds `RUNNING`; loom checks that no one else is in here.
-            let run = unsafe { &mut *run };
-            if *run {
-                *run = false;
-                self.drops.fetch_add(1, Ordering::AcqRel);
-                self.state.fetch_or(COMPLETE, Ordering::AcqRel);
-            }
-        });
-    }
-
-    /// `TaskRef::cancel_now` for a cell.
-    fn cancel_now(&self) {
-        self.cancel_in_place(true);
-    }
-
-    /// `TaskRef::cancel_reaped` for a cell: no shell, no wake.
-    fn cancel_reaped(&self) {
-        self.cancel_in_place(false);
-    }
-
-    /// `Cell::cancel_in_place`.
-    fn cancel_in_place(&self, shell: bool) {
-        let shell_bit = if shell { SHELL } else { 0 };
-        let mut cur = self.state.load(Ordering::Acquire);
-        loop {
-            if cur & COMPLETE != 0 {
-                return;
-            }
-            if cur & RUNNING != 0 {
-                self.state.fetch_or(ABORTED, Ordering::AcqRel);
-                self.wake();
-                return;
-            }
-            match self.state.compare_exchange_weak(
-                cur,
-                cur | ABORTED | RUNNING | shell_bit,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
-        }
-        if shell {
-            self.shells.fetch_add(1, Ordering::AcqRel);
-        }
-        self.cancel();
-        self.state.fetch_and(!RUNNING, Ordering::AcqRel);
-        if shell {
-            self.wake();
-        }
+    /// `TaskRef::cancel_now` for a cell: `leave_shell` on a loop that does not reap its tasks
+    /// at shutdown.
+    fn cancel_now(&self, leave_shell: bool) {
+        state::cancel_now(&self.state, self, leave_shell, false);
     }
 
     /// The backend polls the wrapper: `Cell::drive`. True when it returned `Ready`: the
-    /// backend's task is over, later wake-ups poll nothing. The future itself stays pending; the
-    /// waker is registered only then (this may be the task's first poll).
+    /// backend's task is over, later wake-ups poll nothing. The future itself stays pending.
     fn poll(&self) -> bool {
-        let prev = self.state.fetch_or(RUNNING, Ordering::AcqRel);
-        if prev & RUNNING != 0 {
-            self.register();
-            if self.state.load(Ordering::Acquire) & RUNNING == 0 {
-                self.woken.store(true, Ordering::Release);
-            }
-            return false;
-        }
-        if prev & ABORTED != 0 {
-            self.cancel();
-        }
-        // SAFETY: `RUNNING` held, as above.
-        let ready = self.run.with(|run| unsafe { !*run });
-        if !ready {
-            self.register();
-        }
-        let after = self.state.fetch_and(!RUNNING, Ordering::AcqRel);
-        if after & SHELL != 0 {
-            self.shell_done();
-        }
-        if !ready && after & ABORTED != 0 {
-            self.woken.store(true, Ordering::Release);
-        }
-        ready
+        state::drive(&self.state, self, &mut ModelPoll(self)).is_ready()
     }
 
     /// The backend drops the wrapper: `Cell::release`.
     fn release(&self) {
-        if self.state.load(Ordering::Acquire) & COMPLETE == 0
-            && self.state.fetch_or(RUNNING, Ordering::AcqRel) & RUNNING == 0
-        {
-            self.cancel();
-            self.state.fetch_and(!RUNNING, Ordering::AcqRel);
-        }
-        self.shell_done();
+        state::release(&self.state, self);
     }
 
-    /// `Header::shell_done` and `Shared::shell_done`.
-    fn shell_done(&self) {
-        if self.state.load(Ordering::Acquire) & SHELL != 0
-            && self.state.fetch_and(!SHELL, Ordering::AcqRel) & SHELL != 0
-        {
-            self.shells.fetch_sub(1, Ordering::AcqRel);
+    /// Drops the future, `RUNNING` held, and completes the task as `Task::complete` does.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `RUNNING`.
+    unsafe fn drop_future(&self, run: *mut bool) -> bool {
+        // SAFETY: the caller holds `RUNNING`; loom checks that no one else is in here.
+        let run = unsafe { &mut *run };
+        if !*run {
+            return false;
         }
+        *run = false;
+        self.drops.fetch_add(1, Ordering::AcqRel);
+        assert!(!self.state.before_complete().is_detached());
+        let _ = self.state.set_complete();
+        true
     }
 
     /// Once every party is done: the future was dropped exactly once, the task completed, and
     /// close's shell count is back to zero (close never waits forever, nor counts a shell twice).
     fn check(&self) {
         assert_eq!(self.drops.load(Ordering::Acquire), 1);
-        assert_ne!(self.state.load(Ordering::Acquire) & COMPLETE, 0);
-        assert_eq!(self.state.load(Ordering::Acquire) & RUNNING, 0);
+        let state = self.state.load();
+        assert!(state.is_complete());
+        assert!(!state.is_running());
         assert_eq!(self.shells.load(Ordering::Acquire), 0);
+    }
+}
+
+impl Holder for Model {
+    unsafe fn cancel(&self) {
+        // SAFETY: the caller holds `RUNNING`.
+        self.run.with_mut(|run| unsafe { self.drop_future(run) });
+    }
+
+    /// `AtomicWaker::wake`: wakes the registered waker, if any (a read-modify-write, as the
+    /// waker's own are).
+    fn wake_driver(&self) {
+        if self.registered.fetch_or(false, Ordering::AcqRel) {
+            self.woken.store(true, Ordering::Release);
+        }
+    }
+
+    fn shell_made(&self) {
+        self.shells.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn shell_done(&self) {
+        self.shells.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A poll of the backend's task, with a waker that sets `Model::woken`.
+struct ModelPoll<'a>(&'a Model);
+
+impl Poller for ModelPoll<'_> {
+    /// `poll_registered`: a future already dropped is `Ready`; an aborted one is dropped; else
+    /// the future stays pending.
+    unsafe fn poll(&mut self, aborted: bool) -> Poll<()> {
+        let m = self.0;
+        m.run.with_mut(|run| {
+            // SAFETY: the caller holds `RUNNING`; loom checks that no one else is in here.
+            if !unsafe { *run } {
+                Poll::Ready(())
+            } else if aborted {
+                // SAFETY: as above.
+                unsafe { m.drop_future(run) };
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    /// `AtomicWaker::register`: a read-modify-write, as the waker's own are.
+    fn register(&mut self) {
+        self.0.registered.swap(true, Ordering::AcqRel);
+    }
+
+    fn wake_self(&mut self) {
+        self.0.woken.store(true, Ordering::Release);
     }
 }
 
@@ -197,7 +175,7 @@ fn cancel_in_place_races_a_poll() {
             let m = m.clone();
             thread::spawn(move || m.poll())
         };
-        m.cancel_now();
+        m.cancel_now(true);
         let finished = backend.join().unwrap();
         if !finished {
             assert!(
@@ -221,7 +199,7 @@ fn cancel_in_place_races_a_drop() {
             let m = m.clone();
             thread::spawn(move || m.release())
         };
-        m.cancel_now();
+        m.cancel_now(true);
         backend.join().unwrap();
         m.check();
     });
@@ -241,13 +219,13 @@ fn cancel_in_place_races_a_poll_then_a_drop() {
                 }
             })
         };
-        m.cancel_now();
+        m.cancel_now(true);
         backend.join().unwrap();
         m.check();
     });
 }
 
-/// Close cancels in place on a loop that reaps its tasks at shutdown (`cancel_reaped`) while
+/// Close cancels in place on a loop that reaps its tasks at shutdown (`cancel_now(false)`) while
 /// the backend polls the task (a stale wake-up); then the loop's shutdown drops the backend's
 /// task, pending or not. Nothing is woken or waited for: the future is dropped once, by close or
 /// by that poll, and no shell is counted.
@@ -267,8 +245,11 @@ fn reaped_cancel_races_a_poll_then_the_shutdown_drop() {
                 }
             })
         };
-        m.cancel_reaped();
+        m.cancel_now(false);
         backend.join().unwrap();
+        // Close waits for its shells before the loop shuts down: a shell here would be dropped
+        // only by that shutdown, and close would wait forever.
+        assert_eq!(m.shells.load(Ordering::Acquire), 0, "a shell left to reap");
         // The loop's shutdown, after close.
         m.release();
         m.check();
@@ -277,7 +258,7 @@ fn reaped_cancel_races_a_poll_then_the_shutdown_drop() {
 
 /// A task's output and its join handle's waker (a number standing for a waker).
 struct Join {
-    state: AtomicU8,
+    state: State,
     out: UnsafeCell<Option<u32>>,
     waker: UnsafeCell<Option<usize>>,
     /// The waker `complete` woke, 0 for none.
@@ -289,7 +270,7 @@ struct Join {
 impl Join {
     fn new() -> Self {
         Join {
-            state: AtomicU8::new(0),
+            state: State::new(false),
             out: UnsafeCell::new(None),
             waker: UnsafeCell::new(None),
             woken: AtomicUsize::new(0),
@@ -297,78 +278,66 @@ impl Join {
         }
     }
 
-    /// `Task::complete`.
+    /// `Task::complete`, once the registry counted the task.
     fn complete(&self, v: u32) {
-        if self.state.load(Ordering::Acquire) & DETACHED != 0 {
+        if state::complete(&self.state, self, v, Some).is_some() {
             self.unread.fetch_add(1, Ordering::AcqRel);
-            self.state.fetch_or(COMPLETE, Ordering::AcqRel);
-            return;
-        }
-        // SAFETY: before `COMPLETE` the output is `complete`'s alone; loom checks it.
-        self.out.with_mut(|out| unsafe { *out = Some(v) });
-        let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        if prev & DETACHED != 0 {
-            // SAFETY: the handle left without seeing `COMPLETE`.
-            if self.out.with_mut(|out| unsafe { (*out).take() }).is_some() {
-                self.unread.fetch_add(1, Ordering::AcqRel);
-            }
-        } else if prev & JOIN_WAKER != 0 {
-            // SAFETY: `JOIN_WAKER` and `COMPLETE` set: the waker is only read.
-            if let Some(w) = self.waker.with(|w| unsafe { *w }) {
-                self.woken.store(w, Ordering::Release);
-            }
         }
     }
 
     /// `Task::poll_join` with waker `w`.
     fn poll(&self, w: usize) -> Option<u32> {
-        let mut cur = self.state.load(Ordering::Acquire);
-        assert_eq!(cur & TAKEN, 0);
-        if cur & COMPLETE == 0 {
-            if cur & JOIN_WAKER != 0 {
-                // SAFETY: `JOIN_WAKER` set: the waker is only read.
-                if self.waker.with(|s| unsafe { *s }) == Some(w) {
-                    return None;
-                }
-                while cur & COMPLETE == 0 {
-                    match self.state.compare_exchange_weak(
-                        cur,
-                        cur & !JOIN_WAKER,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => {
-                            cur &= !JOIN_WAKER;
-                            break;
-                        }
-                        Err(actual) => cur = actual,
-                    }
-                }
-            }
-            if cur & COMPLETE == 0 {
-                // SAFETY: `JOIN_WAKER` clear: `complete` does not touch the waker.
-                self.waker.with_mut(|s| unsafe { *s = Some(w) });
-                cur = self.state.fetch_or(JOIN_WAKER, Ordering::AcqRel);
-                if cur & COMPLETE == 0 {
-                    return None;
-                }
-            }
+        match state::poll_join(&self.state, self, &w) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
         }
-        // SAFETY: `COMPLETE` seen: the output is the handle's.
-        let out = self.out.with_mut(|out| unsafe { (*out).take() });
-        self.state.fetch_or(TAKEN, Ordering::Relaxed);
-        Some(out.expect("the output is there once complete"))
     }
 
     /// `Task::detach`, the handle's drop before it took the output.
     fn detach(&self) {
-        if self.state.fetch_or(DETACHED, Ordering::AcqRel) & COMPLETE == 0 {
-            return;
-        }
-        // SAFETY: `COMPLETE` seen: the output is the handle's.
-        if self.out.with_mut(|out| unsafe { (*out).take() }).is_some() {
+        if state::detach(&self.state, self).is_some() {
             self.unread.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// The output and the waker as `UnsafeCell`s: loom checks that the state word orders every
+/// access to them.
+impl JoinSlots for Join {
+    type Output = u32;
+    type Stored = Option<u32>;
+    type Waker = usize;
+
+    unsafe fn store(&self, out: Option<u32>) {
+        // SAFETY: see `JoinSlots::store`; loom checks it.
+        self.out.with_mut(|o| unsafe { *o = out });
+    }
+
+    unsafe fn take_unread(&self) -> Option<u32> {
+        // SAFETY: see `JoinSlots::take_unread`; loom checks it.
+        self.out.with_mut(|o| unsafe { (*o).take() })
+    }
+
+    unsafe fn take(&self) -> Option<u32> {
+        // SAFETY: see `JoinSlots::take`; loom checks it.
+        self.out.with_mut(|o| unsafe { (*o).take() })
+    }
+
+    unsafe fn wake_join(&self) {
+        // SAFETY: see `JoinSlots::wake_join`; loom checks it.
+        if let Some(w) = self.waker.with(|w| unsafe { *w }) {
+            self.woken.store(w, Ordering::Release);
+        }
+    }
+
+    unsafe fn same_waker(&self, waker: &usize) -> bool {
+        // SAFETY: see `JoinSlots::same_waker`; loom checks it.
+        self.waker.with(|w| unsafe { *w }) == Some(*waker)
+    }
+
+    unsafe fn set_waker(&self, waker: &usize) {
+        // SAFETY: see `JoinSlots::set_waker`; loom checks it.
+        self.waker.with_mut(|w| unsafe { *w = Some(*waker) });
     }
 }
 
@@ -424,7 +393,7 @@ fn output_handed_over_while_the_handle_is_dropped() {
 
 /// A task on the runner's own queue: its state word, its entries in the queue, its future.
 struct Own {
-    state: AtomicU8,
+    state: State,
     /// Entries of the cell in the runner's queue.
     queued: AtomicUsize,
     /// Whether the future is still there.
@@ -434,10 +403,12 @@ struct Own {
 }
 
 impl Own {
-    /// Spawned: queued once, with `SCHEDULED` set.
+    /// Spawned: queued once, with `SCHEDULED` set (`spawn_own`).
     fn new() -> Self {
+        let mut state = State::new(false);
+        state.set_scheduled_unshared();
         Own {
-            state: AtomicU8::new(SCHEDULED),
+            state,
             queued: AtomicUsize::new(1),
             run: UnsafeCell::new(true),
             polls: AtomicUsize::new(0),
@@ -445,18 +416,23 @@ impl Own {
         }
     }
 
-    /// `Cell::set_scheduled` then `Cell::enqueue`.
+    /// `Cell::enqueue`.
+    fn enqueue(&self) {
+        let before = self.queued.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(before, 0, "a task queued twice");
+    }
+
+    /// The cell's `Wake::wake_by_ref`.
     fn wake(&self) {
-        if self.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE) == 0 {
-            let before = self.queued.fetch_add(1, Ordering::AcqRel);
-            assert_eq!(before, 0, "a task queued twice");
+        if state::wake_own(&self.state) {
+            self.enqueue();
         }
     }
 
     /// `Cell::abort` for a task on the runner's own queue.
     fn abort(&self) {
-        if self.state.fetch_or(ABORTED, Ordering::AcqRel) & (ABORTED | COMPLETE) == 0 {
-            self.wake();
+        if state::abort_own(&self.state) {
+            self.enqueue();
         }
     }
 
@@ -467,23 +443,21 @@ impl Own {
             return false;
         }
         self.queued.fetch_sub(1, Ordering::AcqRel);
-        let prev = self.state.fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel);
-        assert!(prev & SCHEDULED != 0 && prev & RUNNING == 0);
-        if prev & COMPLETE == 0 {
+        state::poll_own(&self.state, |aborted| {
             self.run.with_mut(|run| {
                 // SAFETY: `RUNNING` is held; loom checks that no one else is in here.
                 let run = unsafe { &mut *run };
                 assert!(*run, "a complete task polled");
-                if prev & ABORTED != 0 || finish {
+                if aborted || finish {
                     *run = false;
                     self.drops.fetch_add(1, Ordering::AcqRel);
-                    self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+                    assert!(!self.state.before_complete().is_detached());
+                    let _ = self.state.set_complete();
                 } else {
                     self.polls.fetch_add(1, Ordering::AcqRel);
                 }
             });
-        }
-        self.state.fetch_and(!RUNNING, Ordering::AcqRel);
+        });
         true
     }
 
@@ -496,11 +470,12 @@ impl Own {
     /// no wake is lost and none queues it twice. (Once complete, a wake may set the bit and
     /// queues nothing: nothing is left to poll.)
     fn check_rest(&self) {
-        let state = self.state.load(Ordering::Acquire);
+        let state = self.state.load();
         let queued = self.queued.load(Ordering::Acquire);
         assert!(queued <= 1);
-        if state & COMPLETE == 0 {
-            assert_eq!(state & SCHEDULED != 0, queued == 1);
+        assert!(!state.is_running());
+        if !state.is_complete() {
+            assert_eq!(state.is_scheduled(), queued == 1);
         }
     }
 }
@@ -526,7 +501,7 @@ fn own_queue_wake_races_a_poll() {
         // drain empties the queue and clears the bit.
         t.drain();
         t.check_rest();
-        assert_eq!(t.state.load(Ordering::Acquire) & SCHEDULED, 0);
+        assert!(!t.state.load().is_scheduled());
         assert!(t.polls.load(Ordering::Acquire) >= 1);
     });
 }
@@ -547,7 +522,7 @@ fn own_queue_abort_races_a_poll() {
         t.drain();
         t.check_rest();
         assert_eq!(t.drops.load(Ordering::Acquire), 1, "the abort was lost");
-        assert!(t.state.load(Ordering::Acquire) & COMPLETE != 0);
+        assert!(t.state.load().is_complete());
     });
 }
 

@@ -13,6 +13,7 @@ mod join;
 mod loom;
 pub(crate) mod own;
 mod spawn;
+mod state;
 
 use std::future::Future;
 use std::panic::Location;

@@ -47,7 +47,7 @@
 //! starves the loop.
 //!
 //! A task is in at most one queue, at most once: its `SCHEDULED` bit is set by whoever queues it
-//! and cleared by its poll (`Cell::set_scheduled`, `OwnTask::poll_own`).
+//! and cleared by its poll (`state::wake_own`, `state::poll_own`).
 //!
 //! At close's end (or a runner abandoned), [`clear`](OwnQueue::clear) drops the shared queue's
 //! cells and closes it: a push from then on queues nothing. The thread's queue holds none of the

@@ -89,7 +89,7 @@ where
     let make = |key, cancelled| {
         let mut cell: Cell<F, OwnQueued> = Cell::new(key, meta, cancelled, fut, shared, ctx);
         // Queued below, once: its first poll.
-        *cell.task.header.state.get_mut() |= SCHEDULED;
+        cell.task.header.state.set_scheduled_unshared();
         let cell = Arc::new(cell);
         // Owned: a pending task that no waker and no handle hold is kept for close to cancel.
         // SAFETY: from `into_raw`: the entry takes that count.
