@@ -1,7 +1,9 @@
-//! Loom models of a task's state word, driving the engine's own code (`task::state`, whose word
-//! is loom's atomic under `--cfg loom`) with stand-ins only for what loom cannot host: the future
-//! is a `loom::cell::UnsafeCell<bool>` (so loom also checks that no two parties ever touch it at
-//! once), the wakers are flags, and the runner's shell count is a counter.
+//! Loom models of a task's state word and of the runner's own queue, driving the engine's own
+//! code (`task::state`, whose word is loom's atomic under `--cfg loom`, and `task::own`, whose
+//! lock, flags and fences are loom's there) with stand-ins only for what loom cannot host: the
+//! future is a `loom::cell::UnsafeCell<bool>` (so loom also checks that no two parties ever touch
+//! it at once), the wakers are flags, the runner's shell count is a counter, and a task on the
+//! own queue is a poll counter.
 //!
 //! - Close's in-place cancel against a poll, or a drop, of the backend's task: the protocols
 //!   `state::drive`, `state::release` and `state::cancel_now`, which `Cell::drive`,
@@ -15,25 +17,25 @@
 //!   `state::abort_own` (its waker and `abort`, from any thread) and `state::poll_own` (the loop
 //!   thread's poll), as `Cell::wake_by_ref`, `Cell::abort` and `OwnTask::poll_own` call them: a
 //!   task is queued at most once, no wake is lost, an abort is seen.
-//! - The shared half of that queue (`OwnQueue`, own.rs): a push from another thread
+//! - The shared half of that queue (`OwnQueue`, own.rs, itself): a push from another thread
 //!   (`OwnQueue::push`: the lock, `any`, a `SeqCst` fence, then `active`) races the loop thread's
-//!   poll of the main future (`before`, the drive's `take_shared`, which clears `any` under the
-//!   lock, and `registered`: `active`, a fence, then `any`): every push is taken by the drive, or
+//!   poll of the main future (`before`, `drive`, whose `take_shared` clears `any` under the lock,
+//!   and `registered`: `active`, a fence, then `any`): every push is polled by the drive, or
 //!   leaves `any` set and the main future woken. (Loom treats `SeqCst` loads and stores as
-//!   `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.) This one is a replica
-//!   of own.rs's code.
+//!   `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.)
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
 //! ```
 
-use std::task::Poll;
+use std::task::{Context, Poll, Wake, Waker};
 
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
+use super::own::{Here, OwnQueue, OwnTask};
 use super::state::{self, Holder, JoinSlots, Poller, State};
 
 /// A `Send` task's cell, as `Cell` is to the protocols: its state word, its future, its
@@ -545,83 +547,74 @@ fn own_queue_wake_races_completion() {
     });
 }
 
-/// The shared half of the runner's own queue, as `OwnQueue` (own.rs) uses it: the queue's
-/// length under its lock, `any`, `active`, and whether the main future's waker was woken.
-struct SharedQueue {
-    queue: loom::sync::Mutex<usize>,
-    any: AtomicBool,
-    active: AtomicBool,
-    woken: AtomicBool,
-}
+/// A task on the runner's own queue, for the model of its shared half: a poll only counts.
+struct Counted(std::sync::Arc<AtomicUsize>);
 
-impl SharedQueue {
-    /// `OwnQueue::push` and `Shared::push_own`'s wake.
-    fn push(&self) {
-        *self.queue.lock().unwrap() += 1;
-        self.any.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if !self.active.load(Ordering::Relaxed) {
-            self.woken.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// `OwnQueue::before`.
-    fn before(&self) {
-        self.active.store(true, Ordering::Relaxed);
-    }
-
-    /// `OwnQueue::take_shared`: how many it took.
-    fn take(&self) -> usize {
-        if !self.any.load(Ordering::Relaxed) {
-            return 0;
-        }
-        let mut queue = self.queue.lock().unwrap();
-        self.any.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *queue)
-    }
-
-    /// `OwnQueue::registered` (the waker is woken by reference).
-    fn registered(&self) {
-        self.active.store(false, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if self.any.load(Ordering::Relaxed) {
-            self.woken.store(true, Ordering::SeqCst);
-        }
+impl OwnTask for Counted {
+    fn poll_own(self: std::sync::Arc<Self>, _: bool) {
+        self.0.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-/// Two pushes from another thread race a poll of the main future and its drive (two batches):
-/// whatever the drive did not take is still queued with `any` set, and the main future was
-/// woken, so the next poll's drive takes it. `active` starts clear (the main future waits,
-/// registered) or set (left by a run whose main future ended).
+/// The main future's waker (`Shared::main_waker`): a flag.
+struct MainWaker(AtomicBool);
+
+impl Wake for MainWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Two pushes from another thread (`OwnQueue::push`, and `Shared::push_own`'s wake when it says
+/// so) race a poll of the main future on the loop's thread (`OwnQueue::before`, the drive, whose
+/// batches take the shared queue under its lock, then `OwnQueue::registered` with the main
+/// future's waker): every task the drive did not poll is still queued, seen by `wants_drive`
+/// (`any` set), and the main future was woken, so the next poll's drive polls it. `active`
+/// starts clear (the main future waits, registered) or set (left by a run whose main future
+/// ended). The model drives own.rs's code, whose lock, flags and fences are loom's here.
 #[test]
 fn own_queue_push_races_the_drive_and_registration() {
     for active in [false, true] {
         loom::model(move || {
-            let q = Arc::new(SharedQueue {
-                queue: loom::sync::Mutex::new(0),
-                any: AtomicBool::new(false),
-                active: AtomicBool::new(active),
-                woken: AtomicBool::new(false),
-            });
+            let q = Arc::new(OwnQueue::default());
+            if active {
+                q.before();
+            }
+            let polls = std::sync::Arc::new(AtomicUsize::new(0));
+            let main = std::sync::Arc::new(MainWaker(AtomicBool::new(false)));
             let pusher = {
-                let q = q.clone();
+                let (q, polls, main) = (q.clone(), polls.clone(), main.clone());
                 thread::spawn(move || {
-                    q.push();
-                    q.push();
+                    for _ in 0..2 {
+                        if q.push(std::sync::Arc::new(Counted(polls.clone()))) {
+                            main.wake_by_ref();
+                        }
+                    }
                 })
             };
+            let here = Here::new();
             q.before();
-            let mut taken = q.take();
-            taken += q.take();
-            q.registered();
+            q.drive(&here, true);
+            let waker = Waker::from(main.clone());
+            q.registered(&mut Context::from_waker(&waker));
             pusher.join().unwrap();
-            let left = *q.queue.lock().unwrap();
-            assert_eq!(taken + left, 2);
-            if left != 0 {
-                assert!(q.any.load(Ordering::SeqCst), "a push left unseen");
-                assert!(q.woken.load(Ordering::SeqCst), "a wake-up lost");
+            let polled = polls.load(Ordering::Acquire);
+            if polled < 2 {
+                assert!(q.wants_drive(), "a push left unseen");
+                assert!(main.0.load(Ordering::Acquire), "a wake-up lost");
             }
+            // The next poll of the main future (woken for nothing, maybe), and its drive if it
+            // wants one: every task polled once, nothing left.
+            q.before();
+            if q.wants_drive() {
+                q.drive(&here, true);
+            }
+            assert_eq!(polls.load(Ordering::Acquire), 2);
+            assert!(!q.wants_drive());
         });
     }
 }
