@@ -618,3 +618,29 @@ fn own_queue_push_races_the_drive_and_registration() {
         });
     }
 }
+
+/// A push from another thread races close's end (`OwnQueue::clear`): the task is dropped, by
+/// the push (the queue closed) or by `clear`, and never left queued, where its cell would keep
+/// the runner alive through its header. Drives own.rs's code, as above.
+#[test]
+fn own_queue_push_races_clear() {
+    loom::model(|| {
+        let q = Arc::new(OwnQueue::default());
+        let polls = std::sync::Arc::new(AtomicUsize::new(0));
+        let pusher = {
+            let (q, polls) = (q.clone(), polls.clone());
+            thread::spawn(move || {
+                // Whether it wakes the main future does not matter: nothing polls it any more.
+                let _ = q.push(std::sync::Arc::new(Counted(polls)));
+            })
+        };
+        q.clear();
+        pusher.join().unwrap();
+        assert_eq!(
+            std::sync::Arc::strong_count(&polls),
+            1,
+            "a task left queued after clear"
+        );
+        assert_eq!(polls.load(Ordering::Acquire), 0);
+    });
+}
