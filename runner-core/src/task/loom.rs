@@ -38,6 +38,15 @@ use loom::thread;
 use super::own::{Here, OwnQueue, OwnTask};
 use super::state::{self, Holder, JoinSlots, Poller, State};
 
+/// Runs `f` on a thread of its own, with a clone of `x` moved there: the other party of a model.
+fn on_thread<T: 'static, R: 'static>(
+    x: &Arc<T>,
+    f: impl FnOnce(&T) -> R + 'static,
+) -> thread::JoinHandle<R> {
+    let x = x.clone();
+    thread::spawn(move || f(&x))
+}
+
 /// A `Send` task's cell, as `Cell` is to the protocols: its state word, its future, its
 /// registered waker, and its runner's shell count.
 struct Model {
@@ -173,10 +182,7 @@ impl Poller for ModelPoll<'_> {
 fn cancel_in_place_races_a_poll() {
     loom::model(|| {
         let m = Arc::new(Model::new());
-        let backend = {
-            let m = m.clone();
-            thread::spawn(move || m.poll())
-        };
+        let backend = on_thread(&m, |m| m.poll());
         m.cancel_now(true);
         let finished = backend.join().unwrap();
         if !finished {
@@ -197,10 +203,7 @@ fn cancel_in_place_races_a_poll() {
 fn cancel_in_place_races_a_drop() {
     loom::model(|| {
         let m = Arc::new(Model::new());
-        let backend = {
-            let m = m.clone();
-            thread::spawn(move || m.release())
-        };
+        let backend = on_thread(&m, |m| m.release());
         m.cancel_now(true);
         backend.join().unwrap();
         m.check();
@@ -213,14 +216,11 @@ fn cancel_in_place_races_a_drop() {
 fn cancel_in_place_races_a_poll_then_a_drop() {
     loom::model(|| {
         let m = Arc::new(Model::new());
-        let backend = {
-            let m = m.clone();
-            thread::spawn(move || {
-                if !m.poll() {
-                    m.release();
-                }
-            })
-        };
+        let backend = on_thread(&m, |m| {
+            if !m.poll() {
+                m.release();
+            }
+        });
         m.cancel_now(true);
         backend.join().unwrap();
         m.check();
@@ -235,18 +235,15 @@ fn cancel_in_place_races_a_poll_then_a_drop() {
 fn reaped_cancel_races_a_poll_then_the_shutdown_drop() {
     loom::model(|| {
         let m = Arc::new(Model::new());
-        let backend = {
-            let m = m.clone();
-            thread::spawn(move || {
-                if !m.poll() {
-                    // Close's flag reached the poll, which woke the task itself: its next
-                    // poll ends it; or the task is idle until the shutdown drops it.
-                    if m.woken.load(Ordering::Acquire) {
-                        m.poll();
-                    }
+        let backend = on_thread(&m, |m| {
+            if !m.poll() {
+                // Close's flag reached the poll, which woke the task itself: its next
+                // poll ends it; or the task is idle until the shutdown drops it.
+                if m.woken.load(Ordering::Acquire) {
+                    m.poll();
                 }
-            })
-        };
+            }
+        });
         m.cancel_now(false);
         backend.join().unwrap();
         // Close waits for its shells before the loop shuts down: a shell here would be dropped
@@ -349,10 +346,7 @@ impl JoinSlots for Join {
 fn output_handed_over_while_the_handle_polls() {
     loom::model(|| {
         let j = Arc::new(Join::new());
-        let task = {
-            let j = j.clone();
-            thread::spawn(move || j.complete(7))
-        };
+        let task = on_thread(&j, |j| j.complete(7));
         let mut got = j.poll(1);
         let mut last = 1;
         if got.is_none() {
@@ -379,10 +373,7 @@ fn output_handed_over_while_the_handle_polls() {
 fn output_handed_over_while_the_handle_is_dropped() {
     loom::model(|| {
         let j = Arc::new(Join::new());
-        let task = {
-            let j = j.clone();
-            thread::spawn(move || j.complete(7))
-        };
+        let task = on_thread(&j, |j| j.complete(7));
         let got = j.poll(1);
         if got.is_none() {
             j.detach();
@@ -488,13 +479,10 @@ impl Own {
 fn own_queue_wake_races_a_poll() {
     loom::model(|| {
         let t = Arc::new(Own::new());
-        let waker = {
-            let t = t.clone();
-            thread::spawn(move || {
-                t.wake();
-                t.wake();
-            })
-        };
+        let waker = on_thread(&t, |t| {
+            t.wake();
+            t.wake();
+        });
         t.drive_once(false);
         t.drive_once(false);
         waker.join().unwrap();
@@ -514,10 +502,7 @@ fn own_queue_wake_races_a_poll() {
 fn own_queue_abort_races_a_poll() {
     loom::model(|| {
         let t = Arc::new(Own::new());
-        let aborter = {
-            let t = t.clone();
-            thread::spawn(move || t.abort())
-        };
+        let aborter = on_thread(&t, |t| t.abort());
         t.drive_once(false);
         aborter.join().unwrap();
         t.check_rest();
@@ -534,10 +519,7 @@ fn own_queue_abort_races_a_poll() {
 fn own_queue_wake_races_completion() {
     loom::model(|| {
         let t = Arc::new(Own::new());
-        let waker = {
-            let t = t.clone();
-            thread::spawn(move || t.wake())
-        };
+        let waker = on_thread(&t, |t| t.wake());
         t.drive_once(true);
         waker.join().unwrap();
         t.check_rest();
