@@ -494,6 +494,20 @@ mod tests {
         (cell, driver)
     }
 
+    /// The `Shared` of the runner whose run this is.
+    fn current_shared() -> Arc<Shared> {
+        crate::scope::with_current(|s| s.unwrap().clone())
+    }
+
+    /// A future that never ends, and counts its drop in `drops`.
+    fn pending_counted(drops: &Arc<AtomicUsize>) -> impl Future<Output = ()> + Send + 'static {
+        let count = Count(drops.clone());
+        async move {
+            let _count = count;
+            pending::<()>().await
+        }
+    }
+
     fn poll(driver: &mut RawTask) -> Poll<()> {
         Pin::new(driver).poll(&mut TaskCx::from_waker(Waker::noop()))
     }
@@ -505,7 +519,7 @@ mod tests {
     fn a_detached_task_that_ended_is_no_shell() {
         let mut rt = Runner::<TestLoop>::new();
         rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let shared = current_shared();
             let (cell, mut driver) = cell(&shared, async { 7u32 });
             // The join handle was dropped: the output is dropped by `complete`.
             cell.task.detach();
@@ -537,12 +551,8 @@ mod tests {
         let mut rt = Runner::<TestLoop>::new();
         let d = drops.clone();
         rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
-            let count = Count(d.clone());
-            let (cell, mut driver) = cell(&shared, async move {
-                let _count = count;
-                pending::<()>().await
-            });
+            let shared = current_shared();
+            let (cell, mut driver) = cell(&shared, pending_counted(&d));
             assert!(poll(&mut driver).is_pending());
             drop(driver);
             assert_eq!(d.load(Ordering::SeqCst), 1);
@@ -560,7 +570,7 @@ mod tests {
         let mut rt = Runner::<TestLoop>::new();
         let d = drops.clone();
         rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let shared = current_shared();
             let me: Arc<Mutex<Option<Arc<dyn TaskRef>>>> = Arc::default();
             let count = Count(d.clone());
             let slot = me.clone();
@@ -602,12 +612,8 @@ mod tests {
             let mut rt = Runner::<TestLoop>::new();
             let d = drops.clone();
             rt.run(async move {
-                let shared = crate::scope::with_current(|s| s.unwrap().clone());
-                let count = Count(d.clone());
-                let (cell, mut driver) = cell(&shared, async move {
-                    let _count = count;
-                    pending::<()>().await
-                });
+                let shared = current_shared();
+                let (cell, mut driver) = cell(&shared, pending_counted(&d));
                 assert!(poll(&mut driver).is_pending());
                 // Close begins before the race: however the task ends, it is counted.
                 shared.registry.begin_grace();
@@ -640,17 +646,9 @@ mod tests {
         let d = drops.clone();
         rt.run(async move {
             let done = crate::spawn_local(async { std::rc::Rc::new(7) });
-            let count = Count(d.clone());
-            let aborted = crate::spawn_local(async move {
-                let _count = count;
-                pending::<()>().await
-            });
+            let aborted = crate::spawn_local(pending_counted(&d));
             for _ in 0..2 {
-                let count = Count(d.clone());
-                drop(crate::spawn_local(async move {
-                    let _count = count;
-                    pending::<()>().await
-                }));
+                drop(crate::spawn_local(pending_counted(&d)));
             }
             assert_eq!(*done.await.unwrap(), 7);
             aborted.abort();
@@ -678,13 +676,9 @@ mod tests {
         let mut rt = Runner::<TestLoop>::new();
         let d = drops.clone();
         rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let shared = current_shared();
             for polled in [true, false] {
-                let count = Count(d.clone());
-                let (cell, mut driver) = cell(&shared, async move {
-                    let _count = count;
-                    pending::<()>().await
-                });
+                let (cell, mut driver) = cell(&shared, pending_counted(&d));
                 let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
                 let waker = Waker::from(wakes.clone());
                 let pending = Pin::new(&mut driver).poll(&mut TaskCx::from_waker(&waker));
@@ -717,13 +711,9 @@ mod tests {
         let mut rt = Runner::<TestLoop>::new();
         let d = drops.clone();
         rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let shared = current_shared();
             for polled in [true, false] {
-                let count = Count(d.clone());
-                let (cell, mut driver) = cell(&shared, async move {
-                    let _count = count;
-                    pending::<()>().await
-                });
+                let (cell, mut driver) = cell(&shared, pending_counted(&d));
                 assert!(poll(&mut driver).is_pending());
                 let before = d.load(Ordering::SeqCst);
                 cell.cancel_now(true);
