@@ -508,6 +508,17 @@ mod tests {
         }
     }
 
+    /// Runs the future `body` makes, given a drop counter for [`pending_counted`], in a run of
+    /// a new runner: the runner (not closed) and the counter.
+    fn run_counting<F: Future<Output = ()>>(
+        body: impl FnOnce(Arc<AtomicUsize>) -> F,
+    ) -> (Runner<TestLoop>, Arc<AtomicUsize>) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        rt.run(body(drops.clone())).unwrap();
+        (rt, drops)
+    }
+
     fn poll(driver: &mut RawTask) -> Poll<()> {
         Pin::new(driver).poll(&mut TaskCx::from_waker(Waker::noop()))
     }
@@ -547,10 +558,7 @@ mod tests {
 
     #[test]
     fn dropped_before_completion_drops_the_future_once() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
+        let (_rt, drops) = run_counting(|d| async move {
             let shared = current_shared();
             let (cell, mut driver) = cell(&shared, pending_counted(&d));
             assert!(poll(&mut driver).is_pending());
@@ -559,17 +567,13 @@ mod tests {
             assert!(cell.task.header.is_complete());
             let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
-        })
-        .unwrap();
+        });
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn cancel_now_during_a_poll_flags_it_for_the_next_one() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
+        let (_rt, drops) = run_counting(|d| async move {
             let shared = current_shared();
             let me: Arc<Mutex<Option<Arc<dyn TaskRef>>>> = Arc::default();
             let count = Count(d.clone());
@@ -595,8 +599,7 @@ mod tests {
             drop(driver);
             let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
-        })
-        .unwrap();
+        });
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 
@@ -608,10 +611,7 @@ mod tests {
     #[test]
     fn backend_drop_races_close_collecting() {
         for _ in 0..if cfg!(miri) { 4 } else { 500 } {
-            let drops = Arc::new(AtomicUsize::new(0));
-            let mut rt = Runner::<TestLoop>::new();
-            let d = drops.clone();
-            rt.run(async move {
+            let (mut rt, drops) = run_counting(|d| async move {
                 let shared = current_shared();
                 let (cell, mut driver) = cell(&shared, pending_counted(&d));
                 assert!(poll(&mut driver).is_pending());
@@ -628,8 +628,7 @@ mod tests {
                 drop(pending);
                 backend.join().unwrap();
                 assert_eq!(d.load(Ordering::SeqCst), 1);
-            })
-            .unwrap();
+            });
             let report = rt.close().unwrap();
             assert_eq!(report.cancelled, 1);
             assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -641,10 +640,7 @@ mod tests {
     /// and close reaches the pending ones through counts of its own (Miri checks the accesses).
     #[test]
     fn local_tasks_leave_the_registry_before_they_are_freed() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
+        let (mut rt, drops) = run_counting(|d| async move {
             let done = crate::spawn_local(async { std::rc::Rc::new(7) });
             let aborted = crate::spawn_local(pending_counted(&d));
             for _ in 0..2 {
@@ -654,8 +650,7 @@ mod tests {
             aborted.abort();
             assert!(aborted.await.unwrap_err().is_cancelled());
             assert_eq!(d.load(Ordering::SeqCst), 1);
-        })
-        .unwrap();
+        });
         let report = rt.close().unwrap();
         assert_eq!(report.cancelled, 2);
         assert_eq!(drops.load(Ordering::SeqCst), 3);
@@ -672,10 +667,7 @@ mod tests {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
+        let (_rt, drops) = run_counting(|d| async move {
             let shared = current_shared();
             for polled in [true, false] {
                 let (cell, mut driver) = cell(&shared, pending_counted(&d));
@@ -700,17 +692,13 @@ mod tests {
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
                 assert_eq!(d.load(Ordering::SeqCst), before + 1, "dropped once");
             }
-        })
-        .unwrap();
+        });
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 
     #[test]
     fn cancel_in_place_leaves_a_shell_counted_until_polled_or_dropped() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
+        let (_rt, drops) = run_counting(|d| async move {
             let shared = current_shared();
             for polled in [true, false] {
                 let (cell, mut driver) = cell(&shared, pending_counted(&d));
@@ -726,8 +714,7 @@ mod tests {
                 drop(driver);
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
             }
-        })
-        .unwrap();
+        });
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 }
