@@ -201,26 +201,26 @@ fn cancel_in_place_races_a_poll() {
 /// it skips `RUNNING` because the task is complete.
 #[test]
 fn cancel_in_place_races_a_drop() {
-    loom::model(|| {
-        let m = Arc::new(Model::new());
-        let backend = on_thread(&m, |m| m.release());
-        m.cancel_now(true);
-        backend.join().unwrap();
-        m.check();
-    });
+    cancel_in_place_races(Model::release);
 }
 
 /// The backend polls a task that close finds running, then drops it: close's flag reaches the
 /// poll or the drop, and the future is dropped once.
 #[test]
 fn cancel_in_place_races_a_poll_then_a_drop() {
-    loom::model(|| {
+    cancel_in_place_races(|m| {
+        if !m.poll() {
+            m.release();
+        }
+    });
+}
+
+/// Close's in-place cancel (leaving a shell) races `backend`, the backend's side of the task,
+/// on another thread; once both are done, the future was dropped once and no shell is left.
+fn cancel_in_place_races(backend: fn(&Model)) {
+    loom::model(move || {
         let m = Arc::new(Model::new());
-        let backend = on_thread(&m, |m| {
-            if !m.poll() {
-                m.release();
-            }
-        });
+        let backend = on_thread(&m, backend);
         m.cancel_now(true);
         backend.join().unwrap();
         m.check();
