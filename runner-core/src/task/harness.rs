@@ -494,6 +494,31 @@ mod tests {
         (cell, driver)
     }
 
+    /// The `Shared` of the runner whose run this is.
+    fn current_shared() -> Arc<Shared> {
+        crate::scope::with_current(|s| s.unwrap().clone())
+    }
+
+    /// A future that never ends, and counts its drop in `drops`.
+    fn pending_counted(drops: &Arc<AtomicUsize>) -> impl Future<Output = ()> + Send + 'static {
+        let count = Count(drops.clone());
+        async move {
+            let _count = count;
+            pending::<()>().await
+        }
+    }
+
+    /// Runs the future `body` makes, given a drop counter for [`pending_counted`], in a run of
+    /// a new runner: the runner (not closed) and the counter.
+    fn run_counting<F: Future<Output = ()>>(
+        body: impl FnOnce(Arc<AtomicUsize>) -> F,
+    ) -> (Runner<TestLoop>, Arc<AtomicUsize>) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runner::<TestLoop>::new();
+        rt.run(body(drops.clone())).unwrap();
+        (rt, drops)
+    }
+
     fn poll(driver: &mut RawTask) -> Poll<()> {
         Pin::new(driver).poll(&mut TaskCx::from_waker(Waker::noop()))
     }
@@ -505,7 +530,7 @@ mod tests {
     fn a_detached_task_that_ended_is_no_shell() {
         let mut rt = Runner::<TestLoop>::new();
         rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+            let shared = current_shared();
             let (cell, mut driver) = cell(&shared, async { 7u32 });
             // The join handle was dropped: the output is dropped by `complete`.
             cell.task.detach();
@@ -533,34 +558,23 @@ mod tests {
 
     #[test]
     fn dropped_before_completion_drops_the_future_once() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
-            let count = Count(d.clone());
-            let (cell, mut driver) = cell(&shared, async move {
-                let _count = count;
-                pending::<()>().await
-            });
+        let (_rt, drops) = run_counting(|d| async move {
+            let shared = current_shared();
+            let (cell, mut driver) = cell(&shared, pending_counted(&d));
             assert!(poll(&mut driver).is_pending());
             drop(driver);
             assert_eq!(d.load(Ordering::SeqCst), 1);
             assert!(cell.task.header.is_complete());
             let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
-        })
-        .unwrap();
+        });
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn cancel_now_during_a_poll_flags_it_for_the_next_one() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+        let (_rt, drops) = run_counting(|d| async move {
+            let shared = current_shared();
             let me: Arc<Mutex<Option<Arc<dyn TaskRef>>>> = Arc::default();
             let count = Count(d.clone());
             let slot = me.clone();
@@ -585,8 +599,7 @@ mod tests {
             drop(driver);
             let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
-        })
-        .unwrap();
+        });
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 
@@ -598,16 +611,9 @@ mod tests {
     #[test]
     fn backend_drop_races_close_collecting() {
         for _ in 0..if cfg!(miri) { 4 } else { 500 } {
-            let drops = Arc::new(AtomicUsize::new(0));
-            let mut rt = Runner::<TestLoop>::new();
-            let d = drops.clone();
-            rt.run(async move {
-                let shared = crate::scope::with_current(|s| s.unwrap().clone());
-                let count = Count(d.clone());
-                let (cell, mut driver) = cell(&shared, async move {
-                    let _count = count;
-                    pending::<()>().await
-                });
+            let (mut rt, drops) = run_counting(|d| async move {
+                let shared = current_shared();
+                let (cell, mut driver) = cell(&shared, pending_counted(&d));
                 assert!(poll(&mut driver).is_pending());
                 // Close begins before the race: however the task ends, it is counted.
                 shared.registry.begin_grace();
@@ -622,8 +628,7 @@ mod tests {
                 drop(pending);
                 backend.join().unwrap();
                 assert_eq!(d.load(Ordering::SeqCst), 1);
-            })
-            .unwrap();
+            });
             let report = rt.close().unwrap();
             assert_eq!(report.cancelled, 1);
             assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -635,29 +640,17 @@ mod tests {
     /// and close reaches the pending ones through counts of its own (Miri checks the accesses).
     #[test]
     fn local_tasks_leave_the_registry_before_they_are_freed() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
+        let (mut rt, drops) = run_counting(|d| async move {
             let done = crate::spawn_local(async { std::rc::Rc::new(7) });
-            let count = Count(d.clone());
-            let aborted = crate::spawn_local(async move {
-                let _count = count;
-                pending::<()>().await
-            });
+            let aborted = crate::spawn_local(pending_counted(&d));
             for _ in 0..2 {
-                let count = Count(d.clone());
-                drop(crate::spawn_local(async move {
-                    let _count = count;
-                    pending::<()>().await
-                }));
+                drop(crate::spawn_local(pending_counted(&d)));
             }
             assert_eq!(*done.await.unwrap(), 7);
             aborted.abort();
             assert!(aborted.await.unwrap_err().is_cancelled());
             assert_eq!(d.load(Ordering::SeqCst), 1);
-        })
-        .unwrap();
+        });
         let report = rt.close().unwrap();
         assert_eq!(report.cancelled, 2);
         assert_eq!(drops.load(Ordering::SeqCst), 3);
@@ -674,17 +667,10 @@ mod tests {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+        let (_rt, drops) = run_counting(|d| async move {
+            let shared = current_shared();
             for polled in [true, false] {
-                let count = Count(d.clone());
-                let (cell, mut driver) = cell(&shared, async move {
-                    let _count = count;
-                    pending::<()>().await
-                });
+                let (cell, mut driver) = cell(&shared, pending_counted(&d));
                 let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
                 let waker = Waker::from(wakes.clone());
                 let pending = Pin::new(&mut driver).poll(&mut TaskCx::from_waker(&waker));
@@ -706,24 +692,16 @@ mod tests {
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
                 assert_eq!(d.load(Ordering::SeqCst), before + 1, "dropped once");
             }
-        })
-        .unwrap();
+        });
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 
     #[test]
     fn cancel_in_place_leaves_a_shell_counted_until_polled_or_dropped() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<TestLoop>::new();
-        let d = drops.clone();
-        rt.run(async move {
-            let shared = crate::scope::with_current(|s| s.unwrap().clone());
+        let (_rt, drops) = run_counting(|d| async move {
+            let shared = current_shared();
             for polled in [true, false] {
-                let count = Count(d.clone());
-                let (cell, mut driver) = cell(&shared, async move {
-                    let _count = count;
-                    pending::<()>().await
-                });
+                let (cell, mut driver) = cell(&shared, pending_counted(&d));
                 assert!(poll(&mut driver).is_pending());
                 let before = d.load(Ordering::SeqCst);
                 cell.cancel_now(true);
@@ -736,8 +714,7 @@ mod tests {
                 drop(driver);
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 0);
             }
-        })
-        .unwrap();
+        });
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 }

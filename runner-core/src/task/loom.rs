@@ -1,7 +1,9 @@
-//! Loom models of a task's state word, driving the engine's own code (`task::state`, whose word
-//! is loom's atomic under `--cfg loom`) with stand-ins only for what loom cannot host: the future
-//! is a `loom::cell::UnsafeCell<bool>` (so loom also checks that no two parties ever touch it at
-//! once), the wakers are flags, and the runner's shell count is a counter.
+//! Loom models of a task's state word and of the runner's own queue, driving the engine's own
+//! code (`task::state`, whose word is loom's atomic under `--cfg loom`, and `task::own`, whose
+//! lock, flags and fences are loom's there) with stand-ins only for what loom cannot host: the
+//! future is a `loom::cell::UnsafeCell<bool>` (so loom also checks that no two parties ever touch
+//! it at once), the wakers are flags, the runner's shell count is a counter, and a task on the
+//! own queue is a poll counter.
 //!
 //! - Close's in-place cancel against a poll, or a drop, of the backend's task: the protocols
 //!   `state::drive`, `state::release` and `state::cancel_now`, which `Cell::drive`,
@@ -15,26 +17,35 @@
 //!   `state::abort_own` (its waker and `abort`, from any thread) and `state::poll_own` (the loop
 //!   thread's poll), as `Cell::wake_by_ref`, `Cell::abort` and `OwnTask::poll_own` call them: a
 //!   task is queued at most once, no wake is lost, an abort is seen.
-//! - The shared half of that queue (`OwnQueue`, own.rs): a push from another thread
+//! - The shared half of that queue (`OwnQueue`, own.rs, itself): a push from another thread
 //!   (`OwnQueue::push`: the lock, `any`, a `SeqCst` fence, then `active`) races the loop thread's
-//!   poll of the main future (`before`, the drive's `take_shared`, which clears `any` under the
-//!   lock, and `registered`: `active`, a fence, then `any`): every push is taken by the drive, or
+//!   poll of the main future (`before`, `drive`, whose `take_shared` clears `any` under the lock,
+//!   and `registered`: `active`, a fence, then `any`): every push is polled by the drive, or
 //!   leaves `any` set and the main future woken. (Loom treats `SeqCst` loads and stores as
-//!   `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.) This one is a replica
-//!   of own.rs's code.
+//!   `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.)
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
 //! ```
 
-use std::task::Poll;
+use std::task::{Context, Poll, Wake, Waker};
 
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
+use super::own::{Here, OwnQueue, OwnTask};
 use super::state::{self, Holder, JoinSlots, Poller, State};
+
+/// Runs `f` on a thread of its own, with a clone of `x` moved there: the other party of a model.
+fn on_thread<T: 'static, R: 'static>(
+    x: &Arc<T>,
+    f: impl FnOnce(&T) -> R + 'static,
+) -> thread::JoinHandle<R> {
+    let x = x.clone();
+    thread::spawn(move || f(&x))
+}
 
 /// A `Send` task's cell, as `Cell` is to the protocols: its state word, its future, its
 /// registered waker, and its runner's shell count.
@@ -171,10 +182,7 @@ impl Poller for ModelPoll<'_> {
 fn cancel_in_place_races_a_poll() {
     loom::model(|| {
         let m = Arc::new(Model::new());
-        let backend = {
-            let m = m.clone();
-            thread::spawn(move || m.poll())
-        };
+        let backend = on_thread(&m, |m| m.poll());
         m.cancel_now(true);
         let finished = backend.join().unwrap();
         if !finished {
@@ -193,32 +201,26 @@ fn cancel_in_place_races_a_poll() {
 /// it skips `RUNNING` because the task is complete.
 #[test]
 fn cancel_in_place_races_a_drop() {
-    loom::model(|| {
-        let m = Arc::new(Model::new());
-        let backend = {
-            let m = m.clone();
-            thread::spawn(move || m.release())
-        };
-        m.cancel_now(true);
-        backend.join().unwrap();
-        m.check();
-    });
+    cancel_in_place_races(Model::release);
 }
 
 /// The backend polls a task that close finds running, then drops it: close's flag reaches the
 /// poll or the drop, and the future is dropped once.
 #[test]
 fn cancel_in_place_races_a_poll_then_a_drop() {
-    loom::model(|| {
+    cancel_in_place_races(|m| {
+        if !m.poll() {
+            m.release();
+        }
+    });
+}
+
+/// Close's in-place cancel (leaving a shell) races `backend`, the backend's side of the task,
+/// on another thread; once both are done, the future was dropped once and no shell is left.
+fn cancel_in_place_races(backend: fn(&Model)) {
+    loom::model(move || {
         let m = Arc::new(Model::new());
-        let backend = {
-            let m = m.clone();
-            thread::spawn(move || {
-                if !m.poll() {
-                    m.release();
-                }
-            })
-        };
+        let backend = on_thread(&m, backend);
         m.cancel_now(true);
         backend.join().unwrap();
         m.check();
@@ -233,18 +235,15 @@ fn cancel_in_place_races_a_poll_then_a_drop() {
 fn reaped_cancel_races_a_poll_then_the_shutdown_drop() {
     loom::model(|| {
         let m = Arc::new(Model::new());
-        let backend = {
-            let m = m.clone();
-            thread::spawn(move || {
-                if !m.poll() {
-                    // Close's flag reached the poll, which woke the task itself: its next
-                    // poll ends it; or the task is idle until the shutdown drops it.
-                    if m.woken.load(Ordering::Acquire) {
-                        m.poll();
-                    }
+        let backend = on_thread(&m, |m| {
+            if !m.poll() {
+                // Close's flag reached the poll, which woke the task itself: its next
+                // poll ends it; or the task is idle until the shutdown drops it.
+                if m.woken.load(Ordering::Acquire) {
+                    m.poll();
                 }
-            })
-        };
+            }
+        });
         m.cancel_now(false);
         backend.join().unwrap();
         // Close waits for its shells before the loop shuts down: a shell here would be dropped
@@ -347,10 +346,7 @@ impl JoinSlots for Join {
 fn output_handed_over_while_the_handle_polls() {
     loom::model(|| {
         let j = Arc::new(Join::new());
-        let task = {
-            let j = j.clone();
-            thread::spawn(move || j.complete(7))
-        };
+        let task = on_thread(&j, |j| j.complete(7));
         let mut got = j.poll(1);
         let mut last = 1;
         if got.is_none() {
@@ -377,10 +373,7 @@ fn output_handed_over_while_the_handle_polls() {
 fn output_handed_over_while_the_handle_is_dropped() {
     loom::model(|| {
         let j = Arc::new(Join::new());
-        let task = {
-            let j = j.clone();
-            thread::spawn(move || j.complete(7))
-        };
+        let task = on_thread(&j, |j| j.complete(7));
         let got = j.poll(1);
         if got.is_none() {
             j.detach();
@@ -486,13 +479,10 @@ impl Own {
 fn own_queue_wake_races_a_poll() {
     loom::model(|| {
         let t = Arc::new(Own::new());
-        let waker = {
-            let t = t.clone();
-            thread::spawn(move || {
-                t.wake();
-                t.wake();
-            })
-        };
+        let waker = on_thread(&t, |t| {
+            t.wake();
+            t.wake();
+        });
         t.drive_once(false);
         t.drive_once(false);
         waker.join().unwrap();
@@ -512,10 +502,7 @@ fn own_queue_wake_races_a_poll() {
 fn own_queue_abort_races_a_poll() {
     loom::model(|| {
         let t = Arc::new(Own::new());
-        let aborter = {
-            let t = t.clone();
-            thread::spawn(move || t.abort())
-        };
+        let aborter = on_thread(&t, |t| t.abort());
         t.drive_once(false);
         aborter.join().unwrap();
         t.check_rest();
@@ -532,10 +519,7 @@ fn own_queue_abort_races_a_poll() {
 fn own_queue_wake_races_completion() {
     loom::model(|| {
         let t = Arc::new(Own::new());
-        let waker = {
-            let t = t.clone();
-            thread::spawn(move || t.wake())
-        };
+        let waker = on_thread(&t, |t| t.wake());
         t.drive_once(true);
         waker.join().unwrap();
         t.check_rest();
@@ -545,83 +529,100 @@ fn own_queue_wake_races_completion() {
     });
 }
 
-/// The shared half of the runner's own queue, as `OwnQueue` (own.rs) uses it: the queue's
-/// length under its lock, `any`, `active`, and whether the main future's waker was woken.
-struct SharedQueue {
-    queue: loom::sync::Mutex<usize>,
-    any: AtomicBool,
-    active: AtomicBool,
-    woken: AtomicBool,
-}
+/// A task on the runner's own queue, for the model of its shared half: a poll only counts.
+struct Counted(std::sync::Arc<AtomicUsize>);
 
-impl SharedQueue {
-    /// `OwnQueue::push` and `Shared::push_own`'s wake.
-    fn push(&self) {
-        *self.queue.lock().unwrap() += 1;
-        self.any.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if !self.active.load(Ordering::Relaxed) {
-            self.woken.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// `OwnQueue::before`.
-    fn before(&self) {
-        self.active.store(true, Ordering::Relaxed);
-    }
-
-    /// `OwnQueue::take_shared`: how many it took.
-    fn take(&self) -> usize {
-        if !self.any.load(Ordering::Relaxed) {
-            return 0;
-        }
-        let mut queue = self.queue.lock().unwrap();
-        self.any.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *queue)
-    }
-
-    /// `OwnQueue::registered` (the waker is woken by reference).
-    fn registered(&self) {
-        self.active.store(false, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if self.any.load(Ordering::Relaxed) {
-            self.woken.store(true, Ordering::SeqCst);
-        }
+impl OwnTask for Counted {
+    fn poll_own(self: std::sync::Arc<Self>, _: bool) {
+        self.0.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-/// Two pushes from another thread race a poll of the main future and its drive (two batches):
-/// whatever the drive did not take is still queued with `any` set, and the main future was
-/// woken, so the next poll's drive takes it. `active` starts clear (the main future waits,
-/// registered) or set (left by a run whose main future ended).
+/// The main future's waker (`Shared::main_waker`): a flag.
+struct MainWaker(AtomicBool);
+
+impl Wake for MainWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Two pushes from another thread (`OwnQueue::push`, and `Shared::push_own`'s wake when it says
+/// so) race a poll of the main future on the loop's thread (`OwnQueue::before`, the drive, whose
+/// batches take the shared queue under its lock, then `OwnQueue::registered` with the main
+/// future's waker): every task the drive did not poll is still queued, seen by `wants_drive`
+/// (`any` set), and the main future was woken, so the next poll's drive polls it. `active`
+/// starts clear (the main future waits, registered) or set (left by a run whose main future
+/// ended). The model drives own.rs's code, whose lock, flags and fences are loom's here.
 #[test]
 fn own_queue_push_races_the_drive_and_registration() {
     for active in [false, true] {
         loom::model(move || {
-            let q = Arc::new(SharedQueue {
-                queue: loom::sync::Mutex::new(0),
-                any: AtomicBool::new(false),
-                active: AtomicBool::new(active),
-                woken: AtomicBool::new(false),
-            });
+            let q = Arc::new(OwnQueue::default());
+            if active {
+                q.before();
+            }
+            let polls = std::sync::Arc::new(AtomicUsize::new(0));
+            let main = std::sync::Arc::new(MainWaker(AtomicBool::new(false)));
             let pusher = {
-                let q = q.clone();
+                let (q, polls, main) = (q.clone(), polls.clone(), main.clone());
                 thread::spawn(move || {
-                    q.push();
-                    q.push();
+                    for _ in 0..2 {
+                        if q.push(std::sync::Arc::new(Counted(polls.clone()))) {
+                            main.wake_by_ref();
+                        }
+                    }
                 })
             };
+            let here = Here::new();
             q.before();
-            let mut taken = q.take();
-            taken += q.take();
-            q.registered();
+            q.drive(&here, true);
+            let waker = Waker::from(main.clone());
+            q.registered(&mut Context::from_waker(&waker));
             pusher.join().unwrap();
-            let left = *q.queue.lock().unwrap();
-            assert_eq!(taken + left, 2);
-            if left != 0 {
-                assert!(q.any.load(Ordering::SeqCst), "a push left unseen");
-                assert!(q.woken.load(Ordering::SeqCst), "a wake-up lost");
+            let polled = polls.load(Ordering::Acquire);
+            if polled < 2 {
+                assert!(q.wants_drive(), "a push left unseen");
+                assert!(main.0.load(Ordering::Acquire), "a wake-up lost");
             }
+            // The next poll of the main future (woken for nothing, maybe), and its drive if it
+            // wants one: every task polled once, nothing left.
+            q.before();
+            if q.wants_drive() {
+                q.drive(&here, true);
+            }
+            assert_eq!(polls.load(Ordering::Acquire), 2);
+            assert!(!q.wants_drive());
         });
     }
+}
+
+/// A push from another thread races close's end (`OwnQueue::clear`): the task is dropped, by
+/// the push (the queue closed) or by `clear`, and never left queued, where its cell would keep
+/// the runner alive through its header. Drives own.rs's code, as above.
+#[test]
+fn own_queue_push_races_clear() {
+    loom::model(|| {
+        let q = Arc::new(OwnQueue::default());
+        let polls = std::sync::Arc::new(AtomicUsize::new(0));
+        let pusher = {
+            let (q, polls) = (q.clone(), polls.clone());
+            thread::spawn(move || {
+                // Whether it wakes the main future does not matter: nothing polls it any more.
+                let _ = q.push(std::sync::Arc::new(Counted(polls)));
+            })
+        };
+        q.clear();
+        pusher.join().unwrap();
+        assert_eq!(
+            std::sync::Arc::strong_count(&polls),
+            1,
+            "a task left queued after clear"
+        );
+        assert_eq!(polls.load(Ordering::Acquire), 0);
+    });
 }

@@ -54,11 +54,28 @@
 //! runner's cells then: no run or close of it is under way, and each one's end emptied it.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Context as TaskCx;
 
+// The shared half's lock, flags and fences are loom's under `--cfg loom`, so that the loom model
+// of the handshake (task/loom.rs) drives this code; `std`'s otherwise.
+#[cfg(loom)]
+use ::loom::sync::atomic::{fence, AtomicBool, Ordering};
+#[cfg(loom)]
+use ::loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+#[cfg(not(loom))]
+use std::sync::Mutex;
+
+#[cfg(not(loom))]
 use crate::lock::lock;
+
+/// `crate::lock::lock`, for loom's mutex.
+#[cfg(loom)]
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// How many task polls one drive may make before it lets the backend poll its I/O and timers
 /// (more only when the first batch alone is larger): tokio's `event_interval`.
