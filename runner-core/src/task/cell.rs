@@ -379,6 +379,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     ///
     /// A panic is reported exactly once: here when the handle is already gone or close is under
     /// way, otherwise by the handle's `Drop` if it is dropped unread.
+    #[inline]
     pub(crate) fn complete(&self, result: Result<T, JoinError>, shared: Option<&Shared>) {
         let header = self.header();
         let outcome = match &result {
@@ -392,18 +393,36 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         // borrowed registry entry relies on it; see `registry::Entry`).
         let closing = match shared {
             Some(s) => s.deregister(header.key(), outcome),
-            None => header.with_shared(|s| s.is_some_and(|s| s.deregister(header.key(), outcome))),
+            None => deregister_outliving(header, outcome),
         };
         if header.local {
             if let Some(s) = shared {
                 s.local.ended();
             }
         }
+        if closing && outcome == Outcome::Panicked {
+            self.complete_panicked_during_close(result, shared);
+            return;
+        }
+        if let Some(unread) = state::complete(&header.state, self, result, Out::Value) {
+            drop_unread_cold(unread, shared, header, closing);
+        }
+    }
+
+    /// [`complete`](Self::complete) of a task that panicked while its runner was closing: close
+    /// cannot know whether the holder will ever look, so the message is reported now and the
+    /// payload left to the handle.
+    #[cold]
+    #[inline(never)]
+    fn complete_panicked_during_close(
+        &self,
+        result: Result<T, JoinError>,
+        shared: Option<&Shared>,
+    ) {
+        let header = self.header();
         let mut during_close = None;
         let unread = state::complete(&header.state, self, result, |result| match result {
-            Err(e) if closing && e.is_panic() => {
-                // Close cannot know whether the holder will ever look: report the message now
-                // and leave the payload to the handle.
+            Err(e) if e.is_panic() => {
                 during_close = Some(e.message().to_owned());
                 Out::Reported(e)
             }
@@ -419,7 +438,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
             });
         }
         if let Some(unread) = unread {
-            drop_unread(unread, shared, &header.info(), closing);
+            drop_unread(unread, shared, &header.info(), true);
         }
     }
 
@@ -521,6 +540,26 @@ pub(crate) fn drop_unread<T>(
             }
         }
     }
+}
+
+/// [`Task::complete`]'s deregistration when the caller has no runner at hand (a local task's
+/// end after its runner's last strong count may have gone): out of line, rare.
+#[cold]
+#[inline(never)]
+fn deregister_outliving(header: &Header, outcome: Outcome) -> bool {
+    header.with_shared(|s| s.is_some_and(|s| s.deregister(header.key(), outcome)))
+}
+
+/// [`drop_unread`] of a detached task's output, out of [`Task::complete`]'s common path.
+#[cold]
+#[inline(never)]
+fn drop_unread_cold<T>(
+    unread: Result<T, JoinError>,
+    shared: Option<&Shared>,
+    header: &Header,
+    closing: bool,
+) {
+    drop_unread(unread, shared, &header.info(), closing);
 }
 
 /// Reports a panic nobody will read. Without a runner (the handle outlived it), the default
