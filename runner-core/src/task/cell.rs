@@ -27,6 +27,10 @@ use super::state::{self, State};
 /// diagnostics show of it. 32 bytes: the waker of a task's last pending poll, which a task on
 /// the runner's own queue does not need (its cell is its own waker), is kept beside the header
 /// by the tasks that need one ([`Cell`] on a multi-thread loop, [`LocalHeader`]).
+///
+/// `repr(C)`, the key, the state word and the flags first: one 8-byte word, which the spawn
+/// writes whole instead of byte by byte before the cell is copied into its allocation.
+#[repr(C)]
 pub(crate) struct Header {
     /// The registry's key: `u32` beside the state word and the flags, in one word. Given at
     /// construction, or for a cell made before it is registered (so that its allocation is not
@@ -41,9 +45,9 @@ pub(crate) struct Header {
     /// A `Send` task on the runner's own queue (a current-thread loop; see `task::own`): its cell
     /// is its own waker, and it has no backend task (no shell at close).
     pub(crate) own: bool,
-    location: &'static Location<'static>,
     /// The header holds a weak count of `shared`, else a strong one (see `shared`).
     weak: bool,
+    location: &'static Location<'static>,
     /// The name and, in debug mode, the spawn time: boxed, and only for a task that has one.
     extras: Option<Box<Extras>>,
     /// The runner: with a weak count for a local task or a blocking job, whose handle may outlive
@@ -96,24 +100,41 @@ impl Header {
     ) -> Self {
         let weak = Weak::into_raw(Arc::downgrade(shared)).cast_mut();
         let weak = NonNull::new(weak).expect("a `Weak` of a live `Arc` is not null");
-        Header::with_count(key, meta, shared, cancelled, local, weak, true)
+        Header::with_count(
+            key,
+            meta,
+            shared,
+            State::new(cancelled),
+            local,
+            false,
+            weak,
+            true,
+        )
     }
 
-    /// The header of a [`Cell`]: it holds a strong count of `shared`.
+    /// The header of a [`Cell`]: it holds a strong count of `shared`. `own`: a task on the
+    /// runner's own queue, queued at spawn (`SCHEDULED`).
     #[inline(always)]
-    fn strong(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool) -> Self {
+    fn strong(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool, own: bool) -> Self {
         let strong = Arc::into_raw(shared.clone()).cast_mut();
         let strong = NonNull::new(strong).expect("an `Arc` is not null");
-        Header::with_count(key, meta, shared, cancelled, false, strong, false)
+        let state = if own {
+            State::new_scheduled(cancelled)
+        } else {
+            State::new(cancelled)
+        };
+        Header::with_count(key, meta, shared, state, false, own, strong, false)
     }
 
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn with_count(
         key: usize,
         meta: Meta,
         shared: &Arc<Shared>,
-        cancelled: bool,
+        state: State,
         local: bool,
+        own: bool,
         counted: NonNull<Shared>,
         weak: bool,
     ) -> Self {
@@ -127,11 +148,11 @@ impl Header {
         });
         Header {
             key,
+            state,
             local,
-            own: false,
-            state: State::new(cancelled),
-            location: meta.location,
+            own,
             weak,
+            location: meta.location,
             extras,
             shared: counted,
         }
@@ -631,7 +652,8 @@ where
 impl<F: Future, D: Driver> Cell<F, D> {
     /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner; the
     /// other arguments are [`Header::new`]'s. The header holds the cell's (strong) reference to
-    /// its runner.
+    /// its runner. A cell on the runner's own queue ([`OwnQueued`]) is born `SCHEDULED`: its
+    /// spawn queues it once, for its first poll.
     #[inline(always)]
     pub(crate) fn new(
         key: usize,
@@ -641,10 +663,8 @@ impl<F: Future, D: Driver> Cell<F, D> {
         shared: &Arc<Shared>,
         ctx: Context,
     ) -> Self {
-        let mut header = Header::strong(key, meta, shared, cancelled);
-        header.own = D::OWN;
         Cell {
-            task: Task::new(header),
+            task: Task::new(Header::strong(key, meta, shared, cancelled, D::OWN)),
             driver: D::default(),
             run: UnsafeCell::new(Run {
                 stage: Stage::Running { fut },
