@@ -184,6 +184,13 @@ pub(crate) trait TaskRef: Send + Sync + 'static {
         let _ = leave_shell;
         self.abort();
     }
+
+    /// [`cancel_now`](Self::cancel_now) from close's drive (`close::drive_close`), where the
+    /// task's runner is already the thread-local scope's current one, with a loop marked as
+    /// running: a future dropped here need not enter it again. The default is `cancel_now`.
+    fn cancel_now_in_scope(&self, leave_shell: bool) {
+        self.cancel_now(leave_shell);
+    }
 }
 
 #[cfg(loom)]
