@@ -285,6 +285,7 @@ impl Entry {
 impl Drop for Entry {
     /// An owned entry gives its count back: after the shard's lock is let go (`deregister`),
     /// since the count may be the task's last and dropping a task runs user code.
+    #[inline]
     fn drop(&mut self) {
         if self.0.as_ptr().addr() & OWNED != 0 {
             // SAFETY: an owned entry holds the count `TaskArc::into_raw` kept (`owned`), given
@@ -757,7 +758,7 @@ impl HereTasks {
     }
 
     /// Inserts `entry` at [`vacant_key`](Self::vacant_key).
-    #[inline]
+    #[inline(always)]
     fn insert_vacant(&mut self, entry: Entry) {
         let key = self.next;
         self.len += 1;
@@ -773,7 +774,7 @@ impl HereTasks {
     }
 
     /// Removes the entry at `key`, if there is one.
-    #[inline]
+    #[inline(always)]
     fn try_remove(&mut self, key: usize) -> Option<Entry> {
         let slot = self.slots.get_mut(key)?;
         if let Slot::Vacant(_) = slot {
