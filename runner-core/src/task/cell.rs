@@ -63,6 +63,7 @@ unsafe impl Send for Header {}
 unsafe impl Sync for Header {}
 
 impl Drop for Header {
+    #[inline]
     fn drop(&mut self) {
         if self.weak {
             // SAFETY: `new` took this weak count (`Weak::into_raw`) and only this drop gives it
