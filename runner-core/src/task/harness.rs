@@ -83,7 +83,7 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
 /// it had `ABORTED`. With `installed`, the caller knows the task's runner is already the
 /// thread-local scope's current one, with a loop marked as running (the drive of the runner's
 /// own queue, inside its run or close): the poll does not enter it again.
-#[inline]
+#[inline(always)]
 fn poll_registered<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
     env: &mut EnvMut<'_>,
