@@ -835,7 +835,7 @@ impl Registry {
     /// # Safety
     ///
     /// The calling thread has the loop's side to itself (see [`register_here`](Self::register_here)).
-    #[inline]
+    #[inline(always)]
     unsafe fn deregister_here(&self, key: usize, outcome: Outcome) -> bool {
         let (removed, emptied) = {
             // SAFETY: the caller's; the `&mut` ends in this block, before the entry is dropped
