@@ -130,9 +130,10 @@ async fn drive_close(shared: &Arc<Shared>, reaps: bool) {
         }
     }
     // In bulk, here on the loop's thread with the runner and context installed: each future is
-    // dropped in place (see `TaskRef::cancel_now`), not polled once more.
+    // dropped in place (see `TaskRef::cancel_now`), not polled once more. `shutdown` made the
+    // runner the scope's current one around this drive: the drops need not enter it again.
     for t in &pending {
-        t.cancel_now(!reaps);
+        t.cancel_now_in_scope(!reaps);
     }
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;

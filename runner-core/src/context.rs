@@ -59,8 +59,12 @@ impl Context {
     }
 
     /// A copy of the calling thread's current context (Python's `copy_context()`). O(1).
+    #[inline]
     pub fn copy_current() -> Self {
-        CURRENT.with(|c| c.borrow().clone())
+        CURRENT.with(|c| Context {
+            id: 0,
+            map: c.borrow().map.clone(),
+        })
     }
 
     /// Runs `f` with this context as the thread's current one, then puts the previous one back,

@@ -27,6 +27,10 @@ use super::state::{self, State};
 /// diagnostics show of it. 32 bytes: the waker of a task's last pending poll, which a task on
 /// the runner's own queue does not need (its cell is its own waker), is kept beside the header
 /// by the tasks that need one ([`Cell`] on a multi-thread loop, [`LocalHeader`]).
+///
+/// `repr(C)`, the key, the state word and the flags first: one 8-byte word, which the spawn
+/// writes whole instead of byte by byte before the cell is copied into its allocation.
+#[repr(C)]
 pub(crate) struct Header {
     /// The registry's key: `u32` beside the state word and the flags, in one word. Given at
     /// construction, or for a cell made before it is registered (so that its allocation is not
@@ -41,9 +45,9 @@ pub(crate) struct Header {
     /// A `Send` task on the runner's own queue (a current-thread loop; see `task::own`): its cell
     /// is its own waker, and it has no backend task (no shell at close).
     pub(crate) own: bool,
-    location: &'static Location<'static>,
     /// The header holds a weak count of `shared`, else a strong one (see `shared`).
     weak: bool,
+    location: &'static Location<'static>,
     /// The name and, in debug mode, the spawn time: boxed, and only for a task that has one.
     extras: Option<Box<Extras>>,
     /// The runner: with a weak count for a local task or a blocking job, whose handle may outlive
@@ -59,6 +63,7 @@ unsafe impl Send for Header {}
 unsafe impl Sync for Header {}
 
 impl Drop for Header {
+    #[inline]
     fn drop(&mut self) {
         if self.weak {
             // SAFETY: `new` took this weak count (`Weak::into_raw`) and only this drop gives it
@@ -96,24 +101,41 @@ impl Header {
     ) -> Self {
         let weak = Weak::into_raw(Arc::downgrade(shared)).cast_mut();
         let weak = NonNull::new(weak).expect("a `Weak` of a live `Arc` is not null");
-        Header::with_count(key, meta, shared, cancelled, local, weak, true)
+        Header::with_count(
+            key,
+            meta,
+            shared,
+            State::new(cancelled),
+            local,
+            false,
+            weak,
+            true,
+        )
     }
 
-    /// The header of a [`Cell`]: it holds a strong count of `shared`.
+    /// The header of a [`Cell`]: it holds a strong count of `shared`. `own`: a task on the
+    /// runner's own queue, queued at spawn (`SCHEDULED`).
     #[inline(always)]
-    fn strong(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool) -> Self {
+    fn strong(key: usize, meta: Meta, shared: &Arc<Shared>, cancelled: bool, own: bool) -> Self {
         let strong = Arc::into_raw(shared.clone()).cast_mut();
         let strong = NonNull::new(strong).expect("an `Arc` is not null");
-        Header::with_count(key, meta, shared, cancelled, false, strong, false)
+        let state = if own {
+            State::new_scheduled(cancelled)
+        } else {
+            State::new(cancelled)
+        };
+        Header::with_count(key, meta, shared, state, false, own, strong, false)
     }
 
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn with_count(
         key: usize,
         meta: Meta,
         shared: &Arc<Shared>,
-        cancelled: bool,
+        state: State,
         local: bool,
+        own: bool,
         counted: NonNull<Shared>,
         weak: bool,
     ) -> Self {
@@ -127,11 +149,11 @@ impl Header {
         });
         Header {
             key,
+            state,
             local,
-            own: false,
-            state: State::new(cancelled),
-            location: meta.location,
+            own,
             weak,
+            location: meta.location,
             extras,
             shared: counted,
         }
@@ -379,6 +401,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
     ///
     /// A panic is reported exactly once: here when the handle is already gone or close is under
     /// way, otherwise by the handle's `Drop` if it is dropped unread.
+    #[inline]
     pub(crate) fn complete(&self, result: Result<T, JoinError>, shared: Option<&Shared>) {
         let header = self.header();
         let outcome = match &result {
@@ -392,18 +415,36 @@ impl<T, H: Borrow<Header>> Task<T, H> {
         // borrowed registry entry relies on it; see `registry::Entry`).
         let closing = match shared {
             Some(s) => s.deregister(header.key(), outcome),
-            None => header.with_shared(|s| s.is_some_and(|s| s.deregister(header.key(), outcome))),
+            None => deregister_outliving(header, outcome),
         };
         if header.local {
             if let Some(s) = shared {
                 s.local.ended();
             }
         }
+        if closing && outcome == Outcome::Panicked {
+            self.complete_panicked_during_close(result, shared);
+            return;
+        }
+        if let Some(unread) = state::complete(&header.state, self, result, Out::Value) {
+            drop_unread_cold(unread, shared, header, closing);
+        }
+    }
+
+    /// [`complete`](Self::complete) of a task that panicked while its runner was closing: close
+    /// cannot know whether the holder will ever look, so the message is reported now and the
+    /// payload left to the handle.
+    #[cold]
+    #[inline(never)]
+    fn complete_panicked_during_close(
+        &self,
+        result: Result<T, JoinError>,
+        shared: Option<&Shared>,
+    ) {
+        let header = self.header();
         let mut during_close = None;
         let unread = state::complete(&header.state, self, result, |result| match result {
-            Err(e) if closing && e.is_panic() => {
-                // Close cannot know whether the holder will ever look: report the message now
-                // and leave the payload to the handle.
+            Err(e) if e.is_panic() => {
                 during_close = Some(e.message().to_owned());
                 Out::Reported(e)
             }
@@ -419,7 +460,7 @@ impl<T, H: Borrow<Header>> Task<T, H> {
             });
         }
         if let Some(unread) = unread {
-            drop_unread(unread, shared, &header.info(), closing);
+            drop_unread(unread, shared, &header.info(), true);
         }
     }
 
@@ -523,6 +564,26 @@ pub(crate) fn drop_unread<T>(
     }
 }
 
+/// [`Task::complete`]'s deregistration when the caller has no runner at hand (a local task's
+/// end after its runner's last strong count may have gone): out of line, rare.
+#[cold]
+#[inline(never)]
+fn deregister_outliving(header: &Header, outcome: Outcome) -> bool {
+    header.with_shared(|s| s.is_some_and(|s| s.deregister(header.key(), outcome)))
+}
+
+/// [`drop_unread`] of a detached task's output, out of [`Task::complete`]'s common path.
+#[cold]
+#[inline(never)]
+fn drop_unread_cold<T>(
+    unread: Result<T, JoinError>,
+    shared: Option<&Shared>,
+    header: &Header,
+    closing: bool,
+) {
+    drop_unread(unread, shared, &header.info(), closing);
+}
+
 /// Reports a panic nobody will read. Without a runner (the handle outlived it), the default
 /// handler still prints it: nothing is lost silently.
 pub(crate) fn report_unobserved(
@@ -592,7 +653,8 @@ where
 impl<F: Future, D: Driver> Cell<F, D> {
     /// A running task's cell: `fut` to be polled in `ctx`, with `shared` as its runner; the
     /// other arguments are [`Header::new`]'s. The header holds the cell's (strong) reference to
-    /// its runner.
+    /// its runner. A cell on the runner's own queue ([`OwnQueued`]) is born `SCHEDULED`: its
+    /// spawn queues it once, for its first poll.
     #[inline(always)]
     pub(crate) fn new(
         key: usize,
@@ -602,10 +664,8 @@ impl<F: Future, D: Driver> Cell<F, D> {
         shared: &Arc<Shared>,
         ctx: Context,
     ) -> Self {
-        let mut header = Header::strong(key, meta, shared, cancelled);
-        header.own = D::OWN;
         Cell {
-            task: Task::new(header),
+            task: Task::new(Header::strong(key, meta, shared, cancelled, D::OWN)),
             driver: D::default(),
             run: UnsafeCell::new(Run {
                 stage: Stage::Running { fut },

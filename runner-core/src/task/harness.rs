@@ -29,11 +29,15 @@ use super::state::{self, Holder, Poller};
 /// Drops the future with the task's runner and context installed (its destructors may use
 /// them). A destructor that panics makes the task's result that panic, as tokio does: the
 /// cleanup of a cancelled task failed, and someone must hear of it.
+///
+/// With `installed`, the caller knows the task's runner is already the scope's current one, with
+/// a loop marked as running (close's drive): the drop does not enter it again.
 pub(crate) fn drop_future<F>(
     stage: Pin<&mut Stage<F>>,
     env: &mut EnvMut<'_>,
+    installed: bool,
 ) -> Result<(), JoinError> {
-    let _scope = scope::Enter::new(env.scope);
+    let _scope = (!installed).then(|| scope::Enter::new(env.scope));
     let _ctx = context::Enter::new(env.ctx);
     let mut stage = stage;
     catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))).map_err(JoinError::panic)
@@ -41,13 +45,15 @@ pub(crate) fn drop_future<F>(
 
 /// Cancels a task that is still running: drops its future (see [`drop_future`]) and completes
 /// it as cancelled. Nothing to do for a task that has ended.
+/// `installed`: as for [`drop_future`].
 pub(crate) fn cancel<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
     env: &mut EnvMut<'_>,
     task: &Task<F::Output, H>,
+    installed: bool,
 ) {
     if let StageProj::Running { .. } = stage.as_mut().project() {
-        let result = drop_future(stage, env).and(Err(JoinError::cancelled()));
+        let result = drop_future(stage, env, installed).and(Err(JoinError::cancelled()));
         task.complete(result, env.scope.as_deref());
     }
 }
@@ -77,7 +83,7 @@ pub(crate) fn poll_task<F: Future, H: Borrow<Header>>(
 /// it had `ABORTED`. With `installed`, the caller knows the task's runner is already the
 /// thread-local scope's current one, with a loop marked as running (the drive of the runner's
 /// own queue, inside its run or close): the poll does not enter it again.
-#[inline]
+#[inline(always)]
 fn poll_registered<F: Future, H: Borrow<Header>>(
     mut stage: Pin<&mut Stage<F>>,
     env: &mut EnvMut<'_>,
@@ -91,7 +97,7 @@ fn poll_registered<F: Future, H: Borrow<Header>>(
         return Poll::Ready(());
     }
     if aborted {
-        cancel(stage, env, task);
+        cancel(stage, env, task, installed);
         return Poll::Ready(());
     }
     let debug = env.scope.as_ref().filter(|s| s.config.debug).cloned();
@@ -148,7 +154,7 @@ pin_project! {
             // Dropped before it completed (its runner let go of it): the future is dropped here,
             // on its thread, and the task ends cancelled.
             let this = this.project();
-            cancel(this.stage, &mut this.env.as_mut(), this.task);
+            cancel(this.stage, &mut this.env.as_mut(), this.task, false);
         }
     }
 }
@@ -205,11 +211,15 @@ impl<F: Future, D: Driver> Cell<F, D> {
     }
 }
 
-/// The cell as the state word's protocols reach it.
-impl<F: Future, D: Driver> Holder for Cell<F, D> {
+impl<F: Future, D: Driver> Cell<F, D> {
+    /// [`Holder::cancel`], `installed` as for [`drop_future`].
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `RUNNING` until after this returns.
     #[inline]
-    unsafe fn cancel(&self) {
-        // SAFETY: the caller holds `RUNNING` until after this returns.
+    unsafe fn cancel_held(&self, installed: bool) {
+        // SAFETY: the caller's.
         let run = unsafe { self.run() };
         let (stage, ctx) = run.parts();
         // Without `COMPLETE` the future is still there (see `COMPLETE`); with it, `cancel` does
@@ -218,7 +228,17 @@ impl<F: Future, D: Driver> Holder for Cell<F, D> {
             stage,
             &mut Lent::new(&self.task.header).env(ctx),
             &self.task,
+            installed,
         );
+    }
+}
+
+/// The cell as the state word's protocols reach it.
+impl<F: Future, D: Driver> Holder for Cell<F, D> {
+    #[inline]
+    unsafe fn cancel(&self) {
+        // SAFETY: the caller holds `RUNNING` until after this returns.
+        unsafe { self.cancel_held(false) };
     }
 
     #[inline]
@@ -238,6 +258,33 @@ impl<F: Future, D: Driver> Holder for Cell<F, D> {
     #[inline]
     fn shell_done(&self) {
         self.task.header.tell_shell_done();
+    }
+}
+
+/// The cell as close's drive reaches it ([`TaskRef::cancel_now_in_scope`]): the runner is the
+/// scope's current one already, so a future dropped in place does not enter it again.
+struct InScope<'a, F: Future, D>(&'a Cell<F, D>);
+
+impl<F: Future, D: Driver> Holder for InScope<'_, F, D> {
+    #[inline]
+    unsafe fn cancel(&self) {
+        // SAFETY: the caller holds `RUNNING` until after this returns.
+        unsafe { self.0.cancel_held(true) };
+    }
+
+    #[inline]
+    fn wake_driver(&self) {
+        self.0.wake_driver();
+    }
+
+    #[inline]
+    fn shell_made(&self) {
+        self.0.shell_made();
+    }
+
+    #[inline]
+    fn shell_done(&self) {
+        self.0.shell_done();
     }
 }
 
@@ -446,6 +493,10 @@ where
     fn cancel_now(&self, leave_shell: bool) {
         // `D::OWN` is `header.own`, known at compile time.
         state::cancel_now(&self.task.header.state, self, leave_shell, D::OWN);
+    }
+
+    fn cancel_now_in_scope(&self, leave_shell: bool) {
+        state::cancel_now(&self.task.header.state, &InScope(self), leave_shell, D::OWN);
     }
 }
 

@@ -87,9 +87,8 @@ where
     F::Output: Send + 'static,
 {
     let make = |key, cancelled| {
-        let mut cell: Cell<F, OwnQueued> = Cell::new(key, meta, cancelled, fut, shared, ctx);
-        // Queued below, once: its first poll.
-        cell.task.header.state.set_scheduled_unshared();
+        // Born `SCHEDULED`: queued below, once, for its first poll.
+        let cell: Cell<F, OwnQueued> = Cell::new(key, meta, cancelled, fut, shared, ctx);
         let cell = Arc::new(cell);
         // Owned: a pending task that no waker and no handle hold is kept for close to cancel.
         // SAFETY: from `into_raw`: the entry takes that count.

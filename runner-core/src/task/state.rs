@@ -163,15 +163,19 @@ impl State {
         State(AtomicU8::new(if aborted { ABORTED } else { 0 }))
     }
 
-    /// Sets `SCHEDULED` before the cell is shared (a task on the runner's own queue, queued once
-    /// at spawn for its first poll).
+    /// The word of a task on the runner's own queue, queued at spawn for its first poll:
+    /// `SCHEDULED`, and `ABORTED` when it is born cancelled (one store with the rest of the
+    /// header, rather than [`set_scheduled_unshared`](Self::set_scheduled_unshared) after it).
     #[inline(always)]
+    pub(crate) fn new_scheduled(aborted: bool) -> Self {
+        State(AtomicU8::new(SCHEDULED | if aborted { ABORTED } else { 0 }))
+    }
+
+    /// Sets `SCHEDULED` before the cell is shared (a task on the runner's own queue, queued once
+    /// at spawn for its first poll). The engine builds such a word whole, with
+    /// [`new_scheduled`](Self::new_scheduled); the loom models start from a plain one.
+    #[cfg(all(test, loom))]
     pub(crate) fn set_scheduled_unshared(&mut self) {
-        #[cfg(not(loom))]
-        {
-            *self.0.get_mut() |= SCHEDULED;
-        }
-        #[cfg(loom)]
         self.0.with_mut(|s| *s |= SCHEDULED);
     }
 
