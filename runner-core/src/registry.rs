@@ -655,7 +655,7 @@ const HERE: usize = 1;
 /// thread inside the runner's run or close, and the outcomes counted there, in plain fields
 /// without a lock (see "The loop's side" in the module docs for who may reach them).
 struct LoopSide {
-    tasks: UnsafeCell<HereTasks>,
+    tasks: UnsafeCell<Tasks>,
     finished: Cell<usize>,
     cancelled: Cell<usize>,
     panicked: Cell<usize>,
@@ -669,7 +669,7 @@ unsafe impl Sync for LoopSide {}
 impl LoopSide {
     fn new() -> Self {
         LoopSide {
-            tasks: UnsafeCell::new(HereTasks::new()),
+            tasks: UnsafeCell::new(Slab::new()),
             finished: Cell::new(0),
             cancelled: Cell::new(0),
             panicked: Cell::new(0),
@@ -694,7 +694,7 @@ impl LoopSide {
         let tasks = unsafe { &*self.tasks.get() };
         all.reserve(tasks.len());
         // The entries are here, so their tasks are alive: see `Entry::counted`.
-        all.extend(tasks.iter().map(Entry::counted));
+        all.extend(tasks.iter().map(|(_, t)| t.counted()));
     }
 
     /// # Safety
@@ -706,86 +706,6 @@ impl LoopSide {
             cancelled: self.cancelled.get(),
             panicked: self.panicked.get(),
         }
-    }
-}
-
-/// The loop's side's tasks: a slab as `slab::Slab` keeps one (vacant slots chained from `next`),
-/// with only what the loop's side uses, each small enough to inline into the spawn and the
-/// task's end.
-struct HereTasks {
-    slots: Vec<Slot>,
-    /// The first vacant slot, or `slots.len()` when none is.
-    next: usize,
-    len: usize,
-}
-
-enum Slot {
-    /// The next vacant slot after this one, or `slots.len()` at the end of the chain.
-    Vacant(usize),
-    Occupied(Entry),
-}
-
-impl HereTasks {
-    fn new() -> Self {
-        HereTasks {
-            slots: Vec::new(),
-            next: 0,
-            len: 0,
-        }
-    }
-
-    #[inline]
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.slots.iter().filter_map(|s| match s {
-            Slot::Occupied(e) => Some(e),
-            Slot::Vacant(_) => None,
-        })
-    }
-
-    /// The key [`insert_vacant`](Self::insert_vacant) gives its entry.
-    #[inline]
-    fn vacant_key(&self) -> usize {
-        self.next
-    }
-
-    /// Inserts `entry` at [`vacant_key`](Self::vacant_key).
-    #[inline(always)]
-    fn insert_vacant(&mut self, entry: Entry) {
-        let key = self.next;
-        self.len += 1;
-        if key == self.slots.len() {
-            self.slots.push(Slot::Occupied(entry));
-            self.next = key + 1;
-        } else {
-            match std::mem::replace(&mut self.slots[key], Slot::Occupied(entry)) {
-                Slot::Vacant(next) => self.next = next,
-                Slot::Occupied(_) => unreachable!("the vacant chain names an occupied slot"),
-            }
-        }
-    }
-
-    /// Removes the entry at `key`, if there is one.
-    #[inline(always)]
-    fn try_remove(&mut self, key: usize) -> Option<Entry> {
-        let slot = self.slots.get_mut(key)?;
-        if let Slot::Vacant(_) = slot {
-            return None;
-        }
-        let Slot::Occupied(entry) = std::mem::replace(slot, Slot::Vacant(self.next)) else {
-            unreachable!("checked occupied above")
-        };
-        self.next = key;
-        self.len -= 1;
-        Some(entry)
     }
 }
 
@@ -822,11 +742,9 @@ impl Registry {
         // thread can be inside now, so it has the loop's side to itself. The `&mut` ends before
         // anything of the task's runs (`make` only builds the task and its entry).
         let tasks = unsafe { &mut *self.here.tasks.get() };
-        let (task, out) = make(
-            tasks.vacant_key() << 1 | HERE,
-            phase >= Phase::Cancelling as u8,
-        );
-        tasks.insert_vacant(task);
+        let entry = tasks.vacant_entry();
+        let (task, out) = make(entry.key() << 1 | HERE, phase >= Phase::Cancelling as u8);
+        entry.insert(task);
         Ok(out)
     }
 
