@@ -165,7 +165,7 @@ impl State {
 
     /// The word of a task on the runner's own queue, queued at spawn for its first poll:
     /// `SCHEDULED`, and `ABORTED` when it is born cancelled (one store with the rest of the
-    /// header, rather than [`set_scheduled_unshared`](Self::set_scheduled_unshared) after it).
+    /// header, rather than a `set_scheduled_unshared` after it, which only the loom models use).
     #[inline(always)]
     pub(crate) fn new_scheduled(aborted: bool) -> Self {
         State(AtomicU8::new(SCHEDULED | if aborted { ABORTED } else { 0 }))
