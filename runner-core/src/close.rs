@@ -133,7 +133,7 @@ async fn drive_close(shared: &Arc<Shared>, reaps: bool) {
     // dropped in place (see `TaskRef::cancel_now`), not polled once more. `shutdown` made the
     // runner the scope's current one around this drive: the drops need not enter it again.
     for t in &pending {
-        t.cancel_now_in_scope(!reaps);
+        t.cancel_now(!reaps, true);
     }
     drop(pending);
     poll_fn(|cx| shared.poll_drained(cx, true)).await;
@@ -185,7 +185,7 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
         } else {
             // Nothing will poll a task on the runner's own queue again: its future is dropped
             // here (local tasks are aborted, and dropped with their executor below).
-            t.cancel_now(true);
+            t.cancel_now(true, false);
         }
     }
     // Local tasks on this thread are dropped now, with their destructors; on another thread,

@@ -180,16 +180,13 @@ pub(crate) trait TaskRef: Send + Sync + 'static {
     /// close to wake and wait for (see `task::state`'s `SHELL`); without (a loop whose shutdown
     /// drops every task it still holds, `EventLoop::reaps_at_shutdown`), it is left as it is,
     /// neither made a shell nor woken, for that shutdown to drop.
-    fn cancel_now(&self, leave_shell: bool) {
-        let _ = leave_shell;
+    ///
+    /// With `in_scope`, the caller (close's drive, `close::drive_close`) made the task's runner
+    /// the thread-local scope's current one, with a loop marked as running: a future dropped
+    /// here need not enter it again.
+    fn cancel_now(&self, leave_shell: bool, in_scope: bool) {
+        let _ = (leave_shell, in_scope);
         self.abort();
-    }
-
-    /// [`cancel_now`](Self::cancel_now) from close's drive (`close::drive_close`), where the
-    /// task's runner is already the thread-local scope's current one, with a loop marked as
-    /// running: a future dropped here need not enter it again. The default is `cancel_now`.
-    fn cancel_now_in_scope(&self, leave_shell: bool) {
-        self.cancel_now(leave_shell);
     }
 }
 
@@ -865,7 +862,7 @@ mod tests {
 
         assert!(reg.poll_drained(&mut cx, true).is_pending());
         for t in &pending {
-            t.cancel_now(true);
+            t.cancel_now(true, false);
         }
         // A shard that empties wakes close, which finds the other one still holding a task.
         assert!(flag.0.swap(false, Ordering::AcqRel));
@@ -920,7 +917,7 @@ mod tests {
             let pending = reg.begin_cancelling();
             for t in &pending {
                 let _ = t.info();
-                t.cancel_now(true);
+                t.cancel_now(true, false);
             }
             drop(pending);
             worker.join().unwrap();
@@ -1000,7 +997,7 @@ mod tests {
         assert!(flag.0.swap(false, Ordering::AcqRel));
         assert!(reg.poll_drained(&mut cx, true).is_pending());
         for t in &pending {
-            t.cancel_now(true);
+            t.cancel_now(true, false);
         }
         assert!(c.ended.load(Ordering::Acquire));
         assert!(

@@ -22,7 +22,7 @@ use crate::error::SpawnError;
 fn close(reg: &Registry) -> usize {
     let pending = reg.begin_cancelling();
     for t in &pending {
-        t.cancel_now(true);
+        t.cancel_now(true, true);
     }
     ::loom::future::block_on(poll_fn(|cx| reg.poll_drained(cx, true)));
     pending.len()
@@ -222,7 +222,7 @@ fn foreign_spawn_races_cancelling_beside_the_loop_side() {
             "a loop spawn while cancelling is born cancelled"
         );
         for t in &pending {
-            t.cancel_now(true);
+            t.cancel_now(true, false);
         }
         drop(pending);
         // Its first poll finds it cancelled.

@@ -236,9 +236,9 @@ impl<F: Future, D: Driver> Cell<F, D> {
 /// The cell as the state word's protocols reach it.
 impl<F: Future, D: Driver> Holder for Cell<F, D> {
     #[inline]
-    unsafe fn cancel(&self) {
+    unsafe fn cancel(&self, in_scope: bool) {
         // SAFETY: the caller holds `RUNNING` until after this returns.
-        unsafe { self.cancel_held(false) };
+        unsafe { self.cancel_held(in_scope) };
     }
 
     #[inline]
@@ -258,33 +258,6 @@ impl<F: Future, D: Driver> Holder for Cell<F, D> {
     #[inline]
     fn shell_done(&self) {
         self.task.header.tell_shell_done();
-    }
-}
-
-/// The cell as close's drive reaches it ([`TaskRef::cancel_now_in_scope`]): the runner is the
-/// scope's current one already, so a future dropped in place does not enter it again.
-struct InScope<'a, F: Future, D>(&'a Cell<F, D>);
-
-impl<F: Future, D: Driver> Holder for InScope<'_, F, D> {
-    #[inline]
-    unsafe fn cancel(&self) {
-        // SAFETY: the caller holds `RUNNING` until after this returns.
-        unsafe { self.0.cancel_held(true) };
-    }
-
-    #[inline]
-    fn wake_driver(&self) {
-        self.0.wake_driver();
-    }
-
-    #[inline]
-    fn shell_made(&self) {
-        self.0.shell_made();
-    }
-
-    #[inline]
-    fn shell_done(&self) {
-        self.0.shell_done();
     }
 }
 
@@ -490,13 +463,9 @@ where
     }
 
     /// Close's in-place cancel: see [`state::cancel_now`].
-    fn cancel_now(&self, leave_shell: bool) {
+    fn cancel_now(&self, leave_shell: bool, in_scope: bool) {
         // `D::OWN` is `header.own`, known at compile time.
-        state::cancel_now(&self.task.header.state, self, leave_shell, D::OWN);
-    }
-
-    fn cancel_now_in_scope(&self, leave_shell: bool) {
-        state::cancel_now(&self.task.header.state, &InScope(self), leave_shell, D::OWN);
+        state::cancel_now(&self.task.header.state, self, leave_shell, in_scope, D::OWN);
     }
 }
 
@@ -591,7 +560,7 @@ mod tests {
             assert!(poll(&mut driver).is_ready());
             drop(driver);
             for t in &pending {
-                t.cancel_now(true);
+                t.cancel_now(true, false);
             }
             drop(pending);
             let shells = shared.shells.load(Ordering::SeqCst);
@@ -634,7 +603,7 @@ mod tests {
                 // Close's in-place cancel while this poll holds the future: it only flags it.
                 poll_fn(|_| {
                     if let Some(me) = slot.lock().unwrap().take() {
-                        me.cancel_now(true);
+                        me.cancel_now(true, false);
                     }
                     Poll::<()>::Pending
                 })
@@ -646,7 +615,7 @@ mod tests {
             assert!(poll(&mut driver).is_ready());
             assert_eq!(d.load(Ordering::SeqCst), 1);
             // Nothing left for close once the task has ended.
-            cell.cancel_now(true);
+            cell.cancel_now(true, false);
             drop(driver);
             let out = cell.task.take_output();
             assert!(out.unwrap().unwrap_err().is_cancelled());
@@ -674,7 +643,7 @@ mod tests {
                 });
                 let pending = shared.registry.begin_cancelling();
                 for t in &pending {
-                    t.cancel_now(true);
+                    t.cancel_now(true, false);
                 }
                 drop(pending);
                 backend.join().unwrap();
@@ -727,7 +696,7 @@ mod tests {
                 let pending = Pin::new(&mut driver).poll(&mut TaskCx::from_waker(&waker));
                 assert!(pending.is_pending());
                 let before = d.load(Ordering::SeqCst);
-                cell.cancel_now(false);
+                cell.cancel_now(false, false);
                 assert_eq!(d.load(Ordering::SeqCst), before + 1, "dropped in place");
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 0, "no shell");
                 assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "not woken");
@@ -755,7 +724,7 @@ mod tests {
                 let (cell, mut driver) = cell(&shared, pending_counted(&d));
                 assert!(poll(&mut driver).is_pending());
                 let before = d.load(Ordering::SeqCst);
-                cell.cancel_now(true);
+                cell.cancel_now(true, false);
                 assert_eq!(d.load(Ordering::SeqCst), before + 1);
                 assert_eq!(shared.shells.load(Ordering::SeqCst), 1);
                 if polled {

@@ -78,7 +78,7 @@ impl Model {
     /// `TaskRef::cancel_now` for a cell: `leave_shell` on a loop that does not reap its tasks
     /// at shutdown.
     fn cancel_now(&self, leave_shell: bool) {
-        state::cancel_now(&self.state, self, leave_shell, false);
+        state::cancel_now(&self.state, self, leave_shell, false, false);
     }
 
     /// The backend polls the wrapper: `Cell::drive`. True when it returned `Ready`: the
@@ -122,7 +122,7 @@ impl Model {
 }
 
 impl Holder for Model {
-    unsafe fn cancel(&self) {
+    unsafe fn cancel(&self, _in_scope: bool) {
         // SAFETY: the caller holds `RUNNING`.
         self.run.with_mut(|run| unsafe { self.drop_future(run) });
     }

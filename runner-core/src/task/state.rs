@@ -365,8 +365,9 @@ pub(crate) trait Holder {
     ///
     /// # Safety
     ///
-    /// The caller holds `RUNNING`.
-    unsafe fn cancel(&self);
+    /// The caller holds `RUNNING`. With `in_scope`, the task's runner is already the
+    /// thread-local scope's current one (close's drive), and the drop need not enter it again.
+    unsafe fn cancel(&self, in_scope: bool);
 
     /// Wakes the waker of the task's last pending poll (`Header::driver`), if any.
     fn wake_driver(&self);
@@ -443,7 +444,7 @@ pub(crate) fn release(state: &State, holder: &impl Holder) {
     if state.try_take_running_to_drop() {
         // SAFETY: `RUNNING` was clear and `try_take_running_to_drop` set it: it is held here
         // until `release_running` below.
-        unsafe { holder.cancel() };
+        unsafe { holder.cancel(false) };
         let _ = state.release_running();
     }
     shell_done(state, || holder.shell_done());
@@ -466,9 +467,16 @@ pub(crate) fn shell_done(state: &State, tell: impl FnOnce()) {
 /// drop (`EventLoop::reaps_at_shutdown`): its drop ([`release`]), or a poll before that, finds the
 /// task `COMPLETE` and only lets go of the cell. `own`: a task on the runner's own queue, which
 /// has no backend task (no shell) and is never found running (only its poll, on the loop's
-/// thread, and close, on the same thread outside any poll, take `RUNNING`).
+/// thread, and close, on the same thread outside any poll, take `RUNNING`). `in_scope`: the
+/// caller (close's drive) made the task's runner the scope's current one already.
 #[inline(always)]
-pub(crate) fn cancel_now(state: &State, holder: &impl Holder, leave_shell: bool, own: bool) {
+pub(crate) fn cancel_now(
+    state: &State,
+    holder: &impl Holder,
+    leave_shell: bool,
+    in_scope: bool,
+    own: bool,
+) {
     // `SHELL` in the same step as `RUNNING`: a drop of the backend's task that finds `RUNNING`
     // taken by close (`release`) knows it is the shell's drop. Left queued, a task on the
     // runner's own queue finds itself complete on its next turn.
@@ -492,7 +500,7 @@ pub(crate) fn cancel_now(state: &State, holder: &impl Holder, leave_shell: bool,
             }
             // SAFETY: `RUNNING` was clear and `close_take_for_cancel` set it: it is held here
             // until `release_running` below.
-            unsafe { holder.cancel() };
+            unsafe { holder.cancel(in_scope) };
             let _ = state.release_running();
             if shell {
                 holder.wake_driver();
