@@ -185,6 +185,16 @@ pub trait EventLoop: Sized + 'static {
         false
     }
 
+    /// How many worker threads a multi-thread loop runs tasks on: the most *pumps* the runner
+    /// makes, the backend tasks that poll its `Send` tasks off its own queue on such a loop (see
+    /// [`spawn`](crate::spawn)). Read once, when the runner makes the loop, and only if
+    /// [`is_multi_thread`](Self::is_multi_thread) says `true`. The default is the machine's
+    /// [`available_parallelism`](std::thread::available_parallelism) (1 if unknown); a loop that
+    /// knows its worker count says it.
+    fn workers(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
     /// True when the calling thread is inside a runtime this loop cannot be nested in (for a tokio
     /// backend: any tokio runtime context). The runner then returns
     /// [`RunError::NestedRun`](crate::RunError::NestedRun) instead of calling `block_on`.
@@ -392,12 +402,15 @@ mod tests {
 
     use crate::testing::Count;
 
-    /// A spawner with only the required methods gets every task through `spawn`, boxed, and
-    /// runs, aborts and cancels them at close as any loop does.
+    /// A spawner with only the required methods gets every task through `spawn`, boxed (with
+    /// `backend_tasks`: one backend task per runner task), and runs, aborts and cancels them at
+    /// close as any loop does.
     #[test]
     fn default_spawn_task_boxes_into_spawn() {
         let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<Over<Required>>::new();
+        let mut rt = Runner::<Over<Required>>::builder()
+            .backend_tasks(true)
+            .build();
         let before = BOXED.load(Ordering::SeqCst);
         let d = drops.clone();
         let (sum, aborted) = rt
@@ -432,7 +445,9 @@ mod tests {
     #[test]
     fn raw_task_dropped_unpolled_cancels() {
         let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<Over<Dropping>>::new();
+        let mut rt = Runner::<Over<Dropping>>::builder()
+            .backend_tasks(true)
+            .build();
         let d = drops.clone();
         let err = rt
             .run(async move {

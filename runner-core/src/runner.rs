@@ -159,6 +159,7 @@ impl<L: EventLoop> Runner<L> {
                     lp.spawner(),
                     self.config.clone(),
                     lp.is_multi_thread(),
+                    lp.workers(),
                 ));
                 self.inner = Inner::Initialized(Live {
                     lp,

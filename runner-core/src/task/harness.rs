@@ -386,24 +386,27 @@ where
     F::Output: Send + 'static,
     D: Driver,
 {
-    /// A poll of a task on the runner's own queue, on the loop's thread: clears `SCHEDULED` and
-    /// takes `RUNNING` in one step, polls the future with the cell itself as the waker (see
-    /// [`poll_task`]; no waker is registered: `abort` queues the cell), and lets go. Only this
-    /// drive and close (`cancel_now`) take `RUNNING` for such a task, both on the loop's thread
-    /// and never during each other: it is clear here.
+    /// A poll of a task on the runner's own queue, by the loop's thread or a pump: clears
+    /// `SCHEDULED` and takes `RUNNING` in one step, polls the future with the cell itself as the
+    /// waker (see [`poll_task`]; no waker is registered: `abort` queues the cell), lets go, and
+    /// queues the cell again if it was woken meanwhile (see [`state::poll_own`]).
     fn poll_own(self: Arc<Self>, installed: bool) {
         let header = &self.task.header;
-        state::poll_own(&header.state, |aborted| {
-            let waker = WakerRef::new(&self);
-            let mut cx = TaskCx::from_waker(&waker);
-            // SAFETY: `state::poll_own` calls this with `RUNNING` held, and lets go of it only
-            // after this returns.
-            let run = unsafe { self.run() };
-            let (stage, ctx) = run.parts();
-            let mut lent = Lent::new(header);
-            let env = &mut lent.env(ctx);
-            let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
-        });
+        state::poll_own(
+            &header.state,
+            |aborted| {
+                let waker = WakerRef::new(&self);
+                let mut cx = TaskCx::from_waker(&waker);
+                // SAFETY: `state::poll_own` calls this with `RUNNING` held, and lets go of it only
+                // after this returns.
+                let run = unsafe { self.run() };
+                let (stage, ctx) = run.parts();
+                let mut lent = Lent::new(header);
+                let env = &mut lent.env(ctx);
+                let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
+            },
+            || Self::enqueue(&self),
+        );
     }
 }
 

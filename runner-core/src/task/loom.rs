@@ -436,21 +436,25 @@ impl Own {
             return false;
         }
         self.queued.fetch_sub(1, Ordering::AcqRel);
-        state::poll_own(&self.state, |aborted| {
-            self.run.with_mut(|run| {
-                // SAFETY: `RUNNING` is held; loom checks that no one else is in here.
-                let run = unsafe { &mut *run };
-                assert!(*run, "a complete task polled");
-                if aborted || finish {
-                    *run = false;
-                    self.drops.fetch_add(1, Ordering::AcqRel);
-                    assert!(!self.state.before_complete().is_detached());
-                    let _ = self.state.set_complete();
-                } else {
-                    self.polls.fetch_add(1, Ordering::AcqRel);
-                }
-            });
-        });
+        state::poll_own(
+            &self.state,
+            |aborted| {
+                self.run.with_mut(|run| {
+                    // SAFETY: `RUNNING` is held; loom checks that no one else is in here.
+                    let run = unsafe { &mut *run };
+                    assert!(*run, "a complete task polled");
+                    if aborted || finish {
+                        *run = false;
+                        self.drops.fetch_add(1, Ordering::AcqRel);
+                        assert!(!self.state.before_complete().is_detached());
+                        let _ = self.state.set_complete();
+                    } else {
+                        self.polls.fetch_add(1, Ordering::AcqRel);
+                    }
+                });
+            },
+            || self.enqueue(),
+        );
         true
     }
 

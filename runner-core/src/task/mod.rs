@@ -12,6 +12,7 @@ mod join;
 #[cfg(all(test, loom))]
 mod loom;
 pub(crate) mod own;
+pub(crate) mod pump;
 mod spawn;
 mod state;
 

@@ -51,6 +51,11 @@ where
     if !shared.multi_thread {
         return spawn_own(shared, from_loop, here, fut, ctx, meta);
     }
+    if shared.pumps.is_some() {
+        // The runner's own queue on a multi-thread loop (`task::pump`): registered under a
+        // shard's lock, as the pumps' polls complete tasks on the workers.
+        return spawn_own(shared, from_loop, None, fut, ctx, meta);
+    }
     // Made before it is registered: the allocation and the runner's count are not taken under
     // the shard's lock, which the tasks ending on the loop's workers take too.
     let cell: Arc<Cell<F, AtomicWaker>> =
@@ -71,8 +76,8 @@ where
     Ok(JoinHandle { inner: cell })
 }
 
-/// [`spawn_on`] on a current-thread loop: the cell goes onto the runner's own queue (see
-/// `task::own`), not to the backend.
+/// [`spawn_on`] onto the runner's own queue (`task::own` on a current-thread loop, `task::pump`
+/// on a multi-thread one), not to the backend; `here` only on a current-thread loop.
 #[inline]
 fn spawn_own<F>(
     shared: &Arc<Shared>,

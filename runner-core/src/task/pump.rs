@@ -1,0 +1,331 @@
+//! The runner's own run queue on multi-thread loops, drained by pumps on the loop's workers.
+//!
+//! On a loop whose [`EventLoop::is_multi_thread`](crate::EventLoop::is_multi_thread) is true, a
+//! `Send` task spawned through the runner is not handed to the backend's spawner either (as on a
+//! current-thread loop, see `task::own`): its cell is its own waker, queued on one queue
+//! ([`Pumps`]) shared by every thread, and polled by *pumps*: up to one backend task per worker
+//! thread of the loop ([`EventLoop::workers`](crate::EventLoop::workers)), each taking cells off
+//! the queue one at a time and polling them. So a task is one allocation (its cell), and a spawn
+//! is a push onto a lock-free queue, where a backend task per runner task would cost a second
+//! allocation, the backend's scheduling, and cross-thread frees.
+//!
+//! - **Pumps are made on demand**: a push that finds no pump idle makes one more, up to the
+//!   loop's worker count; a pump never ends before the queue closes (at close's end), except by
+//!   a panic unwinding out of a poll (an exception handler's), which makes a new one first.
+//! - **Idle pumps park**: a pump that finds the queue empty stores its waker in `idle` and goes
+//!   pending; a push wakes one idle pump. The handshake: a push stores its task, then a `SeqCst`
+//!   fence, then loads `sleeping`; a pump parking stores `sleeping`, then a fence, then looks at
+//!   the queue again (a Dekker pair, as `task::own`'s, and modelled with loom in task/loom.rs):
+//!   either the push sees the pump parked and wakes it, or the pump sees the task and stays.
+//! - **Fairness**: a pump makes at most [`BUDGET`] polls per turn, then wakes itself and lets
+//!   the backend run its other tasks, I/O and timers; the backend's own scheduler (tokio's work
+//!   stealing, async-executor's) moves the pumps between its workers.
+//! - **No task polled twice at once**: a task is on the queue at most once, and a wake during
+//!   its poll only marks it, the poll queuing it again as it ends (`state::poll_own`).
+//! - **Close** cancels in place as on a current-thread loop; a task a pump is polling right then
+//!   is flagged, queued again by that poll, and dropped by its next (`state::cancel_now`). At
+//!   close's end [`clear`](Pumps::clear) closes the queue (a push from then on queues nothing),
+//!   drops what it held, and wakes the idle pumps, which end.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::{Context as TaskCx, Poll, Waker};
+
+#[cfg(loom)]
+use ::loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+#[cfg(loom)]
+use ::loom::sync::Mutex;
+#[cfg(not(loom))]
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+use std::sync::Mutex;
+
+use crate::event_loop::{Drive, RawTask, Spawner};
+use crate::task::own::OwnTask;
+
+/// How many tasks a pump polls per turn before it lets the backend run its other tasks.
+pub(crate) const BUDGET: usize = 61;
+
+/// The queue itself: lock-free (`concurrent-queue`), or a lock under loom, which cannot see
+/// inside `concurrent-queue`'s atomics.
+#[cfg(not(loom))]
+struct Queue(concurrent_queue::ConcurrentQueue<Arc<dyn OwnTask>>);
+
+#[cfg(not(loom))]
+impl Queue {
+    fn new() -> Self {
+        Queue(concurrent_queue::ConcurrentQueue::unbounded())
+    }
+
+    /// Queues `task`, or gives it back once the queue is closed.
+    #[inline]
+    fn push(&self, task: Arc<dyn OwnTask>) -> Result<(), Arc<dyn OwnTask>> {
+        self.0.push(task).map_err(|e| e.into_inner())
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<Arc<dyn OwnTask>> {
+        self.0.pop().ok()
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn close(&self) {
+        self.0.close();
+    }
+}
+
+#[cfg(loom)]
+struct Queue(Mutex<(std::collections::VecDeque<Arc<dyn OwnTask>>, bool)>);
+
+#[cfg(loom)]
+impl Queue {
+    fn new() -> Self {
+        Queue(Mutex::new((std::collections::VecDeque::new(), false)))
+    }
+
+    fn push(&self, task: Arc<dyn OwnTask>) -> Result<(), Arc<dyn OwnTask>> {
+        let mut q = self.0.lock().unwrap();
+        if q.1 {
+            return Err(task);
+        }
+        q.0.push_back(task);
+        Ok(())
+    }
+
+    fn pop(&self) -> Option<Arc<dyn OwnTask>> {
+        self.0.lock().unwrap().0.pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.lock().unwrap().0.is_empty()
+    }
+
+    fn close(&self) {
+        self.0.lock().unwrap().1 = true;
+    }
+}
+
+/// The runner's own queue on a multi-thread loop, and its pumps (see the [module docs](self)).
+pub(crate) struct Pumps {
+    queue: Queue,
+    /// The wakers of the pumps parked on an empty queue, with each pump's number.
+    idle: Mutex<Vec<(usize, Waker)>>,
+    /// `idle`'s length, read by a push without the lock.
+    sleeping: AtomicUsize,
+    /// Pumps made and not ended.
+    live: AtomicUsize,
+    /// Numbers for new pumps.
+    next: AtomicUsize,
+    /// The most pumps at once: the loop's worker count.
+    max: usize,
+    /// Set by [`clear`](Self::clear): pumps end.
+    closed: AtomicBool,
+    /// Where new pumps go.
+    spawner: Arc<dyn Spawner>,
+}
+
+impl Pumps {
+    pub(crate) fn new(spawner: Arc<dyn Spawner>, max: usize) -> Self {
+        Pumps {
+            queue: Queue::new(),
+            idle: Mutex::new(Vec::new()),
+            sleeping: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            max: max.max(1),
+            closed: AtomicBool::new(false),
+            spawner,
+        }
+    }
+
+    /// Queues `task` (its `SCHEDULED` bit was just set), and wakes an idle pump, or makes one if
+    /// none is idle and fewer than the loop's workers are alive. Once the queue is closed, the
+    /// task is dropped: every task has ended by then.
+    #[inline]
+    pub(crate) fn push(self: &Arc<Self>, task: Arc<dyn OwnTask>) {
+        if let Err(task) = self.queue.push(task) {
+            drop(task);
+            return;
+        }
+        // See the module docs: a store (the queue's), a `SeqCst` fence, a load, against the
+        // pump's in `park`.
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) != 0 {
+            self.wake_one();
+        } else if self.live.load(Ordering::Relaxed) < self.max {
+            self.grow();
+        }
+    }
+
+    /// Wakes one parked pump, if one is still parked.
+    #[cold]
+    fn wake_one(&self) {
+        let waker = {
+            let mut idle = lock(&self.idle);
+            let waker = idle.pop().map(|(_, w)| w);
+            self.sleeping.store(idle.len(), Ordering::Relaxed);
+            waker
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Makes one more pump, unless the loop's worker count is reached meanwhile.
+    #[cold]
+    fn grow(self: &Arc<Self>) {
+        let mut live = self.live.load(Ordering::Relaxed);
+        while live < self.max {
+            match self.live.compare_exchange_weak(
+                live,
+                live + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    let id = self.next.fetch_add(1, Ordering::Relaxed);
+                    let pump = Pump {
+                        pumps: self.clone(),
+                        id,
+                        ended: AtomicBool::new(false),
+                    };
+                    self.spawner.spawn_task(RawTask::new(Arc::new(pump)));
+                    return;
+                }
+                Err(actual) => live = actual,
+            }
+        }
+    }
+
+    /// Closes the queue for good (close's end, or a runner abandoned): the tasks left on it are
+    /// let go of (every task has ended), a push from now on queues nothing, and the idle pumps
+    /// are woken, to end.
+    pub(crate) fn clear(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.queue.close();
+        while let Some(task) = self.queue.pop() {
+            drop(task);
+        }
+        let idle = std::mem::take(&mut *lock(&self.idle));
+        self.sleeping.store(0, Ordering::Relaxed);
+        for (_, waker) in idle {
+            waker.wake();
+        }
+    }
+
+    /// A pump's turn: polls tasks off the queue, one at a time, up to [`BUDGET`]; parks when it
+    /// finds the queue empty. `Ready` once the queue is closed.
+    fn turn(&self, id: usize, cx: &mut TaskCx<'_>) -> Poll<()> {
+        let mut polled = 0;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            match self.queue.pop() {
+                Some(task) => {
+                    task.poll_own(false);
+                    polled += 1;
+                    if polled == BUDGET {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                None => {
+                    if self.park(id, cx) {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parks pump `id` with `cx`'s waker: true if it stays parked, false if the queue turned out
+    /// not to be empty (or closed) after all (it is then no longer parked, or its waker was
+    /// woken by a push meanwhile: a spurious poll later, harmless).
+    fn park(&self, id: usize, cx: &mut TaskCx<'_>) -> bool {
+        {
+            let mut idle = lock(&self.idle);
+            idle.push((id, cx.waker().clone()));
+            self.sleeping.store(idle.len(), Ordering::Relaxed);
+        }
+        // See `push`.
+        fence(Ordering::SeqCst);
+        if self.queue.is_empty() && !self.closed.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut idle = lock(&self.idle);
+        if let Some(i) = idle.iter().position(|(p, _)| *p == id) {
+            idle.swap_remove(i);
+            self.sleeping.store(idle.len(), Ordering::Relaxed);
+        }
+        false
+    }
+
+    /// Pump `id` ends (its queue closed, the loop dropped it, or a poll unwound).
+    fn ended(&self, id: usize) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        let mut idle = lock(&self.idle);
+        if let Some(i) = idle.iter().position(|(p, _)| *p == id) {
+            idle.swap_remove(i);
+            self.sleeping.store(idle.len(), Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(not(loom))]
+use crate::lock::lock;
+
+/// `crate::lock::lock`, for loom's mutex.
+#[cfg(loom)]
+fn lock<T>(m: &Mutex<T>) -> ::loom::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A pump: the backend's task that polls the runner's tasks off [`Pumps`].
+struct Pump {
+    pumps: Arc<Pumps>,
+    id: usize,
+    /// Counted out of `Pumps::live` already (a poll unwound, or the queue closed).
+    ended: AtomicBool,
+}
+
+impl Pump {
+    fn end(&self) {
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            self.pumps.ended(self.id);
+        }
+    }
+}
+
+impl Drive for Pump {
+    fn poll_driver(&self, cx: &mut TaskCx<'_>) -> Poll<()> {
+        if self.ended.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        match catch_unwind(AssertUnwindSafe(|| self.pumps.turn(self.id, cx))) {
+            Ok(Poll::Ready(())) => {
+                self.end();
+                Poll::Ready(())
+            }
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => {
+                // A poll unwound (an exception handler's panic): the backend sees it as it would
+                // a task's of its own, and a new pump takes this one's place first, so that the
+                // tasks still queued are polled.
+                self.end();
+                if !self.pumps.closed.load(Ordering::Acquire) && !self.pumps.queue.is_empty() {
+                    self.pumps.grow();
+                }
+                resume_unwind(panic)
+            }
+        }
+    }
+
+    fn drop_driver(&self) {
+        self.end();
+    }
+}
