@@ -329,3 +329,184 @@ impl Drive for Pump {
         self.end();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `Pumps` driven by hand: the pumps a push makes, a turn's budget, parking and the wake of
+    //! a parked pump, a poll that unwinds, and the queue closed by `clear`.
+
+    use std::future::Future;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Instant;
+
+    use super::{Pumps, BUDGET};
+    use crate::event_loop::{BlockingJob, BoxFuture, RawTask, Spawner};
+    use crate::task::own::OwnTask;
+
+    /// A spawner that keeps the pumps it is given, for the test to poll by hand.
+    #[derive(Default)]
+    struct Keep(Mutex<Vec<Option<RawTask>>>);
+
+    impl Spawner for Keep {
+        fn spawn(&self, _: BoxFuture) {
+            unreachable!("pumps go through spawn_task");
+        }
+
+        fn spawn_task(&self, task: RawTask) {
+            self.0.lock().unwrap().push(Some(task));
+        }
+
+        fn spawn_blocking(&self, _: BlockingJob) {
+            unreachable!();
+        }
+
+        fn sleep_until(&self, _: Instant) -> BoxFuture {
+            unreachable!();
+        }
+    }
+
+    /// A pump's waker: a flag.
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A task that counts its polls, and panics on them with `panics`.
+    struct Probe {
+        polls: Arc<AtomicUsize>,
+        panics: bool,
+    }
+
+    impl OwnTask for Probe {
+        fn poll_own(self: Arc<Self>, _: bool) {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            assert!(!self.panics, "a poll unwinds out of the pump");
+        }
+    }
+
+    fn setup(max: usize) -> (Arc<Keep>, Arc<Pumps>, Arc<AtomicUsize>) {
+        let keep = Arc::new(Keep::default());
+        let pumps = Arc::new(Pumps::new(keep.clone(), max));
+        (keep, pumps, Arc::default())
+    }
+
+    fn push(pumps: &Arc<Pumps>, polls: &Arc<AtomicUsize>, n: usize) {
+        for _ in 0..n {
+            pumps.push(Arc::new(Probe {
+                polls: polls.clone(),
+                panics: false,
+            }));
+        }
+    }
+
+    /// Polls pump `i` once with `flag` as its waker (outside `keep`'s lock: the poll may make a
+    /// pump). A poll that unwinds leaves the pump with the unwind, as a backend would drop it.
+    fn turn(keep: &Keep, i: usize, flag: &Arc<Flag>) -> Poll<()> {
+        let waker = Waker::from(flag.clone());
+        let mut pump = keep.0.lock().unwrap()[i]
+            .take()
+            .expect("a pump not dropped");
+        let out = Pin::new(&mut pump).poll(&mut Context::from_waker(&waker));
+        keep.0.lock().unwrap()[i] = Some(pump);
+        out
+    }
+
+    #[test]
+    fn pushes_make_one_pump_per_worker_at_most() {
+        let (keep, pumps, polls) = setup(2);
+        push(&pumps, &polls, 1);
+        assert_eq!(keep.0.lock().unwrap().len(), 1);
+        // No pump has run yet, so none is idle: the second push makes the second, and no more.
+        push(&pumps, &polls, 10);
+        assert_eq!(keep.0.lock().unwrap().len(), 2);
+        assert_eq!(pumps.live.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_turn_polls_the_budget_then_wakes_itself() {
+        let (keep, pumps, polls) = setup(1);
+        push(&pumps, &polls, BUDGET + 5);
+        let flag = Arc::new(Flag::default());
+        assert!(turn(&keep, 0, &flag).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), BUDGET);
+        assert!(
+            flag.0.swap(false, Ordering::SeqCst),
+            "woke itself for its next turn"
+        );
+        assert_eq!(pumps.sleeping.load(Ordering::SeqCst), 0);
+        // The rest, then the queue is empty: the pump parks.
+        assert!(turn(&keep, 0, &flag).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), BUDGET + 5);
+        assert!(!flag.0.load(Ordering::SeqCst));
+        assert_eq!(pumps.sleeping.load(Ordering::SeqCst), 1);
+        // A push wakes the parked pump (and makes none: it is the one worker's).
+        push(&pumps, &polls, 1);
+        assert!(
+            flag.0.swap(false, Ordering::SeqCst),
+            "the parked pump was woken"
+        );
+        assert_eq!(pumps.sleeping.load(Ordering::SeqCst), 0);
+        assert_eq!(keep.0.lock().unwrap().len(), 1);
+        assert!(turn(&keep, 0, &flag).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), BUDGET + 6);
+    }
+
+    #[test]
+    fn a_poll_that_unwinds_leaves_a_new_pump_for_the_rest() {
+        let (keep, pumps, polls) = setup(1);
+        pumps.push(Arc::new(Probe {
+            polls: polls.clone(),
+            panics: true,
+        }));
+        push(&pumps, &polls, 3);
+        let flag = Arc::new(Flag::default());
+        let out = catch_unwind(AssertUnwindSafe(|| turn(&keep, 0, &flag)));
+        assert!(out.is_err(), "the panic reaches the backend");
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        // The first pump ended (dropped by the unwind, as a backend drops a task that
+        // panicked), counted out once, and a second took its place.
+        assert_eq!(keep.0.lock().unwrap().len(), 2);
+        assert!(keep.0.lock().unwrap()[0].is_none());
+        assert_eq!(pumps.live.load(Ordering::SeqCst), 1);
+        assert!(turn(&keep, 1, &flag).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn clear_drops_the_queue_ends_the_pumps_and_refuses_pushes() {
+        let (keep, pumps, polls) = setup(2);
+        let flag = Arc::new(Flag::default());
+        push(&pumps, &polls, 1);
+        // The first pump polls the task and parks; the second is made by the next push.
+        assert!(turn(&keep, 0, &flag).is_pending());
+        let task = Arc::new(Probe {
+            polls: polls.clone(),
+            panics: false,
+        });
+        pumps.push(task.clone());
+        assert!(flag.0.swap(false, Ordering::SeqCst));
+        pumps.clear();
+        assert_eq!(Arc::strong_count(&task), 1, "the queued task was let go of");
+        pumps.push(task.clone());
+        assert_eq!(
+            Arc::strong_count(&task),
+            1,
+            "a push after clear queues nothing"
+        );
+        let n = keep.0.lock().unwrap().len();
+        assert_eq!(n, 1);
+        assert!(turn(&keep, 0, &flag).is_ready());
+        assert_eq!(pumps.live.load(Ordering::SeqCst), 0);
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        drop(keep.0.lock().unwrap().drain(..));
+        assert_eq!(pumps.live.load(Ordering::SeqCst), 0);
+    }
+}
