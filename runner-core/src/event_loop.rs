@@ -15,11 +15,16 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A boxed `!Send` future with no output: what the runner hands a local loop to spawn.
 pub type LocalBoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
 
-/// A `Send` task of the runner's, as the runner hands it to [`Spawner::spawn_task`]: a future
-/// with no output, which the loop runs as [`Spawner::spawn`] runs a [`BoxFuture`]. Dropping it
-/// before it completed cancels the task.
+/// A task of the runner's, as the runner hands it to [`Spawner::spawn_task`]: a future with no
+/// output, which the loop runs as [`Spawner::spawn`] runs a [`BoxFuture`]. On a multi-thread
+/// loop it is one of the runner's *pumps* (which poll the runner's `Send` tasks off its own
+/// queue, see [`spawn`](crate::spawn)), or, with
+/// [`Builder::backend_tasks`](crate::Builder::backend_tasks), one `Send` task; dropping such a
+/// task before it completed cancels it. A loop must not drop the tasks it is given before its
+/// [`shutdown`](EventLoop::shutdown) (or the runner's close): the tasks a pump would have polled
+/// wait for the next pump.
 ///
-/// It is a reference to the task's cell, which the runner allocated when the task was spawned:
+/// It is a reference to a cell the runner allocated (the task's, or the pump's):
 /// it costs no allocation of its own, and it is `Unpin`, so a loop can store it as it is (in its
 /// own task, a queue, an enum) without boxing it. Polling it polls the task through the runner's
 /// harness (panics caught, context installed, cancellation seen); it returns `Ready` once the
@@ -238,9 +243,11 @@ pub trait EventLoop: Sized + 'static {
 ///
 /// Two methods queue a task: [`spawn`](Self::spawn) takes a [`BoxFuture`], and
 /// [`spawn_task`](Self::spawn_task) takes the runner's own [`RawTask`], which is what the runner
-/// spawns every `Send` task through on a multi-thread loop
-/// ([`EventLoop::is_multi_thread`]); on a current-thread loop the runner runs its `Send` tasks on
-/// its own queue, inside [`EventLoop::block_on`] (see [`spawn`](crate::spawn)), and uses neither. Its default boxes the task and calls `spawn`, so a loop of
+/// spawns its pumps through on a multi-thread loop ([`EventLoop::is_multi_thread`]; at most one
+/// per worker, see [`spawn`](crate::spawn)), and every `Send` task with
+/// [`Builder::backend_tasks`](crate::Builder::backend_tasks); on a current-thread loop the
+/// runner runs its `Send` tasks on its own queue, inside [`EventLoop::block_on`], and uses
+/// neither. Its default boxes the task and calls `spawn`, so a loop of
 /// your own needs only `spawn` (one `impl`, with the three required methods). A loop that can
 /// store a `RawTask` as it is (generic over the future it spawns, as `tokio::spawn` and
 /// `async_executor::Executor::spawn` are) overrides `spawn_task` to save that allocation: one
@@ -284,7 +291,9 @@ pub trait Spawner: Send + Sync + 'static {
     fn spawn(&self, task: BoxFuture);
 
     /// Queues one of the runner's tasks on the loop, as [`spawn`](Self::spawn) does: on a
-    /// multi-thread loop the runner spawns every `Send` task through this method. The default boxes `task` and calls `spawn`;
+    /// multi-thread loop the runner spawns its pumps (and, with
+    /// [`Builder::backend_tasks`](crate::Builder::backend_tasks), every `Send` task) through this
+    /// method. The default boxes `task` and calls `spawn`;
     /// override it only to save that allocation (see the [trait docs](Spawner)).
     fn spawn_task(&self, task: RawTask) {
         self.spawn(Box::pin(task));
@@ -341,7 +350,7 @@ mod tests {
         }
 
         /// Claimed, so that the runner hands its tasks to the spawner (`spawn_task`), as it does
-        /// only on multi-thread loops: on a current-thread loop they go onto its own queue.
+        /// only on multi-thread loops with `backend_tasks`: otherwise they go onto its own queue.
         fn is_multi_thread(&self) -> bool {
             true
         }
