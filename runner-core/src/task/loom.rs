@@ -745,8 +745,10 @@ impl Own {
 // - `two_pumps_and_an_abort`: `abort_own` without `schedule` (the abort queues nothing).
 // - `close_cancels_during_a_pumps_poll`: `close_take_for_cancel`'s own-queue branch setting
 //   `ABORTED` only, without `SCHEDULED`.
-// - `push_races_a_pump_parking`: `Pumps::park` without its fence; and `Pumps::push` loading
-//   `sleeping` before its fence.
+// - `push_races_a_pump_parking`: `Pumps::park` without its fence; `Pumps::push` loading
+//   `sleeping` before its fence, or without its fence; and `Pumps::park` pushing a second entry
+//   for a pump parked already (as it did before this model caught it). With `is_empty` taking
+//   the queue's lock, the fence mutations pass: hence the lock-free `is_empty` under loom.
 // - `push_races_clear_with_a_pump_parked`: `Pumps::clear` not waking the idle pumps.
 
 /// Two pumps take a task off the runner's own queue, each as many as two times, while a third
@@ -891,11 +893,7 @@ fn push_races_a_pump_parking() {
                 woken.0.load(Ordering::Acquire),
                 "a push left to a parked pump"
             );
-            assert!(turn(&mut pump, &waker).is_pending());
         }
-        assert_eq!(pushed.load(Ordering::Acquire), 1);
-        assert_eq!(pumps.queued(), 0);
-        assert_eq!(pumps.live(), 1);
         // Parked, or woken for a (spurious) turn: a pump neither parked nor woken would never
         // be polled again, and later pushes, finding none asleep and no room for another,
         // would queue tasks for nobody.
@@ -903,6 +901,18 @@ fn push_races_a_pump_parking() {
             pumps.sleeping() == 1 || woken.0.load(Ordering::Acquire),
             "the pump neither parked nor woken"
         );
+        // The backend polls the woken pump (for the pushed task, or spuriously: a push that
+        // found it parking woke it as it found the task).
+        if woken.0.swap(false, Ordering::AcqRel) {
+            assert!(turn(&mut pump, &waker).is_pending());
+        }
+        assert_eq!(pushed.load(Ordering::Acquire), 1);
+        assert_eq!(pumps.queued(), 0);
+        assert_eq!(pumps.live(), 1);
+        // Parked once: a second entry in `idle` would be a stale waker that a push could pop
+        // instead of a parked pump's (once its pump has ended, a wake lost), and would count
+        // in `sleeping` for a pump that is not asleep.
+        assert_eq!(pumps.sleeping(), 1, "the pump parked twice");
         // Close's end: the parked pump is woken, and ends.
         pumps.clear();
         assert!(turn(&mut pump, &waker).is_ready());

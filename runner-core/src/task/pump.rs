@@ -267,7 +267,16 @@ impl Pumps {
     fn park(&self, id: usize, cx: &mut TaskCx<'_>) -> bool {
         {
             let mut idle = lock(&self.idle);
-            idle.push((id, cx.waker().clone()));
+            // Parked already: a poll for a wake that a push made as this pump, parking, found
+            // the task anyway (see below), or a spurious one. Its entry takes the new waker, so
+            // that a pump has one entry at most: a second, stale, would count in `sleeping` for
+            // a pump that is not asleep and take a push's wake while the pump is busy (instead
+            // of a parked pump's, or a new pump), and, left behind by a pump that ended
+            // (`ended` removes one), lose it.
+            match idle.iter_mut().find(|(p, _)| *p == id) {
+                Some((_, waker)) => waker.clone_from(cx.waker()),
+                None => idle.push((id, cx.waker().clone())),
+            }
             self.sleeping.store(idle.len(), Ordering::Relaxed);
         }
         // See `push`.
