@@ -743,8 +743,9 @@ impl Own {
 // - `two_pumps_and_a_waker`: `State::schedule` also queueing while `RUNNING` is held (its mask
 //   without `RUNNING`); and `poll_own` not calling `requeue`.
 // - `two_pumps_and_an_abort`: `abort_own` without `schedule` (the abort queues nothing).
-// - `close_cancels_during_a_pumps_poll`: `close_take_for_cancel`'s own-queue branch setting
-//   `ABORTED` only, without `SCHEDULED`.
+// - `close_cancels_during_a_pumps_poll` (and `..._and_a_wake`): `close_take_for_cancel`'s
+//   own-queue branch setting `ABORTED` only, without `SCHEDULED`; and `poll_own` polling when
+//   it finds close holding `RUNNING` (loom: the future's cell written by both).
 // - `push_races_a_pump_parking`: `Pumps::park` without its fence; `Pumps::push` loading
 //   `sleeping` before its fence, or without its fence; and `Pumps::park` pushing a second entry
 //   for a pump parked already (as it did before this model caught it). With `is_empty` taking
@@ -819,6 +820,32 @@ fn close_cancels_during_a_pumps_poll() {
             assert_eq!(t.queued.load(Ordering::Acquire), 0);
         });
     }
+}
+
+/// As above, with a waker on a third thread (an event the task waits for): a wake finding
+/// close or the pump holding `RUNNING` queues nothing, and close's flag and the wake together
+/// queue the task once; the future is still dropped exactly once, and the task ends complete
+/// with nothing queued.
+#[test]
+fn close_cancels_during_a_pumps_poll_and_a_wake() {
+    model_bounded(5, || {
+        let t = Arc::new(Own::new());
+        let pump = on_thread(&t, Own::pump);
+        let waker = on_thread(&t, Own::wake_event);
+        state::cancel_now(&t.state, &*t, true, false, true);
+        pump.join().unwrap();
+        waker.join().unwrap();
+        t.check_rest();
+        assert!(
+            t.state.load().is_complete() || t.queued.load(Ordering::Acquire) == 1,
+            "a cancelled task left pending and not queued"
+        );
+        t.drain();
+        assert_eq!(t.drops.load(Ordering::Acquire), 1);
+        let state = t.state.load();
+        assert!(state.is_complete() && !state.is_running());
+        assert_eq!(t.queued.load(Ordering::Acquire), 0);
+    });
 }
 
 /// The spawner behind `Pumps` in the models: it keeps the pumps it is given, for the model to
