@@ -37,11 +37,16 @@
 //!   `sleeping`) races the pump's turn finding the queue empty and parking (`Pumps::park`:
 //!   `sleeping`, a fence, then the queue): the turn polls the task or the pump was woken; and a
 //!   push races close's end (`Pumps::clear`) with a pump parked: the task is dropped unpolled,
-//!   nothing is left queued, the pump is woken and ends. A stand-in `Spawner` keeps the pumps
-//!   (`RawTask`s) for the model to poll with a flag for a waker.
+//!   nothing is left queued, the pump is woken and ends; and pushes from two threads racing to
+//!   make the first pump (`Pumps::grow`): one is made, no more than the loop's workers. A
+//!   stand-in `Spawner` keeps the pumps (`RawTask`s) for the model to poll with a flag for a
+//!   waker.
 //!
 //! Each model of the last two items was seen to fail with one mutation of the real code (listed
 //! above the models).
+//!
+//! The models of three threads run with a preemption bound (5), as tokio's do: loom's
+//! exhaustive search over them takes longer than ten minutes.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
@@ -751,6 +756,8 @@ impl Own {
 //   for a pump parked already (as it did before this model caught it). With `is_empty` taking
 //   the queue's lock, the fence mutations pass: hence the lock-free `is_empty` under loom.
 // - `push_races_clear_with_a_pump_parked`: `Pumps::clear` not waking the idle pumps.
+// - `pushes_race_to_make_the_first_pump`: `Pumps::grow` taking a place with `fetch_add`
+//   instead of its compare-and-swap against `max`.
 
 /// Two pumps take a task off the runner's own queue, each as many as two times, while a third
 /// party wakes it twice (an event each time): no two polls overlap (the future's `UnsafeCell`),
@@ -978,5 +985,36 @@ fn push_races_clear_with_a_pump_parked() {
         assert_eq!(pushed.load(Ordering::Acquire), 0);
         assert_eq!(pumps.live(), 0);
         assert_eq!(pumps.sleeping(), 0);
+    });
+}
+
+/// Pushes from two threads race to make the first pump of `Pumps` with room for one
+/// (`Pumps::grow`, a compare-and-swap of `live` against the loop's worker count): exactly one
+/// pump is made, and its first turn polls both tasks. Drives pump.rs's code, as above.
+#[test]
+fn pushes_race_to_make_the_first_pump() {
+    loom::model(|| {
+        let polls = std::sync::Arc::new(AtomicUsize::new(0));
+        let spawner = std::sync::Arc::new(PumpSpawner::default());
+        let pumps = std::sync::Arc::new(Pumps::new(spawner.clone(), 1));
+        let pushers = [0, 1].map(|_| {
+            let (pumps, polls) = (pumps.clone(), polls.clone());
+            thread::spawn(move || pumps.push(std::sync::Arc::new(Counted(polls))))
+        });
+        for pusher in pushers {
+            pusher.join().unwrap();
+        }
+        let mut made = spawner.take();
+        assert_eq!(made.len(), 1, "pumps made beyond the loop's workers");
+        assert_eq!(pumps.live(), 1);
+        let mut pump = made.pop().unwrap();
+        let woken = std::sync::Arc::new(MainWaker(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        assert!(turn(&mut pump, &waker).is_pending());
+        assert_eq!(polls.load(Ordering::Acquire), 2);
+        assert_eq!(pumps.queued(), 0);
+        pumps.clear();
+        assert!(turn(&mut pump, &waker).is_ready());
+        assert_eq!(pumps.live(), 0);
     });
 }
