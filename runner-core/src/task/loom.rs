@@ -35,7 +35,8 @@
 //!   `is_empty` reads without the lock, as `concurrent-queue`'s, so that only the fences order
 //!   a push and a pump parking): a push (`Pumps::push`: the queue, a `SeqCst` fence, then
 //!   `sleeping`) races the pump's turn finding the queue empty and parking (`Pumps::park`:
-//!   `sleeping`, a fence, then the queue): the turn polls the task or the pump was woken; and a
+//!   `sleeping`, a fence, then the queue), with one pump or two on their own threads: the turn
+//!   polls the task or a parked pump was woken, and a pump parks once (one entry in `idle`); a
 //!   push races close's end (`Pumps::clear`) with a pump parked: the task is dropped unpolled,
 //!   nothing is left queued, the pump is woken and ends; and pushes from two threads racing to
 //!   make the first pump (`Pumps::grow`): one is made, no more than the loop's workers. A
@@ -46,7 +47,7 @@
 //! above the models).
 //!
 //! The models of three threads run with a preemption bound (5), as tokio's do: loom's
-//! exhaustive search over them takes longer than ten minutes.
+//! exhaustive search over `two_pumps_and_a_waker` ran past ten minutes.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
@@ -756,6 +757,8 @@ impl Own {
 //   for a pump parked already (as it did before this model caught it). With `is_empty` taking
 //   the queue's lock, the fence mutations pass: hence the lock-free `is_empty` under loom.
 // - `push_races_clear_with_a_pump_parked`: `Pumps::clear` not waking the idle pumps.
+// - `push_races_two_pumps_parking`: `Pumps::park` without its fence; `Pumps::push` without its
+//   fence; `Pumps::park` pushing a second entry for a pump parked already.
 // - `pushes_race_to_make_the_first_pump`: `Pumps::grow` taking a place with `fetch_add`
 //   instead of its compare-and-swap against `max`.
 
@@ -1015,6 +1018,59 @@ fn pushes_race_to_make_the_first_pump() {
         assert_eq!(pumps.queued(), 0);
         pumps.clear();
         assert!(turn(&mut pump, &waker).is_ready());
+        assert_eq!(pumps.live(), 0);
+    });
+}
+
+/// A push from another thread races two pumps, each on its own thread, whose turns poll the
+/// tasks queued before and find the queue empty and park: every task is polled by a turn, or a
+/// parked pump was woken and its next turn polls it; each pump ends parked once (one entry in
+/// `idle`) or woken. Drives pump.rs's code, as above.
+#[test]
+fn push_races_two_pumps_parking() {
+    model_bounded(5, || {
+        let polls = std::sync::Arc::new(AtomicUsize::new(0));
+        let spawner = std::sync::Arc::new(PumpSpawner::default());
+        let pumps = std::sync::Arc::new(Pumps::new(spawner.clone(), 2));
+        // Each push finds no pump asleep and room for one more: two pumps.
+        pumps.push(std::sync::Arc::new(Counted(polls.clone())));
+        pumps.push(std::sync::Arc::new(Counted(polls.clone())));
+        let made = spawner.take();
+        assert_eq!(made.len(), 2);
+        let flags = [0, 1].map(|_| std::sync::Arc::new(MainWaker(AtomicBool::new(false))));
+        let mut made = made.into_iter().zip(flags.clone()).map(|(mut pump, flag)| {
+            thread::spawn(move || {
+                let waker = Waker::from(flag);
+                assert!(turn(&mut pump, &waker).is_pending());
+                pump
+            })
+        });
+        let first = made.next().unwrap();
+        let second = made.next().unwrap();
+        pumps.push(std::sync::Arc::new(Counted(polls.clone())));
+        let mut made = [first.join().unwrap(), second.join().unwrap()];
+        if polls.load(Ordering::Acquire) < 3 {
+            assert!(
+                flags.iter().any(|f| f.0.load(Ordering::Acquire)),
+                "a push left to parked pumps"
+            );
+        }
+        // The backend polls the woken pumps.
+        for (pump, flag) in made.iter_mut().zip(&flags) {
+            if flag.0.swap(false, Ordering::AcqRel) {
+                let waker = Waker::from(flag.clone());
+                assert!(turn(pump, &waker).is_pending());
+            }
+        }
+        assert_eq!(polls.load(Ordering::Acquire), 3);
+        assert_eq!(pumps.queued(), 0);
+        assert_eq!(pumps.sleeping(), 2, "each pump parked once");
+        pumps.clear();
+        for (pump, flag) in made.iter_mut().zip(&flags) {
+            assert!(flag.0.load(Ordering::Acquire), "a parked pump left parked");
+            let waker = Waker::from(flag.clone());
+            assert!(turn(pump, &waker).is_ready());
+        }
         assert_eq!(pumps.live(), 0);
     });
 }
