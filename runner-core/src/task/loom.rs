@@ -743,12 +743,15 @@ impl Own {
 
 // Multi-thread loops (task/pump.rs): two pumps take a task on the runner's own queue off the
 // queue while a third party wakes it; close cancels it while a pump polls it; and the pumps'
-// own queue (`Pumps`) against pumps parking, and against close's end.
+// own queue (`Pumps`) against pumps parking, against close's end, and pushes making pumps.
 //
 // Each model was seen to fail with one mutation of the real code, then restored:
 // - `two_pumps_and_a_waker`: `State::schedule` also queueing while `RUNNING` is held (its mask
-//   without `RUNNING`); and `poll_own` not calling `requeue`.
-// - `two_pumps_and_an_abort`: `abort_own` without `schedule` (the abort queues nothing).
+//   without `RUNNING`); `poll_own` not calling `requeue`; and `take_scheduled_and_running`
+//   without its acquire (a relaxed load and a release-only compare-and-swap: the poll misses
+//   the event, "a wake lost").
+// - `two_pumps_and_an_abort`: `abort_own` queuing on the abort's transition alone, without
+//   `schedule` ("a task queued twice"); and `abort_own` queuing nothing ("the abort was lost").
 // - `close_cancels_during_a_pumps_poll` (and `..._and_a_wake`): `close_take_for_cancel`'s
 //   own-queue branch setting `ABORTED` only, without `SCHEDULED`; and `poll_own` polling when
 //   it finds close holding `RUNNING` (loom: the future's cell written by both).
