@@ -78,34 +78,52 @@ impl Queue {
     }
 }
 
+/// Under loom: the tasks behind a lock, and their count in an atomic that the lock's holder
+/// updates and [`is_empty`](Self::is_empty) reads without the lock, as `concurrent-queue`'s
+/// `is_empty` reads its indices. Were `is_empty` to take the lock, the lock alone would order a
+/// push and a pump's parking whatever the fences, and the models (task/loom.rs) could not check
+/// them.
 #[cfg(loom)]
-struct Queue(Mutex<(std::collections::VecDeque<Arc<dyn OwnTask>>, bool)>);
+struct Queue {
+    tasks: Mutex<(std::collections::VecDeque<Arc<dyn OwnTask>>, bool)>,
+    len: AtomicUsize,
+}
 
 #[cfg(loom)]
 impl Queue {
     fn new() -> Self {
-        Queue(Mutex::new((std::collections::VecDeque::new(), false)))
+        Queue {
+            tasks: Mutex::new((std::collections::VecDeque::new(), false)),
+            len: AtomicUsize::new(0),
+        }
     }
 
     fn push(&self, task: Arc<dyn OwnTask>) -> Result<(), Arc<dyn OwnTask>> {
-        let mut q = self.0.lock().unwrap();
+        let mut q = lock(&self.tasks);
         if q.1 {
             return Err(task);
         }
         q.0.push_back(task);
+        self.len.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
     fn pop(&self) -> Option<Arc<dyn OwnTask>> {
-        self.0.lock().unwrap().0.pop_front()
+        let mut q = lock(&self.tasks);
+        let task = q.0.pop_front();
+        if task.is_some() {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
+        task
     }
 
+    /// `concurrent-queue`'s is two `SeqCst` loads (which loom treats as acquire loads).
     fn is_empty(&self) -> bool {
-        self.0.lock().unwrap().0.is_empty()
+        self.len.load(Ordering::Acquire) == 0
     }
 
     fn close(&self) {
-        self.0.lock().unwrap().1 = true;
+        lock(&self.tasks).1 = true;
     }
 }
 
@@ -249,7 +267,16 @@ impl Pumps {
     fn park(&self, id: usize, cx: &mut TaskCx<'_>) -> bool {
         {
             let mut idle = lock(&self.idle);
-            idle.push((id, cx.waker().clone()));
+            // Parked already: a poll for a wake that a push made as this pump, parking, found
+            // the task anyway (see below), or a spurious one. Its entry takes the new waker, so
+            // that a pump has one entry at most: a second, stale, would count in `sleeping` for
+            // a pump that is not asleep and take a push's wake while the pump is busy (instead
+            // of a parked pump's, or a new pump), and, left behind by a pump that ended
+            // (`ended` removes one), lose it.
+            match idle.iter_mut().find(|(p, _)| *p == id) {
+                Some((_, waker)) => waker.clone_from(cx.waker()),
+                None => idle.push((id, cx.waker().clone())),
+            }
             self.sleeping.store(idle.len(), Ordering::Relaxed);
         }
         // See `push`.
@@ -273,6 +300,25 @@ impl Pumps {
             idle.swap_remove(i);
             self.sleeping.store(idle.len(), Ordering::Relaxed);
         }
+    }
+}
+
+/// What the loom models (task/loom.rs) read of the pumps once their threads are joined.
+#[cfg(all(test, loom))]
+impl Pumps {
+    /// Tasks on the queue.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len.load(Ordering::Acquire)
+    }
+
+    /// Pumps made and not ended.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Pumps parked.
+    pub(crate) fn sleeping(&self) -> usize {
+        lock(&self.idle).len()
     }
 }
 
