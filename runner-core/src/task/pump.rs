@@ -363,6 +363,10 @@ impl Drive for Pump {
                 // a task's of its own, and a new pump takes this one's place first, so that the
                 // tasks still queued are polled.
                 self.end();
+                // As in `park`: `live` lowered, a fence, then the queue, against a push's task,
+                // fence, `live`: either that push sees room and makes a pump, or this sees its
+                // task.
+                fence(Ordering::SeqCst);
                 if !self.pumps.closed.load(Ordering::Acquire) && !self.pumps.queue.is_empty() {
                     self.pumps.grow();
                 }
