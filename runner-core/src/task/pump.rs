@@ -448,6 +448,15 @@ mod tests {
         (keep, pumps, Arc::default())
     }
 
+    /// Closes the queue and drops the pumps: the pumps hold `Pumps`, which holds the spawner
+    /// that keeps them (as a runtime's tasks hold its handle until it shuts down).
+    fn teardown(keep: &Keep, pumps: &Pumps) {
+        pumps.clear();
+        let left: Vec<_> = keep.0.lock().unwrap().drain(..).collect();
+        drop(left);
+        assert_eq!(pumps.live.load(Ordering::SeqCst), 0);
+    }
+
     fn push(pumps: &Arc<Pumps>, polls: &Arc<AtomicUsize>, n: usize) {
         for _ in 0..n {
             pumps.push(Arc::new(Probe {
@@ -478,6 +487,7 @@ mod tests {
         push(&pumps, &polls, 10);
         assert_eq!(keep.0.lock().unwrap().len(), 2);
         assert_eq!(pumps.live.load(Ordering::SeqCst), 2);
+        teardown(&keep, &pumps);
     }
 
     #[test]
@@ -507,6 +517,7 @@ mod tests {
         assert_eq!(keep.0.lock().unwrap().len(), 1);
         assert!(turn(&keep, 0, &flag).is_pending());
         assert_eq!(polls.load(Ordering::SeqCst), BUDGET + 6);
+        teardown(&keep, &pumps);
     }
 
     #[test]
@@ -528,6 +539,7 @@ mod tests {
         assert_eq!(pumps.live.load(Ordering::SeqCst), 1);
         assert!(turn(&keep, 1, &flag).is_pending());
         assert_eq!(polls.load(Ordering::SeqCst), 4);
+        teardown(&keep, &pumps);
     }
 
     #[test]
@@ -556,7 +568,6 @@ mod tests {
         assert!(turn(&keep, 0, &flag).is_ready());
         assert_eq!(pumps.live.load(Ordering::SeqCst), 0);
         assert_eq!(polls.load(Ordering::SeqCst), 1);
-        drop(keep.0.lock().unwrap().drain(..));
-        assert_eq!(pumps.live.load(Ordering::SeqCst), 0);
+        teardown(&keep, &pumps);
     }
 }
