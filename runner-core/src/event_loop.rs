@@ -193,11 +193,12 @@ pub trait EventLoop: Sized + 'static {
     /// How many worker threads a multi-thread loop runs tasks on: the most *pumps* the runner
     /// makes, the backend tasks that poll its `Send` tasks off its own queue on such a loop (see
     /// [`spawn`](crate::spawn)). Read once, when the runner makes the loop, and only if
-    /// [`is_multi_thread`](Self::is_multi_thread) says `true`. The default is the machine's
-    /// [`available_parallelism`](std::thread::available_parallelism) (1 if unknown); a loop that
-    /// knows its worker count says it.
+    /// [`is_multi_thread`](Self::is_multi_thread) says `true` (and
+    /// [`Builder::backend_tasks`](crate::Builder::backend_tasks) is off). The default is the
+    /// machine's [`available_parallelism`](std::thread::available_parallelism) (1 if unknown),
+    /// read once per process; a loop that knows its worker count says it.
     fn workers(&self) -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        crate::registry::parallelism()
     }
 
     /// True when the calling thread is inside a runtime this loop cannot be nested in (for a tokio

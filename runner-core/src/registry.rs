@@ -352,12 +352,16 @@ fn shard_count(multi_thread: bool) -> usize {
     if !multi_thread {
         return 1;
     }
-    // `available_parallelism` reads the affinity mask and the cgroup limits: once per process.
+    (parallelism() * 4).next_power_of_two().min(64)
+}
+
+/// The machine's [`available_parallelism`](std::thread::available_parallelism) (1 if unknown),
+/// read once per process: it reads the affinity mask and the cgroup limits (system calls, tens
+/// of microseconds).
+pub(crate) fn parallelism() -> usize {
     static PARALLELISM: OnceLock<usize> = OnceLock::new();
-    let threads = *PARALLELISM.get_or_init(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    (threads * 4).next_power_of_two().min(64)
+    *PARALLELISM
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
 /// The shard hint of the calling thread's next spawn, modulo the number of shards: the thread's

@@ -417,11 +417,6 @@ pub(crate) fn drive_local_after(shared: &Shared, cx: &mut TaskCx<'_>) {
 /// (`Shared::push_own`: a lock, and a wake of the main future unless it is being polled).
 #[inline]
 pub(crate) fn push_own(shared: &Shared, task: Arc<dyn OwnTask>) {
-    if shared.multi_thread {
-        // No thread's queue on a multi-thread loop: its pumps' (`task::pump`).
-        shared.push_own(task);
-        return;
-    }
     let addr = shared as *const Shared as usize;
     let mut task = Some(task);
     // `try_with`: a wake from another thread-local's destructor as this thread exits (when no
@@ -443,7 +438,7 @@ pub(crate) fn push_own(shared: &Shared, task: Arc<dyn OwnTask>) {
 
 /// [`push_own`] from a spawn made on the thread inside `shared`'s run (or close), with that
 /// thread's queue at hand ([`Origin::here`]): no second thread-local access.
-#[inline]
+#[inline(always)]
 pub(crate) fn push_own_here(shared: &Shared, here: &Here, task: Arc<dyn OwnTask>) {
     let task = if shared.own.active_here() {
         match here.push(task) {

@@ -187,8 +187,7 @@ impl Shared {
     #[inline]
     pub(crate) fn push_own(&self, task: Arc<dyn OwnTask>) {
         if let Some(pumps) = &self.pumps {
-            pumps.push(task);
-            return;
+            return push_pumped(pumps, task);
         }
         if self.own.push(task) {
             self.wake_main();
@@ -311,4 +310,11 @@ impl Interruptible for Shared {
     fn take_main_abort(&self) -> Option<RunError> {
         Shared::take_main_abort(self)
     }
+}
+
+/// [`Shared::push_own`] on a multi-thread loop: out of line, so that the current-thread path
+/// (the spawn's and the wake's, inlined where they are made) stays small.
+#[inline(never)]
+fn push_pumped(pumps: &Arc<Pumps>, task: Arc<dyn OwnTask>) {
+    pumps.push(task);
 }

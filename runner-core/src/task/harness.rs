@@ -392,21 +392,20 @@ where
     /// queues the cell again if it was woken meanwhile (see [`state::poll_own`]).
     fn poll_own(self: Arc<Self>, installed: bool) {
         let header = &self.task.header;
-        state::poll_own(
-            &header.state,
-            |aborted| {
-                let waker = WakerRef::new(&self);
-                let mut cx = TaskCx::from_waker(&waker);
-                // SAFETY: `state::poll_own` calls this with `RUNNING` held, and lets go of it only
-                // after this returns.
-                let run = unsafe { self.run() };
-                let (stage, ctx) = run.parts();
-                let mut lent = Lent::new(header);
-                let env = &mut lent.env(ctx);
-                let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
-            },
-            || Self::enqueue(&self),
-        );
+        let requeue = state::poll_own(&header.state, |aborted| {
+            let waker = WakerRef::new(&self);
+            let mut cx = TaskCx::from_waker(&waker);
+            // SAFETY: `state::poll_own` calls this with `RUNNING` held, and lets go of it only
+            // after this returns.
+            let run = unsafe { self.run() };
+            let (stage, ctx) = run.parts();
+            let mut lent = Lent::new(header);
+            let env = &mut lent.env(ctx);
+            let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
+        });
+        if requeue {
+            Self::enqueue(&self);
+        }
     }
 }
 

@@ -25,7 +25,7 @@
 //!   `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.)
 //! - The runner's own queue on a multi-thread loop (task/pump.rs), where pumps on several
 //!   workers take cells off one queue: two pumps polling a task while a third party wakes or
-//!   aborts it (`state::poll_own`, whose `requeue` queues a task woken during its poll, and
+//!   aborts it (`state::poll_own`, whose caller queues again a task woken during its poll, and
 //!   `State::schedule`, which queues none while `RUNNING` is held): no two polls overlap, the
 //!   task is queued at most once, no wake is lost, an abort is seen; close's in-place cancel
 //!   (`state::cancel_now` with `own`) against a pump's poll (`close_take_for_cancel` flagging
@@ -485,27 +485,26 @@ impl Own {
         {
             return false;
         }
-        state::poll_own(
-            &self.state,
-            |aborted| {
-                self.run.with_mut(|run| {
-                    // SAFETY: `RUNNING` is held; loom checks that no one else is in here.
-                    let run = unsafe { &mut *run };
-                    assert!(*run, "a complete task polled");
-                    if aborted || finish {
-                        *run = false;
-                        self.drops.fetch_add(1, Ordering::AcqRel);
-                        assert!(!self.state.before_complete().is_detached());
-                        let _ = self.state.set_complete();
-                    } else {
-                        self.polls.fetch_add(1, Ordering::AcqRel);
-                        let events = self.events.load(Ordering::Acquire);
-                        self.seen.store(events, Ordering::Relaxed);
-                    }
-                });
-            },
-            || self.enqueue(),
-        );
+        let requeue = state::poll_own(&self.state, |aborted| {
+            self.run.with_mut(|run| {
+                // SAFETY: `RUNNING` is held; loom checks that no one else is in here.
+                let run = unsafe { &mut *run };
+                assert!(*run, "a complete task polled");
+                if aborted || finish {
+                    *run = false;
+                    self.drops.fetch_add(1, Ordering::AcqRel);
+                    assert!(!self.state.before_complete().is_detached());
+                    let _ = self.state.set_complete();
+                } else {
+                    self.polls.fetch_add(1, Ordering::AcqRel);
+                    let events = self.events.load(Ordering::Acquire);
+                    self.seen.store(events, Ordering::Relaxed);
+                }
+            });
+        });
+        if requeue {
+            self.enqueue();
+        }
         true
     }
 

@@ -541,26 +541,27 @@ pub(crate) fn cancel_now(
 
 /// A poll of a task on the runner's own queue (`OwnTask::poll_own`), by the loop's thread (a
 /// current-thread loop) or a pump (a multi-thread loop's worker): clears `SCHEDULED` and takes
-/// `RUNNING` in one step, polls the future (`poll(aborted)`), lets go, and calls `requeue` if
-/// the task was woken (or aborted, or flagged by close) meanwhile: a wake that finds `RUNNING`
+/// `RUNNING` in one step, polls the future (`poll(aborted)`), lets go, and returns true if
+/// the task was woken (or aborted, or flagged by close) meanwhile, for the caller to queue it
+/// again: a wake that finds `RUNNING`
 /// held sets `SCHEDULED` and queues nothing, so that no second poll can take the cell off the
 /// queue while this one runs. A task close cancelled after it was queued has nothing left to
 /// poll; one close is cancelling right now (on a multi-thread loop) is close's to complete.
 ///
-/// `poll` is called with `RUNNING` held: it may use the future.
+/// `poll` is called with `RUNNING` held: it may use the future. True when the caller must queue
+/// the task again.
 #[inline(always)]
-pub(crate) fn poll_own(state: &State, poll: impl FnOnce(bool), requeue: impl FnOnce()) {
+#[must_use]
+pub(crate) fn poll_own(state: &State, poll: impl FnOnce(bool)) -> bool {
     let prev = state.take_scheduled_and_running();
     if prev.is_running() {
-        return;
+        return false;
     }
     if !prev.is_complete() {
         poll(prev.is_aborted());
     }
     let after = state.release_running();
-    if after.is_scheduled() && !after.is_complete() {
-        requeue();
-    }
+    after.is_scheduled() && !after.is_complete()
 }
 
 /// A wake of a task on the runner's own queue: true when the caller must queue the cell (not
