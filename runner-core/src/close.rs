@@ -187,8 +187,9 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
         } else {
             // Nothing will poll a task on the runner's own queue again: its future is dropped
             // here (local tasks are aborted, and dropped with their executor below). On a
-            // multi-thread loop, one a pump is polling right now is flagged: that poll's end
-            // finds the queue closed (below), and the future goes with its cell.
+            // multi-thread loop, one a pump is polling right now is flagged: that poll queues it
+            // again as it ends, and the queue (closed below, or not yet) cancels it
+            // (`Pumps::clear`, `Pumps::push`): its future is dropped on that pump's thread.
             t.cancel_now(true, false);
         }
     }

@@ -292,3 +292,80 @@ fn close_cancels_tasks_the_pumps_are_polling_on_smol() {
         close_while_polled(smol_multi, iterations() / 4);
     });
 }
+
+/// A future that keeps its own task's waker (in itself, as a future waiting on a channel it owns
+/// does): a cycle through its cell that only dropping the future breaks. Its poll signals
+/// `polling` and sleeps, so that the runner is dropped while a pump holds it.
+struct KeepsOwnWaker {
+    polling: Option<mpsc::Sender<()>>,
+    waker: Option<Waker>,
+    _count: Count,
+}
+
+impl Future for KeepsOwnWaker {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(polling) = self.polling.take() {
+            polling.send(()).unwrap();
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A runner dropped inside another runner's run (where its loop cannot run: it is abandoned)
+/// while a pump is polling one of its tasks: the task's future is still dropped, once the poll
+/// has ended, though the future holds its own waker (and so its cell).
+fn abandoned_while_polled<L: EventLoop>(make: impl Fn() -> Runner<L>, iterations: usize) {
+    let mut host = runner::Runner::new();
+    for i in 0..iterations {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let mut rt = make();
+        let (polling, polled) = mpsc::channel();
+        let d = dropped.clone();
+        rt.run(async move {
+            drop(runner::spawn(KeepsOwnWaker {
+                polling: Some(polling),
+                waker: None,
+                _count: Count(d),
+            }));
+            // The task's first poll is under way on a pump (and sleeping) when the run returns.
+            // Waited for blocking the main future's thread, so that a worker polls the task
+            // (smol's `block_on` thread runs the executor's tasks too, between the main future's
+            // polls).
+            polled.recv().unwrap();
+        })
+        .unwrap();
+        let mut cell = Some(rt);
+        let cell = &mut cell;
+        host.run(async move { drop(cell.take()) }).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while dropped.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < until {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "iteration {i}: the future of a task polled as its runner was abandoned"
+        );
+    }
+    host.close().unwrap();
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn a_runner_abandoned_while_a_pump_polls_drops_the_future_on_tokio() {
+    watchdog("the abandoned runner did not end", || {
+        abandoned_while_polled(|| tokio_multi(false), 20);
+    });
+}
+
+#[cfg(feature = "smol")]
+#[test]
+fn a_runner_abandoned_while_a_pump_polls_drops_the_future_on_smol() {
+    watchdog("the abandoned runner did not end", || {
+        abandoned_while_polled(smol_multi, 20);
+    });
+}

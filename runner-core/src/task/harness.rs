@@ -407,6 +407,20 @@ where
             Self::enqueue(&self);
         }
     }
+
+    /// The queue is closed: takes the cell off it as a poll would (`SCHEDULED` for `RUNNING`),
+    /// and drops the future unpolled, with the runner and the task's context installed, if it is
+    /// still there (the task flagged `ABORTED` while a pump polled it, as `close::abandon` does).
+    #[cold]
+    fn cancel_closed(self: Arc<Self>) {
+        let header = &self.task.header;
+        let _ = state::poll_own(&header.state, |_| {
+            // SAFETY: as in `poll_own`: `RUNNING` is held until this returns.
+            let run = unsafe { self.run() };
+            let (stage, ctx) = run.parts();
+            cancel(stage, &mut Lent::new(header).env(ctx), &self.task, false);
+        });
+    }
 }
 
 /// Polls a running stage. If the poll panics, the future is dropped during the unwind (with the

@@ -37,7 +37,7 @@
 //!   `sleeping`) races the pump's turn finding the queue empty and parking (`Pumps::park`:
 //!   `sleeping`, a fence, then the queue), with one pump or two on their own threads: the turn
 //!   polls the task or a parked pump was woken, and a pump parks once (one entry in `idle`); a
-//!   push races close's end (`Pumps::clear`) with a pump parked: the task is dropped unpolled,
+//!   push races close's end (`Pumps::clear`) with a pump parked: the task is cancelled, unpolled,
 //!   nothing is left queued, the pump is woken and ends; and pushes from two threads racing to
 //!   make the first pump (`Pumps::grow`): one is made, no more than the loop's workers. A
 //!   stand-in `Spawner` keeps the pumps (`RawTask`s) for the model to poll with a flag for a
@@ -583,12 +583,20 @@ fn own_queue_wake_races_completion() {
     });
 }
 
-/// A task on the runner's own queue, for the model of its shared half: a poll only counts.
+/// A task on the runner's own queue, for the model of its shared half: a poll only counts (one
+/// each), and so does a cancel once its queue is closed ([`CANCELLED`] each).
 struct Counted(std::sync::Arc<AtomicUsize>);
+
+/// What `Counted::cancel_closed` adds to the count.
+const CANCELLED: usize = 1 << 16;
 
 impl OwnTask for Counted {
     fn poll_own(self: std::sync::Arc<Self>, _: bool) {
         self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn cancel_closed(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(CANCELLED, Ordering::AcqRel);
     }
 }
 
@@ -960,8 +968,8 @@ fn push_races_a_pump_parking() {
 }
 
 /// A push from another thread races close's end (`Pumps::clear`) while the one pump is parked:
-/// the pushed task is dropped unpolled, by the push (the queue closed) or by `clear`, and never
-/// left queued; the parked pump was woken (by the push or by `clear`), and its next turn ends
+/// the pushed task is cancelled once and never polled (`OwnTask::cancel_closed`), by the push
+/// (the queue closed) or by `clear`, and never left queued; the parked pump was woken (by the push or by `clear`), and its next turn ends
 /// it. Drives pump.rs's code, as above.
 #[test]
 fn push_races_clear_with_a_pump_parked() {
@@ -987,7 +995,11 @@ fn push_races_clear_with_a_pump_parked() {
         );
         assert!(woken.0.load(Ordering::Acquire), "a parked pump left parked");
         assert!(turn(&mut pump, &waker).is_ready());
-        assert_eq!(pushed.load(Ordering::Acquire), 0);
+        assert_eq!(
+            pushed.load(Ordering::Acquire),
+            CANCELLED,
+            "the task not cancelled once, or polled"
+        );
         assert_eq!(pumps.live(), 0);
         assert_eq!(pumps.sleeping(), 0);
     });

@@ -24,8 +24,12 @@
 //!   its poll only marks it, the poll queuing it again as it ends (`state::poll_own`).
 //! - **Close** cancels in place as on a current-thread loop; a task a pump is polling right then
 //!   is flagged, queued again by that poll, and dropped by its next (`state::cancel_now`). At
-//!   close's end [`clear`](Pumps::clear) closes the queue (a push from then on queues nothing),
-//!   drops what it held, and wakes the idle pumps, which end.
+//!   close's end [`clear`](Pumps::clear) closes the queue (a push from then on cancels its task
+//!   instead of queuing it), cancels what it held, and wakes the idle pumps, which end. "Cancels"
+//!   there drops a future still in its cell (`OwnTask::cancel_closed`): a runner abandoned where
+//!   its loop cannot run (`close::abandon`) only flags the tasks the pumps are polling, whose
+//!   polls queue them again as they end, after the queue may have closed; and a future that
+//!   holds its own waker would otherwise keep its cell, and itself, alive for good.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -162,11 +166,13 @@ impl Pumps {
 
     /// Queues `task` (its `SCHEDULED` bit was just set), and wakes an idle pump, or makes one if
     /// none is idle and fewer than the loop's workers are alive. Once the queue is closed, the
-    /// task is dropped: every task has ended by then.
+    /// task is cancelled here instead (`OwnTask::cancel_closed`): every task has ended or been
+    /// flagged `ABORTED` by then (a runner abandoned while a pump polled the task), and its
+    /// future, if still there, may hold its own waker.
     #[inline]
     pub(crate) fn push(self: &Arc<Self>, task: Arc<dyn OwnTask>) {
         if let Err(task) = self.queue.push(task) {
-            drop(task);
+            task.cancel_closed();
             return;
         }
         // See the module docs: a store (the queue's), a `SeqCst` fence, a load, against the
@@ -220,13 +226,15 @@ impl Pumps {
     }
 
     /// Closes the queue for good (close's end, or a runner abandoned): the tasks left on it are
-    /// let go of (every task has ended), a push from now on queues nothing, and the idle pumps
-    /// are woken, to end.
+    /// cancelled (`OwnTask::cancel_closed`: every task has ended, or was flagged `ABORTED` by
+    /// `close::abandon` while a pump polled it, and that poll queued it again as it let go), a
+    /// push from now on cancels its task instead of queuing it, and the idle pumps are woken, to
+    /// end.
     pub(crate) fn clear(&self) {
         self.closed.store(true, Ordering::Release);
         self.queue.close();
         while let Some(task) = self.queue.pop() {
-            drop(task);
+            task.cancel_closed();
         }
         let idle = std::mem::take(&mut *lock(&self.idle));
         self.sleeping.store(0, Ordering::Relaxed);
@@ -435,10 +443,18 @@ mod tests {
         panics: bool,
     }
 
+    /// What a cancel once the queue is closed adds to a [`Probe`]'s count.
+    const CANCELLED: usize = 1 << 16;
+
     impl OwnTask for Probe {
         fn poll_own(self: Arc<Self>, _: bool) {
             self.polls.fetch_add(1, Ordering::SeqCst);
             assert!(!self.panics, "a poll unwinds out of the pump");
+        }
+
+        /// Counted as [`CANCELLED`] polls.
+        fn cancel_closed(self: Arc<Self>) {
+            self.polls.fetch_add(CANCELLED, Ordering::SeqCst);
         }
     }
 
@@ -557,17 +573,27 @@ mod tests {
         assert!(flag.0.swap(false, Ordering::SeqCst));
         pumps.clear();
         assert_eq!(Arc::strong_count(&task), 1, "the queued task was let go of");
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            1 + CANCELLED,
+            "the queued task cancelled, unpolled"
+        );
         pumps.push(task.clone());
         assert_eq!(
             Arc::strong_count(&task),
             1,
             "a push after clear queues nothing"
         );
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            1 + 2 * CANCELLED,
+            "a task pushed after clear cancelled, unpolled"
+        );
         let n = keep.0.lock().unwrap().len();
         assert_eq!(n, 1);
         assert!(turn(&keep, 0, &flag).is_ready());
         assert_eq!(pumps.live.load(Ordering::SeqCst), 0);
-        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        assert_eq!(polls.load(Ordering::SeqCst), 1 + 2 * CANCELLED);
         teardown(&keep, &pumps);
     }
 }
