@@ -222,6 +222,10 @@ impl EventLoop for AnyLoop {
         delegate!(self, (), l => EventLoop::is_multi_thread(l))
     }
 
+    fn workers(&self) -> usize {
+        delegate!(self, (), l => EventLoop::workers(l))
+    }
+
     fn enter<R, F: FnOnce() -> R>(&self, f: F) -> Option<R> {
         // The chosen backend's answer: the inline first poll of `run` where it allows it.
         delegate!(self, (f), l => l.enter(f))

@@ -100,7 +100,9 @@
 //!
 //! A runner's own blocking jobs ([`spawn_blocking`]) may run another runner, as tokio allows
 //! `block_on` on its blocking threads. Dropping a runner where it cannot run closes it without
-//! blocking: its tasks are cancelled, the loop is not driven.
+//! blocking: its tasks are cancelled, the loop is not driven. On a multi-thread loop a task that
+//! one of the loop's workers is polling at that moment is cancelled as that poll ends, on that
+//! worker (its future dropped there): nothing waits for the poll.
 //!
 //! What cannot be detected, because the runtime offers no public way to ask, is allowed:
 //!

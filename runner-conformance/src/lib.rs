@@ -62,6 +62,7 @@ pub struct Kit<L: EventLoop> {
     caps: Caps,
     send: SendProof<L>,
     mover: Option<Mover<L>>,
+    backend_tasks: bool,
 }
 
 /// A job to run on a runner, on another thread.
@@ -146,6 +147,7 @@ impl<L: EventLoop> Kit<L> {
             caps: Caps::LOCAL,
             send: SendProof::Unknown,
             mover: None,
+            backend_tasks: false,
         }
     }
 
@@ -187,6 +189,13 @@ impl<L: EventLoop> Kit<L> {
         self
     }
 
+    /// Sets [`Builder::backend_tasks`] on every runner the kit builds: on a multi-thread loop,
+    /// the backend's own tasks instead of the runner's own queue and its pumps.
+    pub fn backend_tasks(mut self, on: bool) -> Self {
+        self.backend_tasks = on;
+        self
+    }
+
     /// Sets whether the runner is `Send`.
     pub fn send(mut self, on: bool) -> Self {
         self.caps.send = on;
@@ -206,7 +215,9 @@ impl<L: EventLoop> Kit<L> {
     /// A builder whose factory is this kit's.
     pub fn builder(&self) -> Builder<L> {
         let f = self.factory.clone();
-        Builder::<L>::new().loop_factory(move || f())
+        Builder::<L>::new()
+            .loop_factory(move || f())
+            .backend_tasks(self.backend_tasks)
     }
 
     /// A runner with default settings on this kit's loop.
@@ -534,6 +545,7 @@ impl<L: EventLoop> Clone for Kit<L> {
             caps: self.caps,
             send: self.send,
             mover: self.mover,
+            backend_tasks: self.backend_tasks,
         }
     }
 }

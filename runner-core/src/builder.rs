@@ -54,6 +54,7 @@ pub struct Builder<L: EventLoop> {
     blocking_timeout: Duration,
     interrupt: Interrupt,
     interrupt_grace: Option<Duration>,
+    backend_tasks: bool,
 }
 
 impl<L: EventLoop> Builder<L> {
@@ -71,6 +72,7 @@ impl<L: EventLoop> Builder<L> {
             blocking_timeout: DEFAULT_BLOCKING_SHUTDOWN_TIMEOUT,
             interrupt: Interrupt::Auto,
             interrupt_grace: None,
+            backend_tasks: false,
         }
     }
 
@@ -104,6 +106,7 @@ impl<L: EventLoop> Builder<L> {
             blocking_timeout: self.blocking_timeout,
             interrupt: self.interrupt,
             interrupt_grace: self.interrupt_grace,
+            backend_tasks: self.backend_tasks,
         }
     }
 
@@ -163,6 +166,14 @@ impl<L: EventLoop> Builder<L> {
         self
     }
 
+    /// On a multi-thread loop, hands every `Send` task to the backend's own scheduler, one
+    /// backend task per runner task, instead of the runner's own queue and its pumps (see
+    /// [`spawn`](crate::spawn)). Default `false`. No effect on a current-thread loop.
+    pub fn backend_tasks(mut self, on: bool) -> Self {
+        self.backend_tasks = on;
+        self
+    }
+
     /// Builds the runner. Creates nothing: the loop is made on first use.
     pub fn build(self) -> Runner<L> {
         let debug = self.debug.unwrap_or_else(debug_from_env);
@@ -180,6 +191,7 @@ impl<L: EventLoop> Builder<L> {
                 blocking_timeout: self.blocking_timeout,
                 interrupt: self.interrupt,
                 interrupt_grace: self.interrupt_grace,
+                backend_tasks: self.backend_tasks,
             },
         )
     }
@@ -210,6 +222,7 @@ impl<L: EventLoop> fmt::Debug for Builder<L> {
             .field("blocking_shutdown_timeout", &self.blocking_timeout)
             .field("interrupt", &self.interrupt)
             .field("interrupt_grace", &self.interrupt_grace)
+            .field("backend_tasks", &self.backend_tasks)
             .finish_non_exhaustive()
     }
 }

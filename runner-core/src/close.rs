@@ -86,7 +86,9 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
     }
     // Every task has ended: what is left on the runner's own queue is only cells to let go of,
     // and a wake racing in from another thread queues nothing from now on.
-    if !shared.multi_thread {
+    if let Some(pumps) = &shared.pumps {
+        pumps.clear();
+    } else if !shared.multi_thread {
         shared.own.clear();
     }
     let outcomes = shared.registry.outcomes();
@@ -180,11 +182,14 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     let pending: Vec<TaskArc<dyn TaskRef>> = shared.registry.abandon();
     shared.shutdown.fire();
     for t in &pending {
-        if shared.multi_thread {
+        if shared.multi_thread && shared.pumps.is_none() {
             t.abort();
         } else {
             // Nothing will poll a task on the runner's own queue again: its future is dropped
-            // here (local tasks are aborted, and dropped with their executor below).
+            // here (local tasks are aborted, and dropped with their executor below). On a
+            // multi-thread loop, one a pump is polling right now is flagged: that poll queues it
+            // again as it ends, and the queue (closed below, or not yet) cancels it
+            // (`Pumps::clear`, `Pumps::push`): its future is dropped on that pump's thread.
             t.cancel_now(true, false);
         }
     }
@@ -198,5 +203,8 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     drop(pending);
     // And the cells left queued let go of, which breaks the cycle through their runner.
     shared.own.clear();
+    if let Some(pumps) = &shared.pumps {
+        pumps.clear();
+    }
     lp.shutdown();
 }

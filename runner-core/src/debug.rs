@@ -114,8 +114,10 @@ mod tests {
                 blocking_timeout: Duration::ZERO,
                 interrupt: Interrupt::Never,
                 interrupt_grace: None,
+                backend_tasks: false,
             },
             false,
+            1,
         );
         let outer = PollStart::now();
         sleep(Duration::from_millis(20));

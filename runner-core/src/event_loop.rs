@@ -15,11 +15,16 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A boxed `!Send` future with no output: what the runner hands a local loop to spawn.
 pub type LocalBoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
 
-/// A `Send` task of the runner's, as the runner hands it to [`Spawner::spawn_task`]: a future
-/// with no output, which the loop runs as [`Spawner::spawn`] runs a [`BoxFuture`]. Dropping it
-/// before it completed cancels the task.
+/// A task of the runner's, as the runner hands it to [`Spawner::spawn_task`]: a future with no
+/// output, which the loop runs as [`Spawner::spawn`] runs a [`BoxFuture`]. On a multi-thread
+/// loop it is one of the runner's *pumps* (which poll the runner's `Send` tasks off its own
+/// queue, see [`spawn`](crate::spawn)), or, with
+/// [`Builder::backend_tasks`](crate::Builder::backend_tasks), one `Send` task; dropping such a
+/// task before it completed cancels it. A loop must not drop the tasks it is given before its
+/// [`shutdown`](EventLoop::shutdown) (or the runner's close): the tasks a pump would have polled
+/// wait for the next pump.
 ///
-/// It is a reference to the task's cell, which the runner allocated when the task was spawned:
+/// It is a reference to a cell the runner allocated (the task's, or the pump's):
 /// it costs no allocation of its own, and it is `Unpin`, so a loop can store it as it is (in its
 /// own task, a queue, an enum) without boxing it. Polling it polls the task through the runner's
 /// harness (panics caught, context installed, cancellation seen); it returns `Ready` once the
@@ -185,6 +190,17 @@ pub trait EventLoop: Sized + 'static {
         false
     }
 
+    /// How many worker threads a multi-thread loop runs tasks on: the most *pumps* the runner
+    /// makes, the backend tasks that poll its `Send` tasks off its own queue on such a loop (see
+    /// [`spawn`](crate::spawn)). Read once, when the runner makes the loop, and only if
+    /// [`is_multi_thread`](Self::is_multi_thread) says `true` (and
+    /// [`Builder::backend_tasks`](crate::Builder::backend_tasks) is off). The default is the
+    /// machine's [`available_parallelism`](std::thread::available_parallelism) (1 if unknown),
+    /// read once per process; a loop that knows its worker count says it.
+    fn workers(&self) -> usize {
+        crate::registry::parallelism()
+    }
+
     /// True when the calling thread is inside a runtime this loop cannot be nested in (for a tokio
     /// backend: any tokio runtime context). The runner then returns
     /// [`RunError::NestedRun`](crate::RunError::NestedRun) instead of calling `block_on`.
@@ -228,9 +244,11 @@ pub trait EventLoop: Sized + 'static {
 ///
 /// Two methods queue a task: [`spawn`](Self::spawn) takes a [`BoxFuture`], and
 /// [`spawn_task`](Self::spawn_task) takes the runner's own [`RawTask`], which is what the runner
-/// spawns every `Send` task through on a multi-thread loop
-/// ([`EventLoop::is_multi_thread`]); on a current-thread loop the runner runs its `Send` tasks on
-/// its own queue, inside [`EventLoop::block_on`] (see [`spawn`](crate::spawn)), and uses neither. Its default boxes the task and calls `spawn`, so a loop of
+/// spawns its pumps through on a multi-thread loop ([`EventLoop::is_multi_thread`]; at most one
+/// per worker, see [`spawn`](crate::spawn)), and every `Send` task with
+/// [`Builder::backend_tasks`](crate::Builder::backend_tasks); on a current-thread loop the
+/// runner runs its `Send` tasks on its own queue, inside [`EventLoop::block_on`], and uses
+/// neither. Its default boxes the task and calls `spawn`, so a loop of
 /// your own needs only `spawn` (one `impl`, with the three required methods). A loop that can
 /// store a `RawTask` as it is (generic over the future it spawns, as `tokio::spawn` and
 /// `async_executor::Executor::spawn` are) overrides `spawn_task` to save that allocation: one
@@ -274,7 +292,9 @@ pub trait Spawner: Send + Sync + 'static {
     fn spawn(&self, task: BoxFuture);
 
     /// Queues one of the runner's tasks on the loop, as [`spawn`](Self::spawn) does: on a
-    /// multi-thread loop the runner spawns every `Send` task through this method. The default boxes `task` and calls `spawn`;
+    /// multi-thread loop the runner spawns its pumps (and, with
+    /// [`Builder::backend_tasks`](crate::Builder::backend_tasks), every `Send` task) through this
+    /// method. The default boxes `task` and calls `spawn`;
     /// override it only to save that allocation (see the [trait docs](Spawner)).
     fn spawn_task(&self, task: RawTask) {
         self.spawn(Box::pin(task));
@@ -331,7 +351,7 @@ mod tests {
         }
 
         /// Claimed, so that the runner hands its tasks to the spawner (`spawn_task`), as it does
-        /// only on multi-thread loops: on a current-thread loop they go onto its own queue.
+        /// only on multi-thread loops with `backend_tasks`: otherwise they go onto its own queue.
         fn is_multi_thread(&self) -> bool {
             true
         }
@@ -392,12 +412,15 @@ mod tests {
 
     use crate::testing::Count;
 
-    /// A spawner with only the required methods gets every task through `spawn`, boxed, and
-    /// runs, aborts and cancels them at close as any loop does.
+    /// A spawner with only the required methods gets every task through `spawn`, boxed (with
+    /// `backend_tasks`: one backend task per runner task), and runs, aborts and cancels them at
+    /// close as any loop does.
     #[test]
     fn default_spawn_task_boxes_into_spawn() {
         let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<Over<Required>>::new();
+        let mut rt = Runner::<Over<Required>>::builder()
+            .backend_tasks(true)
+            .build();
         let before = BOXED.load(Ordering::SeqCst);
         let d = drops.clone();
         let (sum, aborted) = rt
@@ -432,7 +455,9 @@ mod tests {
     #[test]
     fn raw_task_dropped_unpolled_cancels() {
         let drops = Arc::new(AtomicUsize::new(0));
-        let mut rt = Runner::<Over<Dropping>>::new();
+        let mut rt = Runner::<Over<Dropping>>::builder()
+            .backend_tasks(true)
+            .build();
         let d = drops.clone();
         let err = rt
             .run(async move {

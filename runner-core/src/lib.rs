@@ -13,10 +13,11 @@
 //! [`LocalSpawner`] for `!Send` tasks, and [`Spawner::spawn_task`] to take the runner's tasks
 //! without boxing them. The runner does the rest: it wraps every task (panics,
 //! context, cancellation, tracking, debug timing), so a loop never sees a user future directly.
-//! On a current-thread loop ([`EventLoop::is_multi_thread`] false, the default) the runner even
-//! runs its `Send` tasks itself, on its own run queue inside [`EventLoop::block_on`] (see
-//! [`spawn`]): there the runner calls its [`Spawner`] only for blocking jobs and timers, and the
-//! same one `impl` still plugs the loop in.
+//! The runner even runs its `Send` tasks itself, on its own run queue (see [`spawn`]): on a
+//! current-thread loop ([`EventLoop::is_multi_thread`] false, the default) inside
+//! [`EventLoop::block_on`], where the runner then calls its [`Spawner`] only for blocking jobs
+//! and timers; on a multi-thread loop from *pumps*, at most one backend task per worker
+//! ([`EventLoop::workers`]). The same one `impl` plugs the loop in either way.
 //! [`testing::TestLoop`] is a complete implementation in about a hundred lines. Then run the
 //! conformance kit on it: add `runner-conformance` as a dev-dependency and write, in
 //! `tests/conformance.rs`, `runner_conformance::suite!(|| MyLoop::new());`.

@@ -4,9 +4,11 @@
 //! Spawning a task adds it (`register`), its end removes it (`deregister`): each takes the lock
 //! of one shard only, so threads that spawn at the same time do not wait for each other. A
 //! task's key names its shard (the low bits) and its place in the shard's slab (the rest). A
-//! spawn goes to the shard of the spawning thread (threads are numbered as they first spawn), so a
-//! thread keeps finding its shard in its cache; a task ends in the shard it was added to,
-//! whichever thread ends it. There are a power of two of shards, more the more threads can run
+//! thread's spawns go round the shards, each thread from its own starting shard (threads are
+//! numbered as they first spawn), as tokio's task lists are sharded by task id: a thread spawning
+//! in a burst while the loop's workers end its earlier tasks (which take the shard of each task,
+//! whichever thread ends it) then rarely meets them at one lock. Sending each thread's spawns to
+//! one shard measured the contended lock as the top of the profile on a multi-thread loop. There are a power of two of shards, more the more threads can run
 //! at once (see `shard_count`); a current-thread loop's registry has one, and a spawn there
 //! looks up no home shard. A current-thread loop's registry also has a side without a lock for
 //! the loop's own thread: see "The loop's side".
@@ -350,17 +352,22 @@ fn shard_count(multi_thread: bool) -> usize {
     if !multi_thread {
         return 1;
     }
-    // `available_parallelism` reads the affinity mask and the cgroup limits: once per process.
-    static PARALLELISM: OnceLock<usize> = OnceLock::new();
-    let threads = *PARALLELISM.get_or_init(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    (threads * 4).next_power_of_two().min(64)
+    (parallelism() * 4).next_power_of_two().min(64)
 }
 
-/// The number of the calling thread, given as it first spawns: its home shard, modulo the
-/// number of shards. Only a hint: any shard would be correct.
-fn thread_number() -> usize {
+/// The machine's [`available_parallelism`](std::thread::available_parallelism) (1 if unknown),
+/// read once per process: it reads the affinity mask and the cgroup limits (system calls, tens
+/// of microseconds).
+pub(crate) fn parallelism() -> usize {
+    static PARALLELISM: OnceLock<usize> = OnceLock::new();
+    *PARALLELISM
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+}
+
+/// The shard hint of the calling thread's next spawn, modulo the number of shards: the thread's
+/// number (given as it first spawns) plus its spawns so far, so that its spawns go round the
+/// shards. Only a hint: any shard would be correct.
+fn shard_hint() -> usize {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -373,8 +380,9 @@ fn thread_number() -> usize {
             let mut v = n.get();
             if v == usize::MAX {
                 v = NEXT.fetch_add(1, Ordering::Relaxed);
-                n.set(v);
             }
+            // The next spawn's: the following shard (never the sentinel).
+            n.set(v.wrapping_add(1) & (usize::MAX >> 1));
             v
         })
         .unwrap_or(0)
@@ -452,7 +460,7 @@ impl Registry {
         let shard = if self.mask == 0 {
             0
         } else {
-            thread_number() & self.mask
+            shard_hint() & self.mask
         };
         self.register_in(shard, from_loop, make)
     }
@@ -829,7 +837,7 @@ mod tests {
             assert!(n.is_power_of_two() && n <= 64, "{n} shards");
         }
         assert_eq!(shard_count(false), 1, "one shard on a current-thread loop");
-        assert!(thread_number() & Registry::new(true).mask < shard_count(true));
+        assert!(shard_hint() & Registry::new(true).mask < shard_count(true));
     }
 
     #[test]

@@ -155,10 +155,19 @@ impl<L: EventLoop> Runner<L> {
             Inner::Closed => Err(RunError::Closed),
             Inner::Created => {
                 let lp = self.factory.make().map_err(RunError::LoopCreation)?;
+                let multi_thread = lp.is_multi_thread();
+                // Asked only where pumps are made: a loop's default answer reads the machine's
+                // parallelism (system calls, tens of microseconds).
+                let workers = if multi_thread && !self.config.backend_tasks {
+                    lp.workers()
+                } else {
+                    1
+                };
                 let shared = Arc::new(Shared::new(
                     lp.spawner(),
                     self.config.clone(),
-                    lp.is_multi_thread(),
+                    multi_thread,
+                    workers,
                 ));
                 self.inner = Inner::Initialized(Live {
                     lp,

@@ -438,7 +438,7 @@ pub(crate) fn push_own(shared: &Shared, task: Arc<dyn OwnTask>) {
 
 /// [`push_own`] from a spawn made on the thread inside `shared`'s run (or close), with that
 /// thread's queue at hand ([`Origin::here`]): no second thread-local access.
-#[inline]
+#[inline(always)]
 pub(crate) fn push_own_here(shared: &Shared, here: &Here, task: Arc<dyn OwnTask>) {
     let task = if shared.own.active_here() {
         match here.push(task) {

@@ -19,6 +19,7 @@ use crate::registry::Registry;
 pub(crate) use crate::registry::{Entry, Outcome, TaskRef};
 use crate::signal::{Interrupt, Interruptible, RunnerSignal};
 use crate::task::own::{OwnQueue, OwnTask};
+use crate::task::pump::Pumps;
 
 /// Everything the builder decided, fixed at `build()`.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) blocking_timeout: Duration,
     pub(crate) interrupt: Interrupt,
     pub(crate) interrupt_grace: Option<Duration>,
+    /// `Builder::backend_tasks`: no pumps on a multi-thread loop.
+    pub(crate) backend_tasks: bool,
 }
 
 /// What the runner keeps of a running blocking job, to report it if it outlives close.
@@ -94,11 +97,23 @@ pub(crate) struct Shared {
     pub(crate) local: LocalState,
     /// The runner's own run queue: its `Send` tasks on a current-thread loop (see `task::own`).
     pub(crate) own: OwnQueue,
+    /// The runner's own run queue on a multi-thread loop, and its pumps (see `task::pump`).
+    pub(crate) pumps: Option<Arc<Pumps>>,
 }
 
 impl Shared {
-    pub(crate) fn new(spawner: Arc<dyn Spawner>, config: Config, multi_thread: bool) -> Self {
+    /// `workers`: the loop's worker threads (`EventLoop::workers`), the most pumps a
+    /// multi-thread loop gets.
+    pub(crate) fn new(
+        spawner: Arc<dyn Spawner>,
+        config: Config,
+        multi_thread: bool,
+        workers: usize,
+    ) -> Self {
+        let pumps = (multi_thread && !config.backend_tasks)
+            .then(|| Arc::new(Pumps::new(spawner.clone(), workers)));
         Shared {
+            pumps,
             spawner,
             config,
             multi_thread,
@@ -171,6 +186,9 @@ impl Shared {
     /// will look anyway.
     #[inline]
     pub(crate) fn push_own(&self, task: Arc<dyn OwnTask>) {
+        if let Some(pumps) = &self.pumps {
+            return push_pumped(pumps, task);
+        }
         if self.own.push(task) {
             self.wake_main();
         }
@@ -292,4 +310,11 @@ impl Interruptible for Shared {
     fn take_main_abort(&self) -> Option<RunError> {
         Shared::take_main_abort(self)
     }
+}
+
+/// [`Shared::push_own`] on a multi-thread loop: out of line, so that the current-thread path
+/// (the spawn's and the wake's, inlined where they are made) stays small.
+#[inline(never)]
+fn push_pumped(pumps: &Arc<Pumps>, task: Arc<dyn OwnTask>) {
+    pumps.push(task);
 }

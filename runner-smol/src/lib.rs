@@ -114,6 +114,11 @@ impl EventLoop for SmolLoop {
         self.stop.is_some()
     }
 
+    /// The loop's own threads (`multi_thread`'s `threads`).
+    fn workers(&self) -> usize {
+        self.threads.len().max(1)
+    }
+
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         // `!Send` tasks are run by the runner itself (runner-core's local executor), so no
         // `LocalExecutor` is nested around every run.

@@ -24,6 +24,24 @@ fn kit_smol_local() -> Kit<runner::smol::SmolLoop> {
 fn kit_smol_multi() -> Kit<runner::smol::SmolLoop> {
     Kit::new("smol_multi", || runner::smol::SmolLoop::multi_thread(2)).multi_thread(true)
 }
+/// `tokio_multi` with `Builder::backend_tasks`: one tokio task per runner task.
+#[cfg(feature = "tokio")]
+fn kit_tokio_multi_backend_tasks() -> Kit<runner::tokio::TokioLoop> {
+    Kit::new("tokio_multi_backend_tasks", || {
+        runner::tokio::TokioLoop::multi_thread(2)
+    })
+    .multi_thread(true)
+    .backend_tasks(true)
+}
+/// `smol_multi` with `Builder::backend_tasks`: one async-executor task per runner task.
+#[cfg(feature = "smol")]
+fn kit_smol_multi_backend_tasks() -> Kit<runner::smol::SmolLoop> {
+    Kit::new("smol_multi_backend_tasks", || {
+        runner::smol::SmolLoop::multi_thread(2)
+    })
+    .multi_thread(true)
+    .backend_tasks(true)
+}
 #[cfg(all(feature = "glommio", target_os = "linux"))]
 fn kit_glommio() -> Kit<runner::glommio::GlommioLoop> {
     Kit::new("glommio", runner::glommio::GlommioLoop::new).send(false)
@@ -54,6 +72,10 @@ suite!(tokio_multi, kit_tokio_multi());
 suite!(smol_local, kit_smol_local());
 #[cfg(feature = "smol")]
 suite!(smol_multi, kit_smol_multi());
+#[cfg(feature = "tokio")]
+suite!(tokio_multi_backend_tasks, kit_tokio_multi_backend_tasks());
+#[cfg(feature = "smol")]
+suite!(smol_multi_backend_tasks, kit_smol_multi_backend_tasks());
 #[cfg(all(feature = "glommio", target_os = "linux"))]
 suite!(glommio, kit_glommio());
 suite!(custom, kit_custom());

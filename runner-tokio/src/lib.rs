@@ -156,6 +156,11 @@ impl EventLoop for TokioLoop {
         TokioLoop::is_multi_thread(self)
     }
 
+    /// The runtime's worker threads.
+    fn workers(&self) -> usize {
+        self.handle().metrics().num_workers()
+    }
+
     fn reaps_at_shutdown(&self) -> bool {
         // The loop owns its runtime, and dropping a runtime (or `shutdown_background`) shuts
         // down every task it owns, idle ones included.

@@ -386,14 +386,13 @@ where
     F::Output: Send + 'static,
     D: Driver,
 {
-    /// A poll of a task on the runner's own queue, on the loop's thread: clears `SCHEDULED` and
-    /// takes `RUNNING` in one step, polls the future with the cell itself as the waker (see
-    /// [`poll_task`]; no waker is registered: `abort` queues the cell), and lets go. Only this
-    /// drive and close (`cancel_now`) take `RUNNING` for such a task, both on the loop's thread
-    /// and never during each other: it is clear here.
+    /// A poll of a task on the runner's own queue, by the loop's thread or a pump: clears
+    /// `SCHEDULED` and takes `RUNNING` in one step, polls the future with the cell itself as the
+    /// waker (see [`poll_task`]; no waker is registered: `abort` queues the cell), lets go, and
+    /// queues the cell again if it was woken meanwhile (see [`state::poll_own`]).
     fn poll_own(self: Arc<Self>, installed: bool) {
         let header = &self.task.header;
-        state::poll_own(&header.state, |aborted| {
+        let requeue = state::poll_own(&header.state, |aborted| {
             let waker = WakerRef::new(&self);
             let mut cx = TaskCx::from_waker(&waker);
             // SAFETY: `state::poll_own` calls this with `RUNNING` held, and lets go of it only
@@ -403,6 +402,23 @@ where
             let mut lent = Lent::new(header);
             let env = &mut lent.env(ctx);
             let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
+        });
+        if requeue {
+            Self::enqueue(&self);
+        }
+    }
+
+    /// The queue is closed: takes the cell off it as a poll would (`SCHEDULED` for `RUNNING`),
+    /// and drops the future unpolled, with the runner and the task's context installed, if it is
+    /// still there (the task flagged `ABORTED` while a pump polled it, as `close::abandon` does).
+    #[cold]
+    fn cancel_closed(self: Arc<Self>) {
+        let header = &self.task.header;
+        let _ = state::poll_own(&header.state, |_| {
+            // SAFETY: as in `poll_own`: `RUNNING` is held until this returns.
+            let run = unsafe { self.run() };
+            let (stage, ctx) = run.parts();
+            cancel(stage, &mut Lent::new(header).env(ctx), &self.task, false);
         });
     }
 }

@@ -23,12 +23,40 @@
 //!   and `registered`: `active`, a fence, then `any`): every push is polled by the drive, or
 //!   leaves `any` set and the main future woken. (Loom treats `SeqCst` loads and stores as
 //!   `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.)
+//! - The runner's own queue on a multi-thread loop (task/pump.rs), where pumps on several
+//!   workers take cells off one queue: two pumps polling a task while a third party wakes or
+//!   aborts it (`state::poll_own`, whose caller queues again a task woken during its poll, and
+//!   `State::schedule`, which queues none while `RUNNING` is held): no two polls overlap, the
+//!   task is queued at most once, no wake is lost, an abort is seen; close's in-place cancel
+//!   (`state::cancel_now` with `own`) against a pump's poll (`close_take_for_cancel` flagging
+//!   the poll with `ABORTED|SCHEDULED`): the future is dropped once, and the task ends complete.
+//!   These drive the state word's code with the `Own` stand-in, popped by two threads.
+//! - The pumps' queue itself (`Pumps`, pump.rs, its lock, atomics and fences loom's; its
+//!   `is_empty` reads without the lock, as `concurrent-queue`'s, so that only the fences order
+//!   a push and a pump parking): a push (`Pumps::push`: the queue, a `SeqCst` fence, then
+//!   `sleeping`) races the pump's turn finding the queue empty and parking (`Pumps::park`:
+//!   `sleeping`, a fence, then the queue), with one pump or two on their own threads: the turn
+//!   polls the task or a parked pump was woken, and a pump parks once (one entry in `idle`); a
+//!   push races close's end (`Pumps::clear`) with a pump parked: the task is cancelled, unpolled,
+//!   nothing is left queued, the pump is woken and ends; and pushes from two threads racing to
+//!   make the first pump (`Pumps::grow`): one is made, no more than the loop's workers. A
+//!   stand-in `Spawner` keeps the pumps (`RawTask`s) for the model to poll with a flag for a
+//!   waker.
+//!
+//! Each model of the last two items was seen to fail with one mutation of the real code (listed
+//! above the models).
+//!
+//! The models of three threads run with a preemption bound (5), as tokio's do: loom's
+//! exhaustive search over `two_pumps_and_a_waker` ran past ten minutes.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p runner-core --lib --release task::loom
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,7 +64,9 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::own::{Here, OwnQueue, OwnTask};
+use super::pump::Pumps;
 use super::state::{self, Holder, JoinSlots, Poller, State};
+use crate::{BlockingJob, BoxFuture, RawTask, Spawner};
 
 /// Runs `f` on a thread of its own, with a clone of `x` moved there: the other party of a model.
 fn on_thread<T: 'static, R: 'static>(
@@ -393,6 +423,12 @@ struct Own {
     run: UnsafeCell<bool>,
     polls: AtomicUsize,
     drops: AtomicUsize,
+    /// Events the future waits for: counted by [`wake_event`](Self::wake_event) before it
+    /// wakes the task, and read by each poll (an acquire load, as a future reads its channel).
+    events: AtomicUsize,
+    /// The count the latest poll read: short of `events` once every poll is done, a wake was
+    /// lost.
+    seen: AtomicUsize,
 }
 
 impl Own {
@@ -406,6 +442,8 @@ impl Own {
             run: UnsafeCell::new(true),
             polls: AtomicUsize::new(0),
             drops: AtomicUsize::new(0),
+            events: AtomicUsize::new(0),
+            seen: AtomicUsize::new(0),
         }
     }
 
@@ -422,6 +460,12 @@ impl Own {
         }
     }
 
+    /// An event the future waits for happens, and wakes the task.
+    fn wake_event(&self) {
+        self.events.fetch_add(1, Ordering::Release);
+        self.wake();
+    }
+
     /// `Cell::abort` for a task on the runner's own queue.
     fn abort(&self) {
         if state::abort_own(&self.state) {
@@ -429,14 +473,19 @@ impl Own {
         }
     }
 
-    /// The drive on the loop's thread: takes the cell off the queue and polls it
-    /// (`OwnTask::poll_own`); the future stays pending unless `finish`.
+    /// The drive on the loop's thread, or a pump on a worker: takes the cell off the queue, if
+    /// it is there, and polls it (`OwnTask::poll_own`); the future stays pending unless
+    /// `finish`. False when the queue was empty.
     fn drive_once(&self, finish: bool) -> bool {
-        if self.queued.load(Ordering::Acquire) == 0 {
+        // One pop, as the queue's: of two pumps, one takes the cell.
+        if self
+            .queued
+            .compare_exchange(1, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return false;
         }
-        self.queued.fetch_sub(1, Ordering::AcqRel);
-        state::poll_own(&self.state, |aborted| {
+        let requeue = state::poll_own(&self.state, |aborted| {
             self.run.with_mut(|run| {
                 // SAFETY: `RUNNING` is held; loom checks that no one else is in here.
                 let run = unsafe { &mut *run };
@@ -448,9 +497,14 @@ impl Own {
                     let _ = self.state.set_complete();
                 } else {
                     self.polls.fetch_add(1, Ordering::AcqRel);
+                    let events = self.events.load(Ordering::Acquire);
+                    self.seen.store(events, Ordering::Relaxed);
                 }
             });
         });
+        if requeue {
+            self.enqueue();
+        }
         true
     }
 
@@ -529,12 +583,20 @@ fn own_queue_wake_races_completion() {
     });
 }
 
-/// A task on the runner's own queue, for the model of its shared half: a poll only counts.
+/// A task on the runner's own queue, for the model of its shared half: a poll only counts (one
+/// each), and so does a cancel once its queue is closed ([`CANCELLED`] each).
 struct Counted(std::sync::Arc<AtomicUsize>);
+
+/// What `Counted::cancel_closed` adds to the count.
+const CANCELLED: usize = 1 << 16;
 
 impl OwnTask for Counted {
     fn poll_own(self: std::sync::Arc<Self>, _: bool) {
         self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn cancel_closed(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(CANCELLED, Ordering::AcqRel);
     }
 }
 
@@ -624,5 +686,405 @@ fn own_queue_push_races_clear() {
             "a task left queued after clear"
         );
         assert_eq!(polls.load(Ordering::Acquire), 0);
+    });
+}
+
+/// Runs `f` under loom with at most `bound` preemptions per execution (as tokio's models do):
+/// for the models of three threads, which loom's exhaustive search would take too long over.
+fn model_bounded(bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(bound);
+    builder.check(f);
+}
+
+/// Close's side of a task on the runner's own queue: `TaskRef::cancel_now` drops the future
+/// (`Cell::cancel_held`); such a task has no backend task, so nothing is woken and no shell made.
+impl Holder for Own {
+    unsafe fn cancel(&self, _in_scope: bool) {
+        self.run.with_mut(|run| {
+            // SAFETY: the caller holds `RUNNING`; loom checks that no one else is in here.
+            let run = unsafe { &mut *run };
+            if *run {
+                *run = false;
+                self.drops.fetch_add(1, Ordering::AcqRel);
+                assert!(!self.state.before_complete().is_detached());
+                let _ = self.state.set_complete();
+            }
+        });
+    }
+
+    fn wake_driver(&self) {
+        panic!("close woke the backend task of a task on the own queue, which has none");
+    }
+
+    fn shell_made(&self) {
+        panic!("close made a shell of a task on the own queue");
+    }
+
+    fn shell_done(&self) {
+        panic!("a shell of a task on the own queue");
+    }
+}
+
+impl Own {
+    /// A pump on a multi-thread loop's worker: up to two turns, each taking the cell off the
+    /// queue if it is there.
+    fn pump(&self) {
+        self.drive_once(false);
+        self.drive_once(false);
+    }
+
+    /// Once every party is done and the queue drained: every event was seen by a poll (no wake
+    /// lost), nothing is queued, and `SCHEDULED` is clear.
+    fn check_drained(&self) {
+        self.check_rest();
+        assert_eq!(self.queued.load(Ordering::Acquire), 0);
+        assert!(!self.state.load().is_scheduled());
+        assert_eq!(
+            self.seen.load(Ordering::Acquire),
+            self.events.load(Ordering::Acquire),
+            "a wake lost: no poll began after the last event"
+        );
+    }
+}
+
+// Multi-thread loops (task/pump.rs): two pumps take a task on the runner's own queue off the
+// queue while a third party wakes it; close cancels it while a pump polls it; and the pumps'
+// own queue (`Pumps`) against pumps parking, against close's end, and pushes making pumps.
+//
+// Each model was seen to fail with one mutation of the real code, then restored:
+// - `two_pumps_and_a_waker`: `State::schedule` also queueing while `RUNNING` is held (its mask
+//   without `RUNNING`); `poll_own` not calling `requeue`; and `take_scheduled_and_running`
+//   without its acquire (a relaxed load and a release-only compare-and-swap: the poll misses
+//   the event, "a wake lost").
+// - `two_pumps_and_an_abort`: `abort_own` queuing on the abort's transition alone, without
+//   `schedule` ("a task queued twice"); and `abort_own` queuing nothing ("the abort was lost").
+// - `close_cancels_during_a_pumps_poll` (and `..._and_a_wake`): `close_take_for_cancel`'s
+//   own-queue branch setting `ABORTED` only, without `SCHEDULED`; and `poll_own` polling when
+//   it finds close holding `RUNNING` (loom: the future's cell written by both).
+// - `push_races_a_pump_parking`: `Pumps::park` without its fence; `Pumps::push` loading
+//   `sleeping` before its fence, or without its fence; and `Pumps::park` pushing a second entry
+//   for a pump parked already (as it did before this model caught it). With `is_empty` taking
+//   the queue's lock, the fence mutations pass: hence the lock-free `is_empty` under loom.
+// - `push_races_clear_with_a_pump_parked`: `Pumps::clear` not waking the idle pumps.
+// - `push_races_two_pumps_parking`: `Pumps::park` without its fence; `Pumps::push` without its
+//   fence; `Pumps::park` pushing a second entry for a pump parked already.
+// - `pushes_race_to_make_the_first_pump`: `Pumps::grow` taking a place with `fetch_add`
+//   instead of its compare-and-swap against `max`.
+
+/// Two pumps take a task off the runner's own queue, each as many as two times, while a third
+/// party wakes it twice (an event each time): no two polls overlap (the future's `UnsafeCell`),
+/// the task is queued at most once (`Own::enqueue`), and once all are done and the queue
+/// drained, the last poll saw the last event (no wake lost).
+#[test]
+fn two_pumps_and_a_waker() {
+    model_bounded(5, || {
+        let t = Arc::new(Own::new());
+        let pumps = [on_thread(&t, Own::pump), on_thread(&t, Own::pump)];
+        t.wake_event();
+        t.wake_event();
+        for pump in pumps {
+            pump.join().unwrap();
+        }
+        t.check_rest();
+        t.drain();
+        t.check_drained();
+        assert!(t.polls.load(Ordering::Acquire) >= 1);
+    });
+}
+
+/// Two pumps take a task off the runner's own queue while a third party wakes it and aborts it
+/// (`JoinHandle::abort`): no two polls overlap, it is queued at most once, and once all are
+/// done and the queue drained, the future was dropped exactly once and the task is complete.
+#[test]
+fn two_pumps_and_an_abort() {
+    model_bounded(5, || {
+        let t = Arc::new(Own::new());
+        let pumps = [on_thread(&t, Own::pump), on_thread(&t, Own::pump)];
+        t.wake_event();
+        t.abort();
+        for pump in pumps {
+            pump.join().unwrap();
+        }
+        t.check_rest();
+        t.drain();
+        assert_eq!(t.drops.load(Ordering::Acquire), 1, "the abort was lost");
+        assert!(t.state.load().is_complete());
+        assert_eq!(t.queued.load(Ordering::Acquire), 0);
+    });
+}
+
+/// Close's in-place cancel (`state::cancel_now` with `own`) on the runner's thread while a pump
+/// takes the task off the queue and polls it (pending), twice: close drops the future, or finds
+/// the poll holding it and flags it, and that poll queues it again for the next to drop. Once
+/// both are done, the task is complete or queued for that next poll (nothing left idle that
+/// would need one); after the drain the future was dropped exactly once and the task is
+/// complete.
+#[test]
+fn close_cancels_during_a_pumps_poll() {
+    for leave_shell in [false, true] {
+        loom::model(move || {
+            let t = Arc::new(Own::new());
+            let pump = on_thread(&t, Own::pump);
+            state::cancel_now(&t.state, &*t, leave_shell, false, true);
+            pump.join().unwrap();
+            t.check_rest();
+            assert!(
+                t.state.load().is_complete() || t.queued.load(Ordering::Acquire) == 1,
+                "a cancelled task left pending and not queued"
+            );
+            t.drain();
+            assert_eq!(t.drops.load(Ordering::Acquire), 1);
+            let state = t.state.load();
+            assert!(state.is_complete() && !state.is_running());
+            assert_eq!(t.queued.load(Ordering::Acquire), 0);
+        });
+    }
+}
+
+/// As above, with a waker on a third thread (an event the task waits for): a wake finding
+/// close or the pump holding `RUNNING` queues nothing, and close's flag and the wake together
+/// queue the task once; the future is still dropped exactly once, and the task ends complete
+/// with nothing queued.
+#[test]
+fn close_cancels_during_a_pumps_poll_and_a_wake() {
+    model_bounded(5, || {
+        let t = Arc::new(Own::new());
+        let pump = on_thread(&t, Own::pump);
+        let waker = on_thread(&t, Own::wake_event);
+        state::cancel_now(&t.state, &*t, true, false, true);
+        pump.join().unwrap();
+        waker.join().unwrap();
+        t.check_rest();
+        assert!(
+            t.state.load().is_complete() || t.queued.load(Ordering::Acquire) == 1,
+            "a cancelled task left pending and not queued"
+        );
+        t.drain();
+        assert_eq!(t.drops.load(Ordering::Acquire), 1);
+        let state = t.state.load();
+        assert!(state.is_complete() && !state.is_running());
+        assert_eq!(t.queued.load(Ordering::Acquire), 0);
+    });
+}
+
+/// The spawner behind `Pumps` in the models: it keeps the pumps it is given, for the model to
+/// poll.
+#[derive(Default)]
+struct PumpSpawner(loom::sync::Mutex<Vec<RawTask>>);
+
+impl PumpSpawner {
+    /// The pumps made since the last call.
+    fn take(&self) -> Vec<RawTask> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Spawner for PumpSpawner {
+    fn spawn(&self, _: BoxFuture) {
+        unreachable!("pumps are spawned with spawn_task");
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        self.0.lock().unwrap().push(task);
+    }
+
+    fn spawn_blocking(&self, _: BlockingJob) {
+        unreachable!("no blocking jobs here");
+    }
+
+    fn sleep_until(&self, _: Instant) -> BoxFuture {
+        unreachable!("no timers here");
+    }
+}
+
+/// One turn of `pump` (`Pumps::turn`, through the backend's `RawTask`), with `waker`.
+fn turn(pump: &mut RawTask, waker: &Waker) -> Poll<()> {
+    Pin::new(pump).poll(&mut Context::from_waker(waker))
+}
+
+/// `Pumps` with room for one pump, made by a first push (of a task counting its polls in
+/// `first`) and handed back: not yet polled.
+fn one_pump(first: &std::sync::Arc<AtomicUsize>) -> (std::sync::Arc<Pumps>, RawTask) {
+    let spawner = std::sync::Arc::new(PumpSpawner::default());
+    let pumps = std::sync::Arc::new(Pumps::new(spawner.clone(), 1));
+    pumps.push(std::sync::Arc::new(Counted(first.clone())));
+    let mut made = spawner.take();
+    assert_eq!(made.len(), 1, "the first push makes a pump");
+    (pumps, made.pop().unwrap())
+}
+
+/// A push from another thread (`Pumps::push`: the queue, a `SeqCst` fence, `sleeping`) races
+/// the one pump's turn, which polls the first task and then finds the queue empty and parks
+/// (`Pumps::park`: `sleeping`, a fence, the queue again): the turn polled the pushed task, or
+/// the push woke the pump, whose next turn polls it. Drives pump.rs's code, whose lock,
+/// atomics and fences are loom's here (its queue's `is_empty` reads without the lock, as
+/// `concurrent-queue`'s does).
+#[test]
+fn push_races_a_pump_parking() {
+    loom::model(|| {
+        let first = std::sync::Arc::new(AtomicUsize::new(0));
+        let pushed = std::sync::Arc::new(AtomicUsize::new(0));
+        let (pumps, mut pump) = one_pump(&first);
+        let pusher = {
+            let (pumps, pushed) = (pumps.clone(), pushed.clone());
+            thread::spawn(move || pumps.push(std::sync::Arc::new(Counted(pushed))))
+        };
+        let woken = std::sync::Arc::new(MainWaker(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        assert!(turn(&mut pump, &waker).is_pending());
+        pusher.join().unwrap();
+        assert_eq!(first.load(Ordering::Acquire), 1);
+        if pushed.load(Ordering::Acquire) == 0 {
+            assert!(
+                woken.0.load(Ordering::Acquire),
+                "a push left to a parked pump"
+            );
+        }
+        // Parked, or woken for a (spurious) turn: a pump neither parked nor woken would never
+        // be polled again, and later pushes, finding none asleep and no room for another,
+        // would queue tasks for nobody.
+        assert!(
+            pumps.sleeping() == 1 || woken.0.load(Ordering::Acquire),
+            "the pump neither parked nor woken"
+        );
+        // The backend polls the woken pump (for the pushed task, or spuriously: a push that
+        // found it parking woke it as it found the task).
+        if woken.0.swap(false, Ordering::AcqRel) {
+            assert!(turn(&mut pump, &waker).is_pending());
+        }
+        assert_eq!(pushed.load(Ordering::Acquire), 1);
+        assert_eq!(pumps.queued(), 0);
+        assert_eq!(pumps.live(), 1);
+        // Parked once: a second entry in `idle` would be a stale waker that a push could pop
+        // instead of a parked pump's (once its pump has ended, a wake lost), and would count
+        // in `sleeping` for a pump that is not asleep.
+        assert_eq!(pumps.sleeping(), 1, "the pump parked twice");
+        // Close's end: the parked pump is woken, and ends.
+        pumps.clear();
+        assert!(turn(&mut pump, &waker).is_ready());
+        assert_eq!(pumps.live(), 0);
+    });
+}
+
+/// A push from another thread races close's end (`Pumps::clear`) while the one pump is parked:
+/// the pushed task is cancelled once and never polled (`OwnTask::cancel_closed`), by the push
+/// (the queue closed) or by `clear`, and never left queued; the parked pump was woken (by the push or by `clear`), and its next turn ends
+/// it. Drives pump.rs's code, as above.
+#[test]
+fn push_races_clear_with_a_pump_parked() {
+    loom::model(|| {
+        let first = std::sync::Arc::new(AtomicUsize::new(0));
+        let pushed = std::sync::Arc::new(AtomicUsize::new(0));
+        let (pumps, mut pump) = one_pump(&first);
+        let woken = std::sync::Arc::new(MainWaker(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        assert!(turn(&mut pump, &waker).is_pending());
+        assert_eq!(first.load(Ordering::Acquire), 1);
+        let pusher = {
+            let (pumps, pushed) = (pumps.clone(), pushed.clone());
+            thread::spawn(move || pumps.push(std::sync::Arc::new(Counted(pushed))))
+        };
+        pumps.clear();
+        pusher.join().unwrap();
+        assert_eq!(pumps.queued(), 0, "a task left queued after clear");
+        assert_eq!(
+            std::sync::Arc::strong_count(&pushed),
+            1,
+            "a task kept after clear"
+        );
+        assert!(woken.0.load(Ordering::Acquire), "a parked pump left parked");
+        assert!(turn(&mut pump, &waker).is_ready());
+        assert_eq!(
+            pushed.load(Ordering::Acquire),
+            CANCELLED,
+            "the task not cancelled once, or polled"
+        );
+        assert_eq!(pumps.live(), 0);
+        assert_eq!(pumps.sleeping(), 0);
+    });
+}
+
+/// Pushes from two threads race to make the first pump of `Pumps` with room for one
+/// (`Pumps::grow`, a compare-and-swap of `live` against the loop's worker count): exactly one
+/// pump is made, and its first turn polls both tasks. Drives pump.rs's code, as above.
+#[test]
+fn pushes_race_to_make_the_first_pump() {
+    loom::model(|| {
+        let polls = std::sync::Arc::new(AtomicUsize::new(0));
+        let spawner = std::sync::Arc::new(PumpSpawner::default());
+        let pumps = std::sync::Arc::new(Pumps::new(spawner.clone(), 1));
+        let pushers = [0, 1].map(|_| {
+            let (pumps, polls) = (pumps.clone(), polls.clone());
+            thread::spawn(move || pumps.push(std::sync::Arc::new(Counted(polls))))
+        });
+        for pusher in pushers {
+            pusher.join().unwrap();
+        }
+        let mut made = spawner.take();
+        assert_eq!(made.len(), 1, "pumps made beyond the loop's workers");
+        assert_eq!(pumps.live(), 1);
+        let mut pump = made.pop().unwrap();
+        let woken = std::sync::Arc::new(MainWaker(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        assert!(turn(&mut pump, &waker).is_pending());
+        assert_eq!(polls.load(Ordering::Acquire), 2);
+        assert_eq!(pumps.queued(), 0);
+        pumps.clear();
+        assert!(turn(&mut pump, &waker).is_ready());
+        assert_eq!(pumps.live(), 0);
+    });
+}
+
+/// A push from another thread races two pumps, each on its own thread, whose turns poll the
+/// tasks queued before and find the queue empty and park: every task is polled by a turn, or a
+/// parked pump was woken and its next turn polls it; each pump ends parked once (one entry in
+/// `idle`) or woken. Drives pump.rs's code, as above.
+#[test]
+fn push_races_two_pumps_parking() {
+    model_bounded(5, || {
+        let polls = std::sync::Arc::new(AtomicUsize::new(0));
+        let spawner = std::sync::Arc::new(PumpSpawner::default());
+        let pumps = std::sync::Arc::new(Pumps::new(spawner.clone(), 2));
+        // Each push finds no pump asleep and room for one more: two pumps.
+        pumps.push(std::sync::Arc::new(Counted(polls.clone())));
+        pumps.push(std::sync::Arc::new(Counted(polls.clone())));
+        let made = spawner.take();
+        assert_eq!(made.len(), 2);
+        let flags = [0, 1].map(|_| std::sync::Arc::new(MainWaker(AtomicBool::new(false))));
+        let mut made = made.into_iter().zip(flags.clone()).map(|(mut pump, flag)| {
+            thread::spawn(move || {
+                let waker = Waker::from(flag);
+                assert!(turn(&mut pump, &waker).is_pending());
+                pump
+            })
+        });
+        let first = made.next().unwrap();
+        let second = made.next().unwrap();
+        pumps.push(std::sync::Arc::new(Counted(polls.clone())));
+        let mut made = [first.join().unwrap(), second.join().unwrap()];
+        if polls.load(Ordering::Acquire) < 3 {
+            assert!(
+                flags.iter().any(|f| f.0.load(Ordering::Acquire)),
+                "a push left to parked pumps"
+            );
+        }
+        // The backend polls the woken pumps.
+        for (pump, flag) in made.iter_mut().zip(&flags) {
+            if flag.0.swap(false, Ordering::AcqRel) {
+                let waker = Waker::from(flag.clone());
+                assert!(turn(pump, &waker).is_pending());
+            }
+        }
+        assert_eq!(polls.load(Ordering::Acquire), 3);
+        assert_eq!(pumps.queued(), 0);
+        assert_eq!(pumps.sleeping(), 2, "each pump parked once");
+        pumps.clear();
+        for (pump, flag) in made.iter_mut().zip(&flags) {
+            assert!(flag.0.load(Ordering::Acquire), "a parked pump left parked");
+            let waker = Waker::from(flag.clone());
+            assert!(turn(pump, &waker).is_ready());
+        }
+        assert_eq!(pumps.live(), 0);
     });
 }

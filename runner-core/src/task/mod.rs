@@ -12,6 +12,7 @@ mod join;
 #[cfg(all(test, loom))]
 mod loom;
 pub(crate) mod own;
+pub(crate) mod pump;
 mod spawn;
 mod state;
 
@@ -170,14 +171,26 @@ fn unwrap_spawn<T>(r: Result<T, SpawnError>) -> T {
 /// through the runner. The task gets a copy of the spawner's [`Context`]. Dropping the returned
 /// handle detaches the task; see [`JoinHandle`].
 ///
-/// On a multi-thread loop ([`EventLoop::is_multi_thread`](crate::EventLoop::is_multi_thread)) the
-/// task is the backend's, spawned through
-/// [`Spawner::spawn_task`](crate::Spawner::spawn_task). On a current-thread loop it runs on the
-/// runner's own run queue instead, polled inside the backend's `block_on` after each pending poll
-/// of the main future, as the runner's `!Send` tasks are: no backend task, no second wrapper.
-/// There one drive polls the tasks queued when it begins, then those queued meanwhile, up to 61
-/// polls (more only when its first batch alone is larger), and then lets the backend poll its I/O
-/// and timers before the rest: a task that yields forever does not starve the loop.
+/// The task is no backend task of its own: it runs on the runner's own run queue, one allocation
+/// (its cell, which is also its waker and what the [`JoinHandle`] holds).
+///
+/// - On a current-thread loop it is polled inside the backend's `block_on` after each pending
+///   poll of the main future, as the runner's `!Send` tasks are. There one drive polls the tasks
+///   queued when it begins, then those queued meanwhile, up to 61 polls (more only when its first
+///   batch alone is larger), and then lets the backend poll its I/O and timers before the rest:
+///   a task that yields forever does not starve the loop.
+/// - On a multi-thread loop ([`EventLoop::is_multi_thread`](crate::EventLoop::is_multi_thread)) it
+///   is polled by *pumps*: backend tasks, at most one per worker thread
+///   ([`EventLoop::workers`](crate::EventLoop::workers)), made through
+///   [`Spawner::spawn_task`](crate::Spawner::spawn_task) as they are needed, that take tasks
+///   off one shared queue one at a time, so a task that blocks its worker holds up no other. A
+///   pump polls up to 61 tasks per turn, then yields to the backend (its other tasks, I/O and
+///   timers); the backend's scheduler moves the pumps between its workers. What differs from a
+///   backend task: the backend sees the pump, not the task (tokio's task id, its runtime
+///   metrics per task, and its cooperative budget, which the tasks of one turn share), and a
+///   task spawned from a worker goes to the shared queue, not to that worker's own.
+///   [`Builder::backend_tasks`](crate::Builder::backend_tasks) makes every task a backend task
+///   again, spawned through `spawn_task`.
 ///
 /// # Examples
 ///

@@ -87,6 +87,12 @@ pub(crate) trait OwnTask: Send + Sync + 'static {
     /// the thread-local scope's current one already (see [`OwnQueue::drive`]), and the poll
     /// does not enter it again.
     fn poll_own(self: Arc<Self>, installed: bool);
+
+    /// Drops the task's future unpolled, if it is still there: the queue is closed (a multi-thread
+    /// loop's pumps, see `task::pump`), and the task, queued (woken, or flagged by close while a
+    /// pump polled it), was cancelled or flagged `ABORTED` already. Letting go of the cell alone
+    /// would leave a future that holds its own waker (and so its cell) alive for good.
+    fn cancel_closed(self: Arc<Self>);
 }
 
 /// The thread's queue (see the [module docs](self)): the tasks of the runner whose run (or
@@ -760,6 +766,10 @@ mod tests {
                 HERE.with(|here| assert!(here.push(next).is_ok()));
                 panic!("a poll unwinds out of the drive");
             }
+        }
+
+        fn cancel_closed(self: Arc<Self>) {
+            unreachable!("the thread's queue is never closed");
         }
     }
 

@@ -11,6 +11,7 @@ use crate::event_loop::RawTask;
 use crate::scope;
 use crate::shared::{Entry, Shared};
 use crate::task::own::Here;
+use crate::task::pump::Pumps;
 
 use super::cell::*;
 use super::harness::*;
@@ -51,6 +52,9 @@ where
     if !shared.multi_thread {
         return spawn_own(shared, from_loop, here, fut, ctx, meta);
     }
+    if let Some(pumps) = &shared.pumps {
+        return spawn_pumped(shared, pumps, from_loop, fut, ctx, meta);
+    }
     // Made before it is registered: the allocation and the runner's count are not taken under
     // the shard's lock, which the tasks ending on the loop's workers take too.
     let cell: Arc<Cell<F, AtomicWaker>> =
@@ -68,6 +72,35 @@ where
     if let Some(task) = scope::defer(shared, task) {
         shared.spawner.spawn_task(task);
     }
+    Ok(JoinHandle { inner: cell })
+}
+
+/// [`spawn_on`] on a multi-thread loop: the cell goes onto the runner's own queue there, for its
+/// pumps (see `task::pump`), not to the backend.
+#[inline]
+fn spawn_pumped<F>(
+    shared: &Arc<Shared>,
+    pumps: &Arc<Pumps>,
+    from_loop: bool,
+    fut: F,
+    ctx: Context,
+    meta: Meta,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    // Made before it is registered: the allocation is not made under the shard's lock, which
+    // the tasks ending on the pumps take too. Born `SCHEDULED`: queued below, once.
+    let cell: Arc<Cell<F, OwnQueued>> =
+        Arc::new(Cell::new(usize::MAX, meta, false, fut, shared, ctx));
+    let cell = shared.register(from_loop, move |key, cancelled| {
+        cell.task.header.registered(key, cancelled);
+        // Owned: a pending task that no waker and no handle hold is kept for close to cancel.
+        // SAFETY: from `into_raw`: the entry takes that count.
+        (unsafe { Entry::owned(Arc::into_raw(cell.clone())) }, cell)
+    })?;
+    pumps.push(cell.clone());
     Ok(JoinHandle { inner: cell })
 }
 

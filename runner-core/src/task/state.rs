@@ -48,11 +48,14 @@
 //!   that sets it returns `COMPLETE`, the handle drops the output; otherwise `complete` sees it
 //!   (before storing the output, or in the word its own `fetch_or` returns) and drops or reports
 //!   the output itself. Exactly one of them does.
-//! - `SCHEDULED`: only for a task on the runner's own queue (`Header::own`, current-thread
-//!   loops). Set by the task's waker ([`State::schedule`]); the waker that sets it (finding
-//!   neither it nor `COMPLETE`) queues the cell, so a task is queued at most once. Cleared by the
-//!   poll that takes the cell off the queue ([`poll_own`]), in the same step as it takes
-//!   `RUNNING`, before the future is polled: a wake during the poll queues the task again.
+//! - `SCHEDULED`: only for a task on the runner's own queue (`Header::own`). Set by the task's
+//!   waker ([`State::schedule`]); the waker that sets it finding none of it, `COMPLETE` and
+//!   `RUNNING` queues the cell, so a task is queued at most once. Cleared by the poll that takes
+//!   the cell off the queue ([`poll_own`]), in the same step as it takes `RUNNING`, before the
+//!   future is polled. A wake during the poll (from any thread) only sets it, and the poll
+//!   queues the task again as it lets go of `RUNNING`: so on a multi-thread loop, where pumps
+//!   on several workers take cells off one queue, no two polls of a task overlap. Close finding
+//!   a pump's poll holding `RUNNING` sets it with `ABORTED` in one step (`close_take_for_cancel`).
 //!
 //! Transitions: `0 -> ABORTED -> ABORTED|COMPLETE`, `0 -> COMPLETE`, and, for close,
 //! `ABORTED -> ABORTED|SHELL|COMPLETE -> ABORTED|COMPLETE`; `RUNNING` comes and goes around each
@@ -239,25 +242,32 @@ impl State {
     /// Close's in-place cancel: takes `RUNNING` together with `ABORTED` (and `SHELL` with
     /// `leave_shell`) in one step when nobody holds it and the task has not ended; finding it
     /// held, sets `ABORTED` only.
+    ///
+    /// `own`: a task on the runner's own queue, which registers no waker. Found held (a pump's
+    /// poll on a multi-thread loop), it gets `SCHEDULED` with `ABORTED`, in one step that requires
+    /// `RUNNING` still held: the poll queues it again as it lets go ([`poll_own`]), and its next
+    /// poll drops the future. Let go meanwhile, the loop goes round and close takes it.
     #[inline(always)]
-    pub(crate) fn close_take_for_cancel(&self, leave_shell: bool) -> CancelNow {
+    pub(crate) fn close_take_for_cancel(&self, leave_shell: bool, own: bool) -> CancelNow {
         let shell_bit = if leave_shell { SHELL } else { 0 };
         let mut cur = self.0.load(Ordering::Acquire);
         loop {
             if cur & COMPLETE != 0 {
                 return CancelNow::Done;
             }
-            if cur & RUNNING != 0 {
+            let (next, outcome) = if cur & RUNNING == 0 {
+                (cur | ABORTED | RUNNING | shell_bit, CancelNow::Taken)
+            } else if own {
+                (cur | ABORTED | SCHEDULED, CancelNow::Busy)
+            } else {
                 self.0.fetch_or(ABORTED, Ordering::AcqRel);
                 return CancelNow::Busy;
-            }
-            match self.0.compare_exchange_weak(
-                cur,
-                cur | ABORTED | RUNNING | shell_bit,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return CancelNow::Taken,
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return outcome,
                 Err(actual) => cur = actual,
             }
         }
@@ -275,25 +285,42 @@ impl State {
         Snapshot(self.0.fetch_and(!SHELL, Ordering::AcqRel)).is_shell()
     }
 
-    /// Sets `SCHEDULED`: true on the transition from neither it nor `COMPLETE`, when the caller
-    /// must queue the cell (so that it is queued at most once).
+    /// Sets `SCHEDULED`: true on the transition from none of it, `COMPLETE` and `RUNNING`, when
+    /// the caller must queue the cell (so that it is queued at most once). Set while `RUNNING` is
+    /// held, the cell is queued by the holder as it lets go ([`poll_own`]).
     #[inline(always)]
     #[must_use]
     pub(crate) fn schedule(&self) -> bool {
-        self.0.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE) == 0
+        self.0.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | COMPLETE | RUNNING) == 0
     }
 
     /// The own queue's poll took the cell off the queue: clears `SCHEDULED` and takes `RUNNING`
-    /// in one step (only that poll and close take `RUNNING` for such a task, both on the loop's
-    /// thread and never during each other: it is clear). The word as it was.
+    /// in one step, unless close holds `RUNNING` (on a multi-thread loop, dropping the future
+    /// from the loop's thread while a pump takes the cell off the queue on a worker): then it
+    /// clears `SCHEDULED` only, and close completes the task. The word as it was; `RUNNING` in
+    /// it says the poll has nothing to do. Only one poll takes a cell off the queue at a time (it
+    /// is queued at most once, and never while a poll holds `RUNNING`).
     #[inline(always)]
     pub(crate) fn take_scheduled_and_running(&self) -> Snapshot {
-        let prev = Snapshot(self.0.fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel));
-        // Checked in the loom models too, which run in release mode.
-        if cfg!(any(debug_assertions, loom)) {
-            assert!(prev.is_scheduled() && !prev.is_running());
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            // Checked in the loom models too, which run in release mode.
+            if cfg!(any(debug_assertions, loom)) {
+                assert!(cur & SCHEDULED != 0, "a cell off the queue is scheduled");
+            }
+            let next = if cur & RUNNING != 0 {
+                cur & !SCHEDULED
+            } else {
+                (cur & !SCHEDULED) | RUNNING
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Snapshot(cur),
+                Err(actual) => cur = actual,
+            }
         }
-        prev
     }
 
     /// `complete`'s first look: the word, checked not to be `COMPLETE` (the output is written
@@ -466,8 +493,10 @@ pub(crate) fn shell_done(state: &State, tell: impl FnOnce()) {
 /// without, it is left as it is (idle, or queued from an earlier wake) for the loop's shutdown to
 /// drop (`EventLoop::reaps_at_shutdown`): its drop ([`release`]), or a poll before that, finds the
 /// task `COMPLETE` and only lets go of the cell. `own`: a task on the runner's own queue, which
-/// has no backend task (no shell) and is never found running (only its poll, on the loop's
-/// thread, and close, on the same thread outside any poll, take `RUNNING`). `in_scope`: the
+/// has no backend task (no shell). On a current-thread loop it is never found running (only its
+/// poll, on the loop's thread, and close, on the same thread outside any poll, take `RUNNING`);
+/// on a multi-thread loop a pump's poll may hold it, and queues it again as it lets go (see
+/// [`State::close_take_for_cancel`]). `in_scope`: the
 /// caller (close's drive) made the task's runner the scope's current one already.
 #[inline(always)]
 pub(crate) fn cancel_now(
@@ -481,14 +510,15 @@ pub(crate) fn cancel_now(
     // taken by close (`release`) knows it is the shell's drop. Left queued, a task on the
     // runner's own queue finds itself complete on its next turn.
     let shell = leave_shell && !own;
-    match state.close_take_for_cancel(shell) {
+    match state.close_take_for_cancel(shell, own) {
         CancelNow::Done => {}
+        CancelNow::Busy if own => {
+            // A pump's poll holds it (multi-thread loops only): it queues the task again as it
+            // lets go, `SCHEDULED` having been set with `ABORTED` while it held `RUNNING`.
+        }
         CancelNow::Busy => {
             // Being polled (or dropped) on another thread right now: that poll's next turn sees
             // the flag; make sure there is one.
-            if cfg!(any(debug_assertions, loom)) {
-                assert!(!own, "close found a task on the own queue running");
-            }
             holder.wake_driver();
         }
         CancelNow::Taken => {
@@ -509,22 +539,33 @@ pub(crate) fn cancel_now(
     }
 }
 
-/// A poll of a task on the runner's own queue (`OwnTask::poll_own`), on the loop's thread:
-/// clears `SCHEDULED` and takes `RUNNING` in one step, polls the future (`poll(aborted)`; an
-/// abort or wake during it finds `SCHEDULED` clear and queues the task again), and lets go. A
-/// task close cancelled after it was queued has nothing left to poll.
+/// A poll of a task on the runner's own queue (`OwnTask::poll_own`), by the loop's thread (a
+/// current-thread loop) or a pump (a multi-thread loop's worker): clears `SCHEDULED` and takes
+/// `RUNNING` in one step, polls the future (`poll(aborted)`), lets go, and returns true if
+/// the task was woken (or aborted, or flagged by close) meanwhile, for the caller to queue it
+/// again: a wake that finds `RUNNING`
+/// held sets `SCHEDULED` and queues nothing, so that no second poll can take the cell off the
+/// queue while this one runs. A task close cancelled after it was queued has nothing left to
+/// poll; one close is cancelling right now (on a multi-thread loop) is close's to complete.
 ///
-/// `poll` is called with `RUNNING` held: it may use the future.
+/// `poll` is called with `RUNNING` held: it may use the future. True when the caller must queue
+/// the task again.
 #[inline(always)]
-pub(crate) fn poll_own(state: &State, poll: impl FnOnce(bool)) {
+#[must_use]
+pub(crate) fn poll_own(state: &State, poll: impl FnOnce(bool)) -> bool {
     let prev = state.take_scheduled_and_running();
+    if prev.is_running() {
+        return false;
+    }
     if !prev.is_complete() {
         poll(prev.is_aborted());
     }
-    let _ = state.release_running();
+    let after = state.release_running();
+    after.is_scheduled() && !after.is_complete()
 }
 
-/// A wake of a task on the runner's own queue: true when the caller must queue the cell.
+/// A wake of a task on the runner's own queue: true when the caller must queue the cell (not
+/// when a poll holds it: that poll queues it as it lets go, see [`poll_own`]).
 #[inline(always)]
 pub(crate) fn wake_own(state: &State) -> bool {
     state.schedule()
