@@ -772,6 +772,21 @@ impl Own {
 // - `pushes_race_to_make_the_first_pump`: `Pumps::grow` taking a place with `fetch_add`
 //   instead of its compare-and-swap against `max`.
 
+/// A task on the runner's own queue, taken off it by two pumps (each as many as two times) while
+/// `third` acts on it from the model's thread; the pumps joined, the rest checked and the queue
+/// drained.
+fn beside_two_pumps(third: impl FnOnce(&Own)) -> Arc<Own> {
+    let t = Arc::new(Own::new());
+    let pumps = [on_thread(&t, Own::pump), on_thread(&t, Own::pump)];
+    third(&t);
+    for pump in pumps {
+        pump.join().unwrap();
+    }
+    t.check_rest();
+    t.drain();
+    t
+}
+
 /// Two pumps take a task off the runner's own queue, each as many as two times, while a third
 /// party wakes it twice (an event each time): no two polls overlap (the future's `UnsafeCell`),
 /// the task is queued at most once (`Own::enqueue`), and once all are done and the queue
@@ -779,15 +794,10 @@ impl Own {
 #[test]
 fn two_pumps_and_a_waker() {
     model_bounded(5, || {
-        let t = Arc::new(Own::new());
-        let pumps = [on_thread(&t, Own::pump), on_thread(&t, Own::pump)];
-        t.wake_event();
-        t.wake_event();
-        for pump in pumps {
-            pump.join().unwrap();
-        }
-        t.check_rest();
-        t.drain();
+        let t = beside_two_pumps(|t| {
+            t.wake_event();
+            t.wake_event();
+        });
         t.check_drained();
         assert!(t.polls.load(Ordering::Acquire) >= 1);
     });
@@ -799,15 +809,10 @@ fn two_pumps_and_a_waker() {
 #[test]
 fn two_pumps_and_an_abort() {
     model_bounded(5, || {
-        let t = Arc::new(Own::new());
-        let pumps = [on_thread(&t, Own::pump), on_thread(&t, Own::pump)];
-        t.wake_event();
-        t.abort();
-        for pump in pumps {
-            pump.join().unwrap();
-        }
-        t.check_rest();
-        t.drain();
+        let t = beside_two_pumps(|t| {
+            t.wake_event();
+            t.abort();
+        });
         assert_eq!(t.drops.load(Ordering::Acquire), 1, "the abort was lost");
         assert!(t.state.load().is_complete());
         assert_eq!(t.queued.load(Ordering::Acquire), 0);
