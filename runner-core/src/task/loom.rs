@@ -819,6 +819,22 @@ fn two_pumps_and_an_abort() {
     });
 }
 
+/// Close's in-place cancel of `t` and everyone else done: the rest checked; the task complete,
+/// or queued once for the poll that drops its future; after the drain the future was dropped
+/// exactly once, and the task is complete, not running, and not queued.
+fn check_cancelled_once(t: &Own) {
+    t.check_rest();
+    assert!(
+        t.state.load().is_complete() || t.queued.load(Ordering::Acquire) == 1,
+        "a cancelled task left pending and not queued"
+    );
+    t.drain();
+    assert_eq!(t.drops.load(Ordering::Acquire), 1);
+    let state = t.state.load();
+    assert!(state.is_complete() && !state.is_running());
+    assert_eq!(t.queued.load(Ordering::Acquire), 0);
+}
+
 /// Close's in-place cancel (`state::cancel_now` with `own`) on the runner's thread while a pump
 /// takes the task off the queue and polls it (pending), twice: close drops the future, or finds
 /// the poll holding it and flags it, and that poll queues it again for the next to drop. Once
@@ -833,16 +849,7 @@ fn close_cancels_during_a_pumps_poll() {
             let pump = on_thread(&t, Own::pump);
             state::cancel_now(&t.state, &*t, leave_shell, false, true);
             pump.join().unwrap();
-            t.check_rest();
-            assert!(
-                t.state.load().is_complete() || t.queued.load(Ordering::Acquire) == 1,
-                "a cancelled task left pending and not queued"
-            );
-            t.drain();
-            assert_eq!(t.drops.load(Ordering::Acquire), 1);
-            let state = t.state.load();
-            assert!(state.is_complete() && !state.is_running());
-            assert_eq!(t.queued.load(Ordering::Acquire), 0);
+            check_cancelled_once(&t);
         });
     }
 }
@@ -860,16 +867,7 @@ fn close_cancels_during_a_pumps_poll_and_a_wake() {
         state::cancel_now(&t.state, &*t, true, false, true);
         pump.join().unwrap();
         waker.join().unwrap();
-        t.check_rest();
-        assert!(
-            t.state.load().is_complete() || t.queued.load(Ordering::Acquire) == 1,
-            "a cancelled task left pending and not queued"
-        );
-        t.drain();
-        assert_eq!(t.drops.load(Ordering::Acquire), 1);
-        let state = t.state.load();
-        assert!(state.is_complete() && !state.is_running());
-        assert_eq!(t.queued.load(Ordering::Acquire), 0);
+        check_cancelled_once(&t);
     });
 }
 
