@@ -86,11 +86,7 @@ pub(crate) fn shutdown<L: EventLoop>(live: Live<L>) -> CloseReport {
     }
     // Every task has ended: what is left on the runner's own queue is only cells to let go of,
     // and a wake racing in from another thread queues nothing from now on.
-    if let Some(pumps) = &shared.pumps {
-        pumps.clear();
-    } else if !shared.multi_thread {
-        shared.own.clear();
-    }
+    shared.clear_own_queues();
     let outcomes = shared.registry.outcomes();
     let blocking_left_behind = wait_blocking(&shared);
     lp.shutdown();
@@ -202,9 +198,6 @@ pub(crate) fn abandon<L: EventLoop>(live: Live<L>) {
     );
     drop(pending);
     // And the cells left queued let go of, which breaks the cycle through their runner.
-    shared.own.clear();
-    if let Some(pumps) = &shared.pumps {
-        pumps.clear();
-    }
+    shared.clear_own_queues();
     lp.shutdown();
 }

@@ -117,7 +117,7 @@ mod tests {
                 backend_tasks: false,
             },
             false,
-            1,
+            None,
         );
         let outer = PollStart::now();
         sleep(Duration::from_millis(20));

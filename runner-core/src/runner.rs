@@ -156,18 +156,15 @@ impl<L: EventLoop> Runner<L> {
             Inner::Created => {
                 let lp = self.factory.make().map_err(RunError::LoopCreation)?;
                 let multi_thread = lp.is_multi_thread();
-                // Asked only where pumps are made: a loop's default answer reads the machine's
-                // parallelism (system calls, tens of microseconds).
-                let workers = if multi_thread && !self.config.backend_tasks {
-                    lp.workers()
-                } else {
-                    1
-                };
+                // Pumps on a multi-thread loop unless `backend_tasks`, as many as its workers at
+                // most; the worker count is asked only then: a loop's default answer reads the
+                // machine's parallelism (system calls, tens of microseconds).
+                let pumps = (multi_thread && !self.config.backend_tasks).then(|| lp.workers());
                 let shared = Arc::new(Shared::new(
                     lp.spawner(),
                     self.config.clone(),
                     multi_thread,
-                    workers,
+                    pumps,
                 ));
                 self.inner = Inner::Initialized(Live {
                     lp,

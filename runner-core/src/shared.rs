@@ -102,16 +102,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `workers`: the loop's worker threads (`EventLoop::workers`), the most pumps a
-    /// multi-thread loop gets.
+    /// `pumps`: the most pumps the runner's own queue gets (the loop's workers,
+    /// `EventLoop::workers`), on a multi-thread loop without `backend_tasks`; `None` elsewhere.
     pub(crate) fn new(
         spawner: Arc<dyn Spawner>,
         config: Config,
         multi_thread: bool,
-        workers: usize,
+        pumps: Option<usize>,
     ) -> Self {
-        let pumps = (multi_thread && !config.backend_tasks)
-            .then(|| Arc::new(Pumps::new(spawner.clone(), workers)));
+        let pumps = pumps.map(|max| Arc::new(Pumps::new(spawner.clone(), max)));
         Shared {
             pumps,
             spawner,
@@ -191,6 +190,16 @@ impl Shared {
         }
         if self.own.push(task) {
             self.wake_main();
+        }
+    }
+
+    /// Closes the runner's own queues for good, at close's end or when the runner is abandoned:
+    /// what they hold is let go of (`OwnQueue::clear`) or cancelled (`Pumps::clear`), and a push
+    /// from then on queues nothing.
+    pub(crate) fn clear_own_queues(&self) {
+        self.own.clear();
+        if let Some(pumps) = &self.pumps {
+            pumps.clear();
         }
     }
 

@@ -391,16 +391,9 @@ where
     /// waker (see [`poll_task`]; no waker is registered: `abort` queues the cell), lets go, and
     /// queues the cell again if it was woken meanwhile (see [`state::poll_own`]).
     fn poll_own(self: Arc<Self>, installed: bool) {
-        let header = &self.task.header;
-        let requeue = state::poll_own(&header.state, |aborted| {
+        let requeue = Self::take_own(&self, |stage, env, aborted| {
             let waker = WakerRef::new(&self);
             let mut cx = TaskCx::from_waker(&waker);
-            // SAFETY: `state::poll_own` calls this with `RUNNING` held, and lets go of it only
-            // after this returns.
-            let run = unsafe { self.run() };
-            let (stage, ctx) = run.parts();
-            let mut lent = Lent::new(header);
-            let env = &mut lent.env(ctx);
             let _ = poll_registered(stage, env, &self.task, &mut cx, aborted, installed);
         });
         if requeue {
@@ -408,18 +401,34 @@ where
         }
     }
 
-    /// The queue is closed: takes the cell off it as a poll would (`SCHEDULED` for `RUNNING`),
-    /// and drops the future unpolled, with the runner and the task's context installed, if it is
-    /// still there (the task flagged `ABORTED` while a pump polled it, as `close::abandon` does).
+    /// The queue is closed: takes the cell off it as a poll would, and drops the future
+    /// unpolled, with the runner and the task's context installed, if it is still there (the
+    /// task flagged `ABORTED` while a pump polled it, as `close::abandon` does).
     #[cold]
     fn cancel_closed(self: Arc<Self>) {
-        let header = &self.task.header;
-        let _ = state::poll_own(&header.state, |_| {
-            // SAFETY: as in `poll_own`: `RUNNING` is held until this returns.
-            let run = unsafe { self.run() };
+        let _ = Self::take_own(&self, |stage, env, _| cancel(stage, env, &self.task, false));
+    }
+}
+
+impl<F, D> Cell<F, D>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    D: Driver,
+{
+    /// The step of [`OwnTask::poll_own`] and [`OwnTask::cancel_closed`] (see
+    /// [`state::poll_own`]): `f` gets the future's stage, the task's environment and whether
+    /// it was aborted, with `RUNNING` held. True when the caller must queue the cell again.
+    #[inline(always)]
+    fn take_own(me: &Arc<Self>, f: impl FnOnce(Pin<&mut Stage<F>>, &mut EnvMut<'_>, bool)) -> bool {
+        let header = &me.task.header;
+        state::poll_own(&header.state, |aborted| {
+            // SAFETY: `state::poll_own` calls this with `RUNNING` held, and lets go of it only
+            // after this returns.
+            let run = unsafe { me.run() };
             let (stage, ctx) = run.parts();
-            cancel(stage, &mut Lent::new(header).env(ctx), &self.task, false);
-        });
+            f(stage, &mut Lent::new(header).env(ctx), aborted);
+        })
     }
 }
 

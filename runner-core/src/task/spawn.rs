@@ -55,18 +55,15 @@ where
     if let Some(pumps) = &shared.pumps {
         return spawn_pumped(shared, pumps, from_loop, fut, ctx, meta);
     }
-    // Made before it is registered: the allocation and the runner's count are not taken under
-    // the shard's lock, which the tasks ending on the loop's workers take too.
     let cell: Arc<Cell<F, AtomicWaker>> =
-        Arc::new(Cell::new(usize::MAX, meta, false, fut, shared, ctx));
-    let cell = shared.register(from_loop, move |key, cancelled| {
-        cell.task.header.registered(key, cancelled);
-        // SAFETY: the cell leaves the registry in `Task::complete`, before its last count can go:
-        // the backend's task (made below, with nothing in between that can fail) holds a count
-        // until it is dropped, and its drop completes the task first (`Cell::release`; or close
-        // holds `RUNNING` and a count of its own, and completes it).
-        (unsafe { Entry::borrowed(Arc::as_ptr(&cell)) }, cell)
-    })?;
+        register_made(shared, from_loop, fut, ctx, meta, |cell| {
+            // SAFETY: the cell leaves the registry in `Task::complete`, before its last count
+            // can go: the backend's task (made below, with nothing in between that can fail)
+            // holds a count until it is dropped, and its drop completes the task first
+            // (`Cell::release`; or close holds `RUNNING` and a count of its own, and completes
+            // it).
+            unsafe { Entry::borrowed(Arc::as_ptr(cell)) }
+        })?;
     // The backend's task is the cell itself, type-erased: no allocation beyond the cell.
     let task = RawTask::new(cell.clone());
     if let Some(task) = scope::defer(shared, task) {
@@ -90,18 +87,38 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    // Made before it is registered: the allocation is not made under the shard's lock, which
-    // the tasks ending on the pumps take too. Born `SCHEDULED`: queued below, once.
-    let cell: Arc<Cell<F, OwnQueued>> =
-        Arc::new(Cell::new(usize::MAX, meta, false, fut, shared, ctx));
-    let cell = shared.register(from_loop, move |key, cancelled| {
-        cell.task.header.registered(key, cancelled);
+    // Born `SCHEDULED`: queued below, once.
+    let cell: Arc<Cell<F, OwnQueued>> = register_made(shared, from_loop, fut, ctx, meta, |cell| {
         // Owned: a pending task that no waker and no handle hold is kept for close to cancel.
         // SAFETY: from `into_raw`: the entry takes that count.
-        (unsafe { Entry::owned(Arc::into_raw(cell.clone())) }, cell)
+        unsafe { Entry::owned(Arc::into_raw(cell.clone())) }
     })?;
     pumps.push(cell.clone());
     Ok(JoinHandle { inner: cell })
+}
+
+/// A `Send` task's cell on a multi-thread loop, made and then registered (`entry` makes its
+/// registry entry): the allocation and the runner's count are not taken under the shard's lock,
+/// which the tasks ending on the loop's workers take too.
+#[inline(always)]
+fn register_made<F, D>(
+    shared: &Arc<Shared>,
+    from_loop: bool,
+    fut: F,
+    ctx: Context,
+    meta: Meta,
+    entry: impl FnOnce(&Arc<Cell<F, D>>) -> Entry,
+) -> Result<Arc<Cell<F, D>>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    D: Driver,
+{
+    let cell = Arc::new(Cell::new(usize::MAX, meta, false, fut, shared, ctx));
+    shared.register(from_loop, move |key, cancelled| {
+        cell.task.header.registered(key, cancelled);
+        (entry(&cell), cell)
+    })
 }
 
 /// [`spawn_on`] on a current-thread loop: the cell goes onto the runner's own queue (see
