@@ -214,12 +214,13 @@ def order(keys, known):
     return sorted(keys, key=lambda k: (known.index(k) if k in known else len(known), k))
 
 
-def criterion_cell(run, op, backend):
-    """(raw median, runner median, ratio median, ratio min, ratio max) over the repetitions."""
+def criterion_cell(run, op, backend, raw_kind="raw"):
+    """(raw median, runner median, ratio median, ratio min, ratio max) over the repetitions;
+    `raw_kind` names the raw row to compare with (`lazy`: see `LAZY_NOTE`)."""
     raws, runs, ratios = [], [], []
     for rep in run["criterion"]:
         row = rep.get(op, {}).get(backend, {})
-        raw, ours = row.get("raw"), row.get("runner")
+        raw, ours = row.get(raw_kind), row.get("runner")
         raws.append(raw)
         runs.append(ours)
         if raw and ours:
@@ -292,6 +293,14 @@ def render(runs, findings):
             ours = criterion_cell(latest, op, backend)[1]
             line += f" {fmt_ns(py)} | {fmt_times(py / ours) if (py and ours) else '–'} |"
             out.append(line)
+            if any(rep.get(op, {}).get(backend, {}).get("lazy") for r in runs.values()
+                   for rep in r["criterion"]):
+                line = f"| {op} | {backend}, raw spawn queued (see below) | for information |"
+                for label in labels:
+                    raw, ours, ratio, lo, hi = criterion_cell(runs[label], op, backend, "lazy")
+                    spread = "–" if ratio is None else f"{ratio:.2f} [{lo:.2f}–{hi:.2f}]"
+                    line += f" {fmt_ns(raw)} | {fmt_ns(ours)} | {spread} | – |"
+                out.append(line + " – | – |")
     out.append("")
     out.append("The raw rows: tokio's `Runtime::block_on` and `tokio::spawn`; smol: "
                "`async_io::block_on(executor.run(..))`, for `smol_multi` with two worker threads "
@@ -299,6 +308,14 @@ def render(runs, findings):
                "does; glommio: one reused `LocalExecutor` (a fresh one leaks an eventfd each "
                "time, glommio#448), and its `cancel_10k_at_close` raw row cancels through the "
                "task handles, because glommio's executor drops none of its tasks when it goes. "
+               "glommio's `spawn_local` polls the new task once inline, before it returns (its "
+               "`spawn_and_run`), so the raw `spawn_join_10k` row polls each task while its "
+               "memory is still in the cache; the runner never polls a task inside its spawn "
+               "(asyncio's and tokio's order, and the `EventLoop` contract's), so it polls each "
+               "task 10,000 spawns later. The row *raw spawn queued* spawns with glommio's "
+               "`spawn_local_into` onto the current task queue, which queues the task instead, "
+               "as the runner does: what that order alone costs glommio itself, shown for "
+               "information and not a target. "
                "`contextvar_*` compare with a plain `thread_local!` `Cell`; `task_yield100` is "
                "the per-poll cost of the task wrapper (context, scope, panic catching, abort "
                "check). CPython is `asyncio.Runner` on the same operation "

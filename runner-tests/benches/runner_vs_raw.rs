@@ -167,6 +167,25 @@ fn spawn_join_10k(c: &mut Criterion) {
             })
         })
     });
+    // glommio's `spawn_local` polls the new task inline before it returns; the runner never
+    // polls a task inside its spawn. This row queues each task instead (`spawn_local_into` the
+    // current queue), as the runner does: what that order costs glommio itself (bench.py shows
+    // it for information, not as a target).
+    g.bench_function("lazy/glommio", |b| {
+        b.iter(|| {
+            gex.run(async {
+                let q = glommio::executor().current_task_queue();
+                let hs: Vec<_> = (0..TASKS)
+                    .map(|i| glommio::spawn_local_into(async move { i }, q).unwrap())
+                    .collect();
+                let mut n = 0;
+                for h in hs {
+                    n += h.await;
+                }
+                n
+            })
+        })
+    });
     drop(gex);
     runner_rows!(g, |rt| rt
         .run(async {
