@@ -181,8 +181,8 @@ impl Shared {
     }
 
     /// Queues a task on the shared half of the runner's own queue (see `task::own`; the
-    /// thread's half is `scope::push_own`'s), waking the main future unless the loop's thread
-    /// will look anyway.
+    /// thread's half is `scope::push_own`'s), waking the main future unless an earlier push,
+    /// since the last drive took the queue, did (or the loop's thread will look anyway).
     #[inline]
     pub(crate) fn push_own(&self, task: Arc<dyn OwnTask>) {
         if let Some(pumps) = &self.pumps {

@@ -16,6 +16,9 @@
 //! 5. [`churn`]: many runners made and dropped (addresses reused), closed, dropped on another
 //!    thread, or abandoned inside another runner's run, with pending tasks whose destructors
 //!    count; every destructor runs once, and a `Weak` to an object the tasks hold is dead.
+//! 6. [`remote_wakes`]: the main future awaits tasks that only another thread wakes, after
+//!    pauses of varied length, on fresh runners and on runners run many times: a wake lost
+//!    between a push from that thread and the main future's registration is a hang.
 //!
 //! Each backend and scenario runs on a thread of its own under a watchdog, so a hang fails with
 //! the backend's and the scenario's name, the iteration and its phase, instead of stalling the
@@ -952,6 +955,86 @@ fn close_yielders<L: EventLoop>(b: Backend<L>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6. The main future waits on tasks woken only from another thread: nothing else wakes it (no
+// yield loop), so a wake the own queue's handshake loses is a hang, which the watchdog reports.
+
+/// Wakes what `slot` holds, from its own thread, each wake after a pause that varies (none, a
+/// spin, a yield, a sleep), so that the wakes land before, during and after the loop thread's
+/// poll of the main future and its registration of the waker; until `stop`.
+fn remote_waker(slot: Arc<Mutex<Vec<Waker>>>, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut n = 0usize;
+        while !stop.load(Ordering::SeqCst) {
+            let w = slot.lock().unwrap().pop();
+            let Some(w) = w else {
+                std::hint::spin_loop();
+                continue;
+            };
+            match n % 5 {
+                0 => {}
+                1 => (0..200).for_each(|_| std::hint::spin_loop()),
+                2 => thread::yield_now(),
+                3 => thread::sleep(Duration::from_micros(5)),
+                _ => (0..2000).for_each(|_| std::hint::spin_loop()),
+            }
+            w.wake();
+            n += 1;
+        }
+    })
+}
+
+fn remote_wakes<L: EventLoop>(b: Backend<L>) {
+    let name = b.kit.name();
+    let slot: Arc<Mutex<Vec<Waker>>> = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let waker = remote_waker(slot.clone(), stop.clone());
+    let c = Arc::new(Counts::default());
+    // Runs on fresh runners and on runners run many times (a run's first pending poll stores
+    // the main future's waker; later ones on tokio and smol often find it stored).
+    let per_runner = 25;
+    let mut runs = 0;
+    for r in 0..iters(80) {
+        let mut rt = b.runner();
+        for k in 0..per_runner {
+            let i = r * per_runner + k;
+            beat(i);
+            phase("run");
+            let (c1, s1) = (c.clone(), slot.clone());
+            let joined = rt
+                .run(async move {
+                    let tasks = 1 + i % 3;
+                    let hs: Vec<_> = (0..tasks)
+                        .map(|t| spawn_tracked(&c1, wait_wakes(s1.clone(), 1 + (i + t) % 2)))
+                        .collect();
+                    let mut joined = 0;
+                    for h in hs {
+                        h.await.unwrap();
+                        joined += 1;
+                    }
+                    joined
+                })
+                .unwrap();
+            assert_eq!(joined, 1 + i % 3, "{name}: remote wakes {i}");
+            runs += 1;
+        }
+        phase("close");
+        let report = rt.close().unwrap();
+        assert_eq!(
+            report.finished + report.cancelled + report.panicked,
+            0,
+            "{name}: remote wakes {r}: every task was joined before close: {report}"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    waker.join().unwrap();
+    settle(&c);
+    let expected: usize = (0..runs).map(|i| 1 + i % 3).sum();
+    assert_eq!(Counts::get(&c.spawned), expected, "{name}: remote wakes");
+    assert_eq!(Counts::get(&c.done), expected, "{name}: remote wakes");
+    assert_clean(name, "remote wakes", runs, &c);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The backends.
 
 macro_rules! backend_tests {
@@ -1009,6 +1092,13 @@ macro_rules! backend_tests {
             #[test]
             fn churn() {
                 watchdog(format!("{}: churn", $name), || super::churn(backend()));
+            }
+
+            #[test]
+            fn remote_wakes() {
+                watchdog(format!("{}: remote wakes", $name), || {
+                    super::remote_wakes(backend())
+                });
             }
         }
     };

@@ -17,12 +17,12 @@
 //!   `state::abort_own` (its waker and `abort`, from any thread) and `state::poll_own` (the loop
 //!   thread's poll), as `Cell::wake_by_ref`, `Cell::abort` and `OwnTask::poll_own` call them: a
 //!   task is queued at most once, no wake is lost, an abort is seen.
-//! - The shared half of that queue (`OwnQueue`, own.rs, itself): a push from another thread
-//!   (`OwnQueue::push`: the lock, `any`, a `SeqCst` fence, then `active`) races the loop thread's
-//!   poll of the main future (`before`, `drive`, whose `take_shared` clears `any` under the lock,
-//!   and `registered`: `active`, a fence, then `any`): every push is polled by the drive, or
-//!   leaves `any` set and the main future woken. (Loom treats `SeqCst` loads and stores as
-//!   `AcqRel`, but models `SeqCst` fences: hence the fences in `OwnQueue`.)
+//! - The shared half of that queue (`OwnQueue`, own.rs, itself): pushes from another thread
+//!   (`OwnQueue::push`, which sets `any` under the lock and says whether it found it clear,
+//!   then `Shared::push_own`'s wake of the waker stored under its own lock) race the loop
+//!   thread's poll of the main future (`before`, `drive`, whose `take_shared` clears `any` under
+//!   the lock, the waker stored under its lock or found stored, and `registered`, which loads
+//!   `any`): every push is polled by the drive, or leaves `any` set and the main future woken.
 //! - The runner's own queue on a multi-thread loop (task/pump.rs), where pumps on several
 //!   workers take cells off one queue: two pumps polling a task while a third party wakes or
 //!   aborts it (`state::poll_own`, whose caller queues again a task woken during its poll, and
@@ -613,54 +613,74 @@ impl Wake for MainWaker {
     }
 }
 
-/// Two pushes from another thread (`OwnQueue::push`, and `Shared::push_own`'s wake when it says
-/// so) race a poll of the main future on the loop's thread (`OwnQueue::before`, the drive, whose
-/// batches take the shared queue under its lock, then `OwnQueue::registered` with the main
-/// future's waker): every task the drive did not poll is still queued, seen by `wants_drive`
-/// (`any` set), and the main future was woken, so the next poll's drive polls it. `active`
-/// starts clear (the main future waits, registered) or set (left by a run whose main future
-/// ended). The model drives own.rs's code, whose lock, flags and fences are loom's here.
+/// Two pushes from another thread (`OwnQueue::push`, and `Shared::push_own`'s wake, when it says
+/// so, of the waker stored in `Shared::main_waker`, under its lock) race a poll of the main
+/// future on the loop's thread (`OwnQueue::before`, the drive, whose batches take the shared
+/// queue under its lock, the main future's waker, then `OwnQueue::registered`): every task the
+/// drive did not poll is still queued, seen by `wants_drive` (`any` set), and the main future
+/// was woken, so the next poll's drive polls it. `active` starts clear (the main future waits,
+/// registered) or set (left by a run whose main future ended); the waker is stored already
+/// (`Shared::register_main_cached` finding it unchanged, the common case) or stored by the loop's
+/// thread during the race, under the lock (a run's first pending poll), the slot empty before.
+/// The model drives own.rs's code, whose lock and flags are loom's here.
+///
+/// Seen to fail when `registered` skips its load of `any` (a wake lost), and when `push` sets
+/// `any` before its task is in the queue (a push left unseen).
 #[test]
 fn own_queue_push_races_the_drive_and_registration() {
     for active in [false, true] {
-        loom::model(move || {
-            let q = Arc::new(OwnQueue::default());
-            if active {
-                q.before();
-            }
-            let polls = std::sync::Arc::new(AtomicUsize::new(0));
-            let main = std::sync::Arc::new(MainWaker(AtomicBool::new(false)));
-            let pusher = {
-                let (q, polls, main) = (q.clone(), polls.clone(), main.clone());
-                thread::spawn(move || {
-                    for _ in 0..2 {
-                        if q.push(std::sync::Arc::new(Counted(polls.clone()))) {
-                            main.wake_by_ref();
-                        }
-                    }
-                })
-            };
-            let here = Here::new();
-            q.before();
-            q.drive(&here, true);
-            let waker = Waker::from(main.clone());
-            q.registered(&mut Context::from_waker(&waker));
-            pusher.join().unwrap();
-            let polled = polls.load(Ordering::Acquire);
-            if polled < 2 {
-                assert!(q.wants_drive(), "a push left unseen");
-                assert!(main.0.load(Ordering::Acquire), "a wake-up lost");
-            }
-            // The next poll of the main future (woken for nothing, maybe), and its drive if it
-            // wants one: every task polled once, nothing left.
-            q.before();
-            if q.wants_drive() {
-                q.drive(&here, true);
-            }
-            assert_eq!(polls.load(Ordering::Acquire), 2);
-            assert!(!q.wants_drive());
-        });
+        for stored in [true, false] {
+            loom::model(move || own_queue_push_race(active, stored));
+        }
     }
+}
+
+fn own_queue_push_race(active: bool, stored: bool) {
+    let q = Arc::new(OwnQueue::default());
+    if active {
+        q.before();
+    }
+    let polls = std::sync::Arc::new(AtomicUsize::new(0));
+    let main = std::sync::Arc::new(MainWaker(AtomicBool::new(false)));
+    let waker = Waker::from(main.clone());
+    // `Shared::main_waker`.
+    let slot = Arc::new(loom::sync::Mutex::new(stored.then(|| waker.clone())));
+    let pusher = {
+        let (q, polls, slot) = (q.clone(), polls.clone(), slot.clone());
+        thread::spawn(move || {
+            for _ in 0..2 {
+                if q.push(std::sync::Arc::new(Counted(polls.clone()))) {
+                    // `Shared::wake_main`: cloned out under the lock, woken outside it.
+                    let w = slot.lock().unwrap().clone();
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                }
+            }
+        })
+    };
+    let here = Here::new();
+    q.before();
+    q.drive(&here, true);
+    if !stored {
+        // `Shared::store_main_waker`.
+        *slot.lock().unwrap() = Some(waker.clone());
+    }
+    q.registered(&mut Context::from_waker(&waker));
+    pusher.join().unwrap();
+    let polled = polls.load(Ordering::Acquire);
+    if polled < 2 {
+        assert!(q.wants_drive(), "a push left unseen");
+        assert!(main.0.load(Ordering::Acquire), "a wake-up lost");
+    }
+    // The next poll of the main future (woken for nothing, maybe), and its drive if it wants
+    // one: every task polled once, nothing left.
+    q.before();
+    if q.wants_drive() {
+        q.drive(&here, true);
+    }
+    assert_eq!(polls.load(Ordering::Acquire), 2);
+    assert!(!q.wants_drive());
 }
 
 /// A push from another thread races close's end (`OwnQueue::clear`): the task is dropped, by

@@ -27,17 +27,26 @@
 //! - **The shared queue** (a `Mutex`, in `Shared`): every other push (a waker on another thread,
 //!   a `LoopHandle` spawn, a blocking job, a wake from the backend's own tasks or reactor after
 //!   the main future's waker was registered, a push between runs). It sets `any`, and wakes the
-//!   main future unless `active`: the handshake below. The drive appends it, when `any` says it
-//!   holds something, to the thread's queue under one lock.
+//!   main future when it is the one that set it: the handshake below. The drive appends it,
+//!   when `any` says it holds something, to the thread's queue under one lock.
 //!
-//! The handshake of the shared queue: a push stores `any`, then a `SeqCst` fence, then loads
-//! `active`; [`registered`](OwnQueue::registered) stores `active = false`, then a fence, then
-//! loads `any` (a Dekker pair of fences, as loom can check it: task/loom.rs):
-//! either the push sees `active` clear and wakes the main future through the waker registered
-//! before it, or `registered` sees `any` and wakes it at once. A push that sees `active` set
-//! wakes nothing: the loop's thread is between `before` and `registered`, and looks at `any`
-//! again in `registered` at the latest. `active` is left set by a main future that ended (no
-//! `registered` follows), which is harmless: the next run polls its main future first anyway.
+//! The handshake of the shared queue: a push sets `any` under the queue's lock and returns
+//! whether it was clear; the caller then wakes the main future through the waker stored last
+//! (`Shared::main_waker`, under its own lock). The drive clears `any` under the queue's lock as
+//! it takes the queue. So the first push after a drive took the queue wakes the main future,
+//! and the pushes after it, until the next drive, need not: the poll that wake causes drives the
+//! queue, and takes them too (they are in it before that drive's lock, or find `any` clear
+//! after it and wake again). The waker a push wakes is the one the loop's thread polls with:
+//! either it is unchanged (`Shared::register_main_cached` checks it after every pending poll),
+//! or the loop's thread stores it, under the waker's lock, and then loads `any`
+//! ([`registered`](OwnQueue::registered)): a push whose wake read the waker before that store set
+//! `any` before it, and the load after the store sees it, and the main future is woken at once.
+//! No fence on either side, and none at each pending poll of the main future: a `SeqCst` fence
+//! there (a Dekker pair with the push, as this handshake was until stop 23) cost about 9 ns a
+//! poll, a tenth of a glommio `run_yield10`. The price: a push from another thread while the
+//! main future is being polled wakes it once, for a poll that may find nothing new; as tokio's
+//! own current-thread scheduler unparks its driver at every remote schedule. task/loom.rs
+//! models the handshake with both a stored waker and one stored during the race.
 //!
 //! Fairness: one drive polls the tasks queued when it began (both queues), then those queued
 //! meanwhile (woken by the ones before, or yielding), batch after batch, until it has made 61
@@ -60,11 +69,11 @@ use std::task::Context as TaskCx;
 // The shared half's lock, flags and fences are loom's under `--cfg loom`, so that the loom model
 // of the handshake (task/loom.rs) drives this code; `std`'s otherwise.
 #[cfg(loom)]
-use ::loom::sync::atomic::{fence, AtomicBool, Ordering};
+use ::loom::sync::atomic::{AtomicBool, Ordering};
 #[cfg(loom)]
 use ::loom::sync::{Mutex, MutexGuard};
 #[cfg(not(loom))]
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(not(loom))]
 use std::sync::Mutex;
 
@@ -209,13 +218,13 @@ pub(crate) struct OwnQueue {
     /// Tasks queued from anywhere but the thread inside the run while its main future is being
     /// polled.
     queue: Mutex<Queue>,
-    /// Something may be queued that a drive has not seen: set by a push to `queue`, and by a
-    /// drive that left tasks in the thread's queue; cleared under `queue`'s lock by the drive
-    /// that takes it.
+    /// Something may be queued that a drive has not seen: set by a push to `queue` (under its
+    /// lock: the push that finds it clear wakes the main future), and by a drive that left
+    /// tasks in the thread's queue; cleared under `queue`'s lock by the drive that takes it.
     any: AtomicBool,
     /// Set from the start of a poll of the main future until its waker is registered again after
-    /// it: the loop's thread will look at `any` again, so a push need not wake it; and a push
-    /// from that thread may go to the thread's queue. Written only by the thread inside the run.
+    /// it: a push from that thread may go to the thread's queue, which the drive after the poll
+    /// takes. Read and written only by the thread inside the run.
     active: AtomicBool,
     /// The thread's queue may hold something: set by a push there, cleared by the drive that
     /// empties it and by [`leave`]. Read and written only on the thread inside the run (plain
@@ -255,8 +264,9 @@ impl OwnQueue {
     }
 
     /// Queues `task` (its `SCHEDULED` bit was just set) on the shared queue: true when the caller
-    /// must wake the main future (`Shared::main_waker`), false when the loop's thread will look
-    /// anyway.
+    /// must wake the main future (`Shared::main_waker`), because this push found `any` clear;
+    /// false when an earlier push since the last drive woke it already (or the loop's thread
+    /// will look anyway), or the queue is closed.
     #[must_use]
     pub(crate) fn push(&self, task: Arc<dyn OwnTask>) -> bool {
         let mut queue = lock(&self.queue);
@@ -266,14 +276,12 @@ impl OwnQueue {
             return false;
         }
         queue.push(task);
+        // Under the lock, as the drive clears it (`take_shared`): a push whose `swap` finds it
+        // set has its task in the queue before the drive that the first push's wake causes
+        // takes it (see the module docs).
+        let woken = self.any.swap(true, Ordering::Relaxed);
         drop(queue);
-        // The fence pairs with `registered`'s (a store, a `SeqCst` fence, a load on each side):
-        // whichever fence comes second in their total order, the load after it sees the store
-        // before the other. Either `registered` sees `any`, or this load sees `active` clear,
-        // after the main future's waker was registered, and the caller wakes it.
-        self.any.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        !self.active.load(Ordering::Relaxed)
+        !woken
     }
 
     /// [`leave`]: the thread's queue, moved behind the shared one (the thread keeps its queue's
@@ -299,11 +307,7 @@ impl OwnQueue {
     /// (a close that comes first cancels queued tasks before any of them is polled).
     #[inline]
     pub(crate) fn before(&self) {
-        // Relaxed (a plain store, not a fence): a push whose load (after its fence) reads this
-        // `true` reads a store earlier in `active`'s modification order than `registered`'s
-        // `false`, so its fence came before `registered`'s, and `registered`'s load of `any`,
-        // after that fence, sees the push's `any`. A push that misses it wakes the main future,
-        // once, for nothing.
+        // Relaxed, a plain store: `active` is read only on this thread.
         self.active.store(true, Ordering::Relaxed);
     }
 
@@ -400,14 +404,17 @@ impl OwnQueue {
         }
     }
 
-    /// The main future's waker (`Shared::main_waker`) is registered: pushes from now on wake it
-    /// (and take the shared queue), and if tasks are still queued it is woken at once, so that
-    /// the backend gets its turn before they run.
+    /// The main future's waker (`Shared::main_waker`) is registered, stored under its lock just
+    /// now or found stored already: pushes from now on go to the shared queue and wake it, and
+    /// if tasks are still queued (left by the drive, or pushed by another thread whose wake read
+    /// the waker before it was stored) it is woken at once, so that the backend gets its turn
+    /// before they run.
     #[inline]
     pub(crate) fn registered(&self, cx: &mut TaskCx<'_>) {
-        // See `push`: a store, a `SeqCst` fence, a load, as loom models it (task/loom.rs).
         self.active.store(false, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        // Relaxed, no fence: a push whose wake read the waker before it was stored set `any`
+        // before that read, under the waker's lock, which this thread took afterwards to store
+        // it; a push whose wake reads it after wakes it (see the module docs).
         if self.any.load(Ordering::Relaxed) {
             cx.waker().wake_by_ref();
         }
