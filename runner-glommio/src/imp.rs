@@ -24,6 +24,8 @@ thread_local! {
     static EXECUTOR: RefCell<Option<Rc<LocalExecutor>>> = const { RefCell::new(None) };
     /// Set while one of our loops runs the executor on this thread.
     static RUNNING: Cell<bool> = const { Cell::new(false) };
+    /// The local spawner every loop on this thread lends its runs: no allocation per loop.
+    static LOCAL_SPAWNER: Rc<dyn LocalSpawner> = Rc::new(GlommioLocalSpawner);
 }
 
 fn thread_executor() -> io::Result<Rc<LocalExecutor>> {
@@ -55,7 +57,7 @@ fn thread_executor() -> io::Result<Rc<LocalExecutor>> {
 pub struct GlommioLoop {
     ex: Rc<LocalExecutor>,
     inject: Arc<Injector>,
-    /// Made once and lent to every run: no allocation per run.
+    /// The thread's one local spawner, lent to every run: no allocation per loop or run.
     local: Rc<dyn LocalSpawner>,
     _not_send: PhantomData<*const ()>,
 }
@@ -102,7 +104,7 @@ impl GlommioLoop {
                 }),
                 pending: AtomicBool::new(false),
             }),
-            local: Rc::new(GlommioLocalSpawner),
+            local: LOCAL_SPAWNER.with(Rc::clone),
             _not_send: PhantomData,
         })
     }
