@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::diagnostic::{default_handler, Diagnostic, Handler, UnhandledPanic};
@@ -179,13 +179,14 @@ impl<L: EventLoop> Builder<L> {
         let debug = self.debug.unwrap_or_else(debug_from_env);
         let factory = self
             .factory
-            .unwrap_or_else(|| Box::new(L::default_loop as fn() -> io::Result<L>));
+            // The function item itself, zero-sized: a `Box` of it allocates nothing.
+            .unwrap_or_else(|| Box::new(L::default_loop));
         Runner::from_parts(
             factory,
             Config {
                 debug,
                 slow_poll: self.slow_poll,
-                handler: self.handler.unwrap_or_else(|| Arc::new(default_handler)),
+                handler: self.handler.unwrap_or_else(default_handler_arc),
                 unhandled: self.unhandled,
                 shutdown_grace: self.shutdown_grace,
                 blocking_timeout: self.blocking_timeout,
@@ -195,6 +196,13 @@ impl<L: EventLoop> Builder<L> {
             },
         )
     }
+}
+
+/// The default exception handler, one `Arc` for the process: a runner built without a handler
+/// of its own takes a count of it instead of an allocation.
+fn default_handler_arc() -> Handler {
+    static DEFAULT: OnceLock<Handler> = OnceLock::new();
+    DEFAULT.get_or_init(|| Arc::new(default_handler)).clone()
 }
 
 /// `RUNNER_DEBUG` is on when it is `1` or `true` (any case), like `PYTHONASYNCIODEBUG`. Read at

@@ -206,9 +206,8 @@ impl EventLoop for GlommioLoop {
     }
 
     fn spawner(&self) -> Arc<dyn Spawner> {
-        Arc::new(GlommioSpawner {
-            inject: self.inject.clone(),
-        })
+        // The injector is the spawner: no allocation of its own.
+        self.inject.clone()
     }
 
     fn local_spawner(&self) -> Option<Rc<dyn LocalSpawner>> {
@@ -237,23 +236,20 @@ impl fmt::Debug for GlommioLoop {
     }
 }
 
-struct GlommioSpawner {
-    inject: Arc<Injector>,
-}
-
-impl GlommioSpawner {
+/// The loop's spawner is its injector (`GlommioLoop::spawner`).
+impl Injector {
     /// True on the loop's own thread while its executor runs: a task goes straight into it.
     fn at_home(&self) -> bool {
-        RUNNING.with(Cell::get) && thread::current().id() == self.inject.home
+        RUNNING.with(Cell::get) && thread::current().id() == self.home
     }
 
     /// Queues `task` for the loop's thread, which spawns it when it next drains the queue.
     fn inject(&self, task: Injected) {
         let waker = {
-            let mut queue = self.inject.lock();
+            let mut queue = self.lock();
             queue.tasks.push_back(task);
             // Under the lock, before the waker is read: see `Injector::drain`.
-            self.inject.pending.store(true, Ordering::Release);
+            self.pending.store(true, Ordering::Release);
             queue.waker.clone()
         };
         // The loop's main task re-drains on every wake-up; a glommio waker may be woken from any
@@ -264,7 +260,7 @@ impl GlommioSpawner {
     }
 }
 
-impl Spawner for GlommioSpawner {
+impl Spawner for Injector {
     fn spawn(&self, task: BoxFuture) {
         if self.at_home() {
             schedule_local(task);
