@@ -206,7 +206,8 @@ fn default_handler_arc() -> Handler {
 }
 
 /// `RUNNER_DEBUG` is on when it is `1` or `true` (any case), like `PYTHONASYNCIODEBUG`. Read at
-/// each build (see [`Builder::debug`]): a `getenv`, about 430 instructions of `create_close`.
+/// each build (see [`Builder::debug`]): a `getenv` under std's environment lock, some hundreds
+/// of instructions of `create_close` (docs/PERFORMANCE.md).
 fn debug_from_env() -> bool {
     std::env::var("RUNNER_DEBUG")
         .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))

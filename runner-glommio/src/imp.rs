@@ -361,20 +361,14 @@ mod tests {
         lp.block_on(until_ran(&seen, 1));
         for n in 2..50 {
             lp.block_on(async {
-                let inject = {
-                    let seen = seen.clone();
-                    let lp = &lp;
-                    // Injected while this run waits: its push wakes the main task.
-                    move || inject_from_another_thread(lp, &seen)
-                };
-                let wait = until_ran(&seen, n);
-                let mut wait = std::pin::pin!(wait);
+                let mut wait = std::pin::pin!(until_ran(&seen, n));
                 let mut injected = false;
                 poll_fn(|cx| {
                     let polled = wait.as_mut().poll(cx);
                     if polled.is_pending() && !injected {
+                        // Injected while this run waits: its push wakes the main task.
                         injected = true;
-                        inject();
+                        inject_from_another_thread(&lp, &seen);
                     }
                     polled
                 })

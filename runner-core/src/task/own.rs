@@ -42,8 +42,8 @@
 //! ([`registered`](OwnQueue::registered)): a push whose wake read the waker before that store set
 //! `any` before it, and the load after the store sees it, and the main future is woken at once.
 //! No fence on either side, and none at each pending poll of the main future: a `SeqCst` fence
-//! there (a Dekker pair with the push, as this handshake was until stop 23) cost about 9 ns a
-//! poll, a tenth of a glommio `run_yield10`. The price: a push from another thread while the
+//! there (a Dekker pair with the push, as this handshake once was) cost about 9 ns a poll, a
+//! tenth of a glommio `run_yield10` (docs/PERFORMANCE.md). The price: a push from another thread while the
 //! main future is being polled wakes it once, for a poll that may find nothing new; as tokio's
 //! own current-thread scheduler unparks its driver at every remote schedule. task/loom.rs
 //! models the handshake with both a stored waker and one stored during the race.
