@@ -34,8 +34,16 @@ impl Latch {
         if self.fired.swap(true, Ordering::AcqRel) {
             return;
         }
-        let wakers: Vec<Waker> = lock(&self.wakers).drain().collect();
-        for w in wakers {
+        // Taken whole, woken outside the lock: no list to collect, and nothing to take when
+        // nobody waited (close's latch, mostly).
+        let wakers = {
+            let mut wakers = lock(&self.wakers);
+            if wakers.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *wakers)
+        };
+        for (_, w) in wakers {
             w.wake();
         }
     }

@@ -307,9 +307,36 @@ struct Shard {
 
 const SHARD_PAD: usize = 128usize.saturating_sub(std::mem::size_of::<Mutex<Tasks>>());
 
+impl Shard {
+    fn new() -> Self {
+        Shard {
+            tasks: Mutex::new(Slab::new()),
+            _pad: [0; SHARD_PAD],
+        }
+    }
+}
+
+/// A registry's shards: a current-thread loop's one in place (its loop thread registers on its
+/// own side, so the shard serves spawns from other threads alone), which saves each runner an
+/// allocation and its free; a multi-thread loop's in one boxed slice.
+enum Shards {
+    One(Shard),
+    Many(Box<[Shard]>),
+}
+
+impl Shards {
+    #[inline]
+    fn all(&self) -> &[Shard] {
+        match self {
+            Shards::One(shard) => std::slice::from_ref(shard),
+            Shards::Many(shards) => shards,
+        }
+    }
+}
+
 /// The tasks a runner tracks and where close is: see the module docs.
 pub(crate) struct Registry {
-    shards: Box<[Shard]>,
+    shards: Shards,
     /// `shards.len() - 1`: a key's shard is `key & mask`.
     mask: usize,
     /// `log2(shards.len())`: a key is `slab key << shift | shard`.
@@ -332,7 +359,7 @@ pub(crate) struct Registry {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("shards", &self.shards.len())
+            .field("shards", &self.shards.all().len())
             .field("phase", &self.phase())
             .finish_non_exhaustive()
     }
@@ -409,12 +436,11 @@ impl Registry {
         );
         let shift = n.trailing_zeros() + u32::from(here);
         Registry {
-            shards: (0..n)
-                .map(|_| Shard {
-                    tasks: Mutex::new(Slab::new()),
-                    _pad: [0; SHARD_PAD],
-                })
-                .collect(),
+            shards: if n == 1 {
+                Shards::One(Shard::new())
+            } else {
+                Shards::Many((0..n).map(|_| Shard::new()).collect())
+            },
             mask: n - 1,
             shift,
             phase: AtomicU8::new(Phase::Open as u8),
@@ -472,7 +498,7 @@ impl Registry {
         from_loop: bool,
         make: impl FnOnce(usize, bool) -> (Entry, R),
     ) -> Result<R, SpawnError> {
-        let mut tasks = lock(&self.shards[shard].tasks);
+        let mut tasks = lock(&self.shards.all()[shard].tasks);
         // Under the shard's lock: see "Why no spawn slips past close".
         let phase = self.phase.load(Ordering::Acquire);
         let cancelled = phase >= Phase::Cancelling as u8;
@@ -510,7 +536,7 @@ impl Registry {
 
     /// [`deregister`](Self::deregister) of a task in a shard.
     fn deregister_shard(&self, key: usize, outcome: Outcome) -> bool {
-        let mut tasks = lock(&self.shards[key & self.mask].tasks);
+        let mut tasks = lock(&self.shards.all()[key & self.mask].tasks);
         // An owned entry's count is given back after the lock is released: it may be the last
         // one, and dropping the task runs user code (the output's destructor).
         let removed = tasks.try_remove(key >> self.shift);
@@ -549,7 +575,7 @@ impl Registry {
             // SAFETY: close's thread, which has the loop's side to itself (see "The loop's
             // side").
             (unsafe { self.here.is_empty() })
-                && self.shards.iter().all(|s| lock(&s.tasks).is_empty())
+                && self.shards.all().iter().all(|s| lock(&s.tasks).is_empty())
         };
         if drained {
             lock(&self.waiter).take();
@@ -575,7 +601,7 @@ impl Registry {
         if !unsafe { self.here.is_empty() } {
             return false;
         }
-        if let [shard] = &self.shards[..] {
+        if let [shard] = self.shards.all() {
             // One shard (a current-thread loop): its lock alone, no guard list to allocate.
             let tasks = lock(&shard.tasks);
             let empty = tasks.is_empty();
@@ -585,7 +611,7 @@ impl Registry {
             return empty;
         }
         let shards: Vec<MutexGuard<'_, Tasks>> =
-            self.shards.iter().map(|s| lock(&s.tasks)).collect();
+            self.shards.all().iter().map(|s| lock(&s.tasks)).collect();
         let empty = shards.iter().all(|t| t.is_empty());
         if empty {
             self.advance(Phase::Closed);
@@ -621,7 +647,7 @@ impl Registry {
         // SAFETY: close's (or `abandon`'s) thread, which has the loop's side to itself (see
         // "The loop's side").
         unsafe { self.here.collect(&mut all) };
-        for shard in self.shards.iter() {
+        for shard in self.shards.all().iter() {
             let tasks = lock(&shard.tasks);
             all.reserve(tasks.len());
             // Counted under the lock: see `Entry::counted`.

@@ -26,6 +26,15 @@ thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// The local spawner every loop on this thread lends its runs: no allocation per loop.
     static LOCAL_SPAWNER: Rc<dyn LocalSpawner> = Rc::new(GlommioLocalSpawner);
+    /// The spawner every loop on this thread hands out (see `Injector`).
+    static INJECTOR: Arc<Injector> = Arc::new(Injector {
+        home: thread::current().id(),
+        queue: Mutex::new(Queue {
+            tasks: VecDeque::new(),
+            waker: None,
+        }),
+        pending: AtomicBool::new(false),
+    });
 }
 
 fn thread_executor() -> io::Result<Rc<LocalExecutor>> {
@@ -62,6 +71,11 @@ pub struct GlommioLoop {
     _not_send: PhantomData<*const ()>,
 }
 
+/// The loops' spawner: spawns from the loop's thread go straight into its executor, others are
+/// queued here for the thread's next poll of a main task. One per thread, shared by all its
+/// loops as they share the thread's executor: a task spawned for one loop while another runs
+/// on the thread would run in that run all the same (a closed loop's spawns are refused before
+/// they get here). It saves each loop an allocation and its free.
 struct Injector {
     home: ThreadId,
     queue: Mutex<Queue>,
@@ -96,14 +110,7 @@ impl GlommioLoop {
     pub fn new() -> io::Result<Self> {
         Ok(GlommioLoop {
             ex: thread_executor()?,
-            inject: Arc::new(Injector {
-                home: thread::current().id(),
-                queue: Mutex::new(Queue {
-                    tasks: VecDeque::new(),
-                    waker: None,
-                }),
-                pending: AtomicBool::new(false),
-            }),
+            inject: INJECTOR.with(Arc::clone),
             local: LOCAL_SPAWNER.with(Rc::clone),
             _not_send: PhantomData,
         })
@@ -115,11 +122,17 @@ impl Injector {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores the waker of the loop's main task; called when it changed.
+    /// Stores the waker of the loop's main task; called when it changed (or was first needed:
+    /// its main future returned `Pending`). A push since the poll's drain found no waker, or
+    /// the one it replaces: it is looked for here, after the store, and the main task woken
+    /// to drain it. A push after the store (which takes the lock after it) finds the waker.
     #[cold]
     fn register(&self, waker: &Waker) {
         let old = self.lock().waker.replace(waker.clone());
         drop(old);
+        if self.pending.load(Ordering::Relaxed) {
+            waker.wake_by_ref();
+        }
     }
 
     /// Drops the stored waker of the loop's main task: its `block_on` is over.
@@ -132,9 +145,10 @@ impl Injector {
     /// is empty: threads that keep injecting must not keep the loop inside this call (close
     /// would never get polled). What arrives later wakes the loop's main task again.
     fn drain(&self) {
-        // Called after the main task's waker is stored: a push sets the flag under the lock
-        // before it reads the stored waker, so a push this swap misses reads the waker stored
-        // (under the same lock) before it, and wakes the main task to drain again.
+        // A push sets the flag under the lock before it reads the stored waker. One this swap
+        // misses either reads the waker stored before it (under the same lock) and wakes the
+        // main task to drain again, or comes before the waker is first stored, and `register`
+        // finds its flag.
         // A load first: no read-modify-write at each poll of the main task when nothing was
         // pushed (a push's store is seen by the poll its wake causes, if not by this one).
         if !self.pending.load(Ordering::Relaxed) || !self.pending.swap(false, Ordering::Acquire) {
@@ -184,14 +198,19 @@ impl EventLoop for GlommioLoop {
             // pointers) alive meanwhile: equal pointers are the stored waker.
             let mut stored: Option<(*const (), *const RawWakerVTable)> = None;
             let out = poll_fn(|cx| {
-                let waker = cx.waker();
-                let now = (waker.data(), waker.vtable() as *const RawWakerVTable);
-                if stored != Some(now) {
-                    inject.register(waker);
-                    stored = Some(now);
-                }
                 inject.drain();
-                fut.as_mut().poll(cx)
+                let poll = fut.as_mut().poll(cx);
+                if poll.is_pending() {
+                    // Stored only once the main future waits: a run whose future is ready at
+                    // its first poll (a `create_close`, a `run_ready`) never needs waking.
+                    let waker = cx.waker();
+                    let now = (waker.data(), waker.vtable() as *const RawWakerVTable);
+                    if stored != Some(now) {
+                        inject.register(waker);
+                        stored = Some(now);
+                    }
+                }
+                poll
             })
             .await;
             // Let go of the stored waker here, inside the executor, where glommio drops a
@@ -200,7 +219,9 @@ impl EventLoop for GlommioLoop {
             // over a channel to be woken and destroyed at the executor's next run, about 320
             // instructions of a glommio `create_close` and 4 % of its time. A push meanwhile
             // finds no waker, and the next run's first poll drains it (see `Injector::drain`).
-            inject.forget_waker();
+            if stored.is_some() {
+                inject.forget_waker();
+            }
             out
         })
     }
@@ -219,14 +240,15 @@ impl EventLoop for GlommioLoop {
     }
 
     fn shutdown(self) {
-        // Tasks queued from other threads after the runner sealed itself were refused, so the
-        // queue is empty; drop whatever is left here, on the loop's thread, all the same.
-        let (left, waker) = {
-            let mut queue = self.inject.lock();
-            (std::mem::take(&mut queue.tasks), queue.waker.take())
-        };
-        drop(left);
-        drop(waker);
+        // Tasks of this loop's runner were all run or dropped by its close (spawns from other
+        // threads after it sealed itself were refused); what the thread's queue holds now is
+        // another loop's, for the thread's next run. A waker stored by a `block_on` that
+        // unwound is dropped here, on the loop's thread; not one of a run in progress (a loop
+        // closed or dropped inside another loop's run), whose pushes it wakes.
+        if !RUNNING.with(Cell::get) {
+            let waker = self.inject.lock().waker.take();
+            drop(waker);
+        }
     }
 }
 
@@ -376,6 +398,49 @@ mod tests {
             });
         }
         assert_eq!(seen.ran.load(Ordering::SeqCst), 49);
+        lp.shutdown();
+    }
+
+    /// The main task's waker is stored only after its first `Pending`: a push from another
+    /// thread racing that first poll is drained all the same, whether it lands before the
+    /// store (every third run waits in its first poll until the push is done), during it or
+    /// after it. Each run waits for its one injected task, so a lost wake-up hangs the test.
+    #[test]
+    fn injections_racing_the_first_pending_poll_are_drained() {
+        use std::sync::atomic::AtomicBool;
+
+        let lp = GlommioLoop::new().unwrap();
+        let seen = Arc::new(Seen::default());
+        for n in 1..=2_000 {
+            let spawner = lp.spawner();
+            let task_seen = seen.clone();
+            let pushed = Arc::new(AtomicBool::new(false));
+            let pusher_pushed = pushed.clone();
+            let pause = n % 7;
+            let pusher = thread::spawn(move || {
+                for _ in 0..pause * 50 {
+                    std::hint::spin_loop();
+                }
+                spawner.spawn(Box::pin(async move {
+                    task_seen.ran.fetch_add(1, Ordering::SeqCst);
+                    let waker = task_seen.waker.lock().unwrap().take();
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                }));
+                pusher_pushed.store(true, Ordering::SeqCst);
+            });
+            lp.block_on(async {
+                if n % 3 == 0 {
+                    while !pushed.load(Ordering::SeqCst) {
+                        std::hint::spin_loop();
+                    }
+                }
+                until_ran(&seen, n).await;
+            });
+            pusher.join().unwrap();
+        }
+        assert_eq!(seen.ran.load(Ordering::SeqCst), 2_000);
         lp.shutdown();
     }
 }

@@ -237,12 +237,17 @@ fn raw<R: Raw>(op: &str, n: u32) {
     }
 }
 
-fn runner_on<L: EventLoop>(factory: fn() -> std::io::Result<L>) -> Runner<L> {
+/// A loop factory as an application passes one: the backend's constructor itself (or a
+/// closure), zero-sized; a `fn` pointer would cost each runner a boxed pointer.
+trait Factory<L>: FnMut() -> std::io::Result<L> + Copy + Send + 'static {}
+impl<L, F: FnMut() -> std::io::Result<L> + Copy + Send + 'static> Factory<L> for F {}
+
+fn runner_on<L: EventLoop>(factory: impl Factory<L>) -> Runner<L> {
     // The default settings, what an application gets (`Interrupt::Auto` on the main thread).
     Runner::builder().loop_factory(factory).build()
 }
 
-fn ours<L: EventLoop>(op: &str, n: u32, factory: fn() -> std::io::Result<L>) {
+fn ours<L: EventLoop>(op: &str, n: u32, factory: impl Factory<L>) {
     match op {
         "create_close" => {
             for _ in 0..n {

@@ -58,8 +58,14 @@ fn glommio_raw() -> glommio::LocalExecutor {
         .unwrap()
 }
 
+/// A loop factory as an application passes one: the backend's constructor itself, a zero-sized
+/// function item (a `fn` pointer would cost each runner a boxed pointer the application does
+/// not pay).
+trait Factory<L>: FnMut() -> std::io::Result<L> + Copy + Send + 'static {}
+impl<L, F: FnMut() -> std::io::Result<L> + Copy + Send + 'static> Factory<L> for F {}
+
 /// The runner's row for one backend: a runner on `factory`'s loop, built once.
-fn runner_on<L: EventLoop>(factory: fn() -> std::io::Result<L>) -> Runner<L> {
+fn runner_on<L: EventLoop>(factory: impl Factory<L>) -> Runner<L> {
     let mut rt = Runner::builder()
         .loop_factory(factory)
         .interrupt(runner::Interrupt::Auto)
@@ -220,7 +226,7 @@ fn create_close(c: &mut Criterion) {
     let gex = glommio_raw();
     g.bench_function("raw/glommio", |b| b.iter(|| gex.run(async { 1 })));
     drop(gex);
-    fn cycle<L: EventLoop>(factory: fn() -> std::io::Result<L>) -> i32 {
+    fn cycle<L: EventLoop>(factory: impl Factory<L>) -> i32 {
         let mut rt = Runner::builder().loop_factory(factory).build();
         let v = rt.run(async { 1 }).unwrap();
         rt.close().unwrap();
@@ -306,7 +312,7 @@ fn cancel_10k_at_close(c: &mut Criterion) {
         .unwrap();
         rt.close().unwrap().cancelled
     }
-    fn fresh<L: EventLoop>(factory: fn() -> std::io::Result<L>) -> impl FnMut() -> Runner<L> {
+    fn fresh<L: EventLoop>(factory: impl Factory<L>) -> impl FnMut() -> Runner<L> {
         move || runner_on(factory)
     }
     g.bench_function("runner/tokio_current", |b| {

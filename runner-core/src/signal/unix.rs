@@ -8,7 +8,7 @@ use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,9 @@ const HITS: usize = 0b110;
 const HIT_SHIFT: u32 = 1;
 const GEN_SHIFT: u32 = 3;
 
+/// [`RunnerSignal::key`] before the runner's first intercepting run.
+const NO_KEY: usize = usize::MAX;
+
 /// A runner's part of the Ctrl-C state; lives in the runner's shared state.
 pub(crate) struct RunnerSignal {
     state: AtomicUsize,
@@ -62,8 +65,10 @@ pub(crate) struct RunnerSignal {
     /// Held by the watcher from its decision about a run to the end of its effects, so the run's
     /// exit knows when they are all visible.
     dispatch: Mutex<()>,
-    /// The runner's slot in `RUNNERS`, taken on its first intercepting run.
-    key: OnceLock<usize>,
+    /// The runner's slot in `RUNNERS`, taken on its first intercepting run; [`NO_KEY`] until
+    /// then. Written once, under `RUNNERS`'s lock (an atomic rather than a `OnceLock`, whose
+    /// `set` costs a runner's first run some 80 instructions).
+    key: AtomicUsize,
 }
 
 impl RunnerSignal {
@@ -72,14 +77,15 @@ impl RunnerSignal {
             state: AtomicUsize::new(0),
             since: AtomicUsize::new(0),
             dispatch: Mutex::new(()),
-            key: OnceLock::new(),
+            key: AtomicUsize::new(NO_KEY),
         }
     }
 }
 
 impl Drop for RunnerSignal {
     fn drop(&mut self) {
-        if let Some(&key) = self.key.get() {
+        let key = *self.key.get_mut();
+        if key != NO_KEY {
             // Never called under the `RUNNERS` lock: the watcher drops the runners it upgraded
             // after releasing it.
             lock(&RUNNERS).try_remove(key);
@@ -171,7 +177,7 @@ pub(crate) fn enter<S: Interruptible>(shared: &Arc<S>, main: bool) -> Option<Act
         return None;
     }
     let sig = shared.sigint();
-    if sig.key.get().is_none() {
+    if sig.key.load(Ordering::Relaxed) == NO_KEY {
         register(shared);
     }
     // Only this run's thread changes the word while no run is in progress (the watcher only
@@ -201,10 +207,10 @@ pub(crate) fn enter<S: Interruptible>(shared: &Arc<S>, main: bool) -> Option<Act
 fn register<S: Interruptible>(shared: &Arc<S>) {
     let mut runners = lock(&RUNNERS);
     let sig = shared.sigint();
-    if sig.key.get().is_none() {
+    if sig.key.load(Ordering::Relaxed) == NO_KEY {
         let weak: Weak<dyn Interruptible> = Arc::<S>::downgrade(shared);
         let key = runners.insert(weak);
-        let _ = sig.key.set(key);
+        sig.key.store(key, Ordering::Relaxed);
     }
 }
 
