@@ -16,6 +16,9 @@
 //!
 //! Tasks spawned from other threads (through a `LoopHandle`) go into a queue that the loop drains
 //! while it runs; glommio wakers may be woken from any thread, so the push wakes a parked loop.
+//! Like the executor, that queue is one per thread, shared by the thread's loops: a task spawned
+//! for one loop from another thread while a second loop of the thread runs starts in that run,
+//! as the tasks the loops spawn on their own thread already do.
 //! `runner::time` uses async-io's timer here, because glommio's own timer is `!Send` and the
 //! runner's timers must work inside `Send` tasks. Blocking jobs go to the `blocking` crate's pool:
 //! glommio's `spawn_blocking` can only be called on the executor's thread.
