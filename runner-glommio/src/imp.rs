@@ -26,6 +26,8 @@ thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// The local spawner every loop on this thread lends its runs: no allocation per loop.
     static LOCAL_SPAWNER: Rc<dyn LocalSpawner> = Rc::new(GlommioLocalSpawner);
+    /// How many `GlommioLoop`s this thread has: the last one to go empties the injector.
+    static LOOPS: Cell<usize> = const { Cell::new(0) };
     /// The spawner every loop on this thread hands out (see `Injector`).
     static INJECTOR: Arc<Injector> = Arc::new(Injector {
         home: thread::current().id(),
@@ -108,8 +110,10 @@ impl GlommioLoop {
     /// When glommio cannot set up io_uring (old kernel, seccomp, or a memlock limit under
     /// 512 KiB).
     pub fn new() -> io::Result<Self> {
+        let ex = thread_executor()?;
+        LOOPS.with(|n| n.set(n.get() + 1));
         Ok(GlommioLoop {
-            ex: thread_executor()?,
+            ex,
             inject: INJECTOR.with(Arc::clone),
             local: LOCAL_SPAWNER.with(Rc::clone),
             _not_send: PhantomData,
@@ -240,15 +244,41 @@ impl EventLoop for GlommioLoop {
     }
 
     fn shutdown(self) {
-        // Tasks of this loop's runner were all run or dropped by its close (spawns from other
-        // threads after it sealed itself were refused); what the thread's queue holds now is
-        // another loop's, for the thread's next run. A waker stored by a `block_on` that
-        // unwound is dropped here, on the loop's thread; not one of a run in progress (a loop
-        // closed or dropped inside another loop's run), whose pushes it wakes.
-        if !RUNNING.with(Cell::get) {
-            let waker = self.inject.lock().waker.take();
-            drop(waker);
+        // See `Drop`: a loop shut down and one dropped unused end alike.
+        drop(self);
+    }
+}
+
+impl Drop for GlommioLoop {
+    fn drop(&mut self) {
+        // The thread's queue outlives its loops. Tasks of this loop's runner were all run or
+        // dropped by its close (spawns from other threads after it sealed itself were refused);
+        // what the queue holds is another loop's, for the thread's next run, unless this was
+        // the thread's last loop: then whatever is left (the empty shells of a runner dropped
+        // where it could not run) is dropped here, on the loop's thread, and with it the
+        // cycle through their runner (a shell holds its runner, which holds the queue). So is
+        // a waker stored by a `block_on` that unwound; not one of a run in progress (a loop
+        // dropped inside another loop's run), whose pushes it wakes.
+        let last = LOOPS.with(|n| {
+            n.set(n.get() - 1);
+            n.get() == 0
+        });
+        if RUNNING.with(Cell::get) {
+            return;
         }
+        let (left, waker) = {
+            let mut queue = self.inject.lock();
+            let left = if last {
+                // Under the lock, as a drain takes the queue.
+                self.inject.pending.store(false, Ordering::Relaxed);
+                std::mem::take(&mut queue.tasks)
+            } else {
+                VecDeque::new()
+            };
+            (left, queue.waker.take())
+        };
+        drop(left);
+        drop(waker);
     }
 }
 
@@ -442,5 +472,63 @@ mod tests {
         }
         assert_eq!(seen.ran.load(Ordering::SeqCst), 2_000);
         lp.shutdown();
+    }
+
+    /// Counts its drop: a task that was dropped, run or not.
+    struct DropCount(Arc<AtomicUsize>);
+
+    impl Drop for DropCount {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The thread's queue outlives its loops: a task injected for a loop that goes away while
+    /// another loop of the thread lives runs in that loop's next run; once the thread's last
+    /// loop goes, what is left in the queue is dropped with it, on the loop's thread.
+    #[test]
+    fn the_threads_last_loop_drops_what_is_left_in_its_queue() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let inject = |lp: &GlommioLoop| {
+            let spawner = lp.spawner();
+            let (ran, guard) = (ran.clone(), DropCount(dropped.clone()));
+            thread::spawn(move || {
+                spawner.spawn(Box::pin(async move {
+                    let _guard = guard;
+                    ran.fetch_add(1, Ordering::SeqCst);
+                }));
+            })
+            .join()
+            .unwrap();
+        };
+
+        let first = GlommioLoop::new().unwrap();
+        let second = GlommioLoop::new().unwrap();
+        inject(&first);
+        first.shutdown();
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            0,
+            "another loop lives: kept"
+        );
+        second.block_on(async {});
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "run in the other loop's run");
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+
+        inject(&second);
+        second.shutdown();
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "the last loop went: not run");
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            2,
+            "but dropped, with the last loop"
+        );
+
+        // A later loop on the thread starts with an empty queue.
+        let third = GlommioLoop::new().unwrap();
+        third.block_on(async {});
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        third.shutdown();
     }
 }

@@ -18,7 +18,8 @@
 //! while it runs; glommio wakers may be woken from any thread, so the push wakes a parked loop.
 //! Like the executor, that queue is one per thread, shared by the thread's loops: a task spawned
 //! for one loop from another thread while a second loop of the thread runs starts in that run,
-//! as the tasks the loops spawn on their own thread already do.
+//! as the tasks the loops spawn on their own thread already do. What is left in it when the
+//! thread's last loop goes is dropped then, on that thread.
 //! `runner::time` uses async-io's timer here, because glommio's own timer is `!Send` and the
 //! runner's timers must work inside `Send` tasks. Blocking jobs go to the `blocking` crate's pool:
 //! glommio's `spawn_blocking` can only be called on the executor's thread.
