@@ -126,10 +126,11 @@ impl Injector {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores the waker of the loop's main task; called when it changed (or was first needed:
-    /// its main future returned `Pending`). A push since the poll's drain found no waker, or
-    /// the one it replaces: it is looked for here, after the store, and the main task woken
-    /// to drain it. A push after the store (which takes the lock after it) finds the waker.
+    /// Stores the waker of the loop's main task; called once its main future returned `Pending`
+    /// (and again if the waker changed). A push between the poll's drain and this store found
+    /// no waker (or the one replaced) to wake: its flag is looked at here, after the store, and
+    /// the main task woken to drain it. A push after the store takes the lock after it and
+    /// finds the waker.
     #[cold]
     fn register(&self, waker: &Waker) {
         let old = self.lock().waker.replace(waker.clone());
@@ -143,6 +144,19 @@ impl Injector {
     fn forget_waker(&self) {
         let old = self.lock().waker.take();
         drop(old);
+    }
+
+    /// Drops the stored waker and every queued task, outside the lock: the thread's last loop
+    /// is going (see `GlommioLoop`'s `Drop`).
+    fn empty(&self) {
+        let (left, waker) = {
+            let mut queue = self.lock();
+            // Under the lock, as a drain takes the queue.
+            self.pending.store(false, Ordering::Relaxed);
+            (std::mem::take(&mut queue.tasks), queue.waker.take())
+        };
+        drop(left);
+        drop(waker);
     }
 
     /// Spawns what was queued so far. Takes the whole queue at once rather than popping until it
@@ -266,19 +280,11 @@ impl Drop for GlommioLoop {
         if RUNNING.with(Cell::get) {
             return;
         }
-        let (left, waker) = {
-            let mut queue = self.inject.lock();
-            let left = if last {
-                // Under the lock, as a drain takes the queue.
-                self.inject.pending.store(false, Ordering::Relaxed);
-                std::mem::take(&mut queue.tasks)
-            } else {
-                VecDeque::new()
-            };
-            (left, queue.waker.take())
-        };
-        drop(left);
-        drop(waker);
+        if last {
+            self.inject.empty();
+        } else {
+            self.inject.forget_waker();
+        }
     }
 }
 

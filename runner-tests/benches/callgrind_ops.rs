@@ -22,7 +22,7 @@ use std::pin::Pin;
 use runner::smol::SmolLoop;
 use runner::tokio::TokioLoop;
 use runner::{EventLoop, Runner};
-use support::YieldN;
+use support::{Factory, YieldN};
 
 mod support;
 
@@ -236,11 +236,6 @@ fn raw<R: Raw>(op: &str, n: u32) {
         }
     }
 }
-
-/// A loop factory as an application passes one: the backend's constructor itself (or a
-/// closure), zero-sized; a `fn` pointer would cost each runner a boxed pointer.
-trait Factory<L>: FnMut() -> std::io::Result<L> + Copy + Send + 'static {}
-impl<L, F: FnMut() -> std::io::Result<L> + Copy + Send + 'static> Factory<L> for F {}
 
 fn runner_on<L: EventLoop>(factory: impl Factory<L>) -> Runner<L> {
     // The default settings, what an application gets (`Interrupt::Auto` on the main thread).

@@ -19,7 +19,7 @@ use runner::glommio::GlommioLoop;
 use runner::smol::SmolLoop;
 use runner::tokio::TokioLoop;
 use runner::{ContextVar, EventLoop, Runner};
-use support::{config, YieldN};
+use support::{config, Factory, YieldN};
 
 mod support;
 
@@ -57,12 +57,6 @@ fn glommio_raw() -> glommio::LocalExecutor {
         .make()
         .unwrap()
 }
-
-/// A loop factory as an application passes one: the backend's constructor itself, a zero-sized
-/// function item (a `fn` pointer would cost each runner a boxed pointer the application does
-/// not pay).
-trait Factory<L>: FnMut() -> std::io::Result<L> + Copy + Send + 'static {}
-impl<L, F: FnMut() -> std::io::Result<L> + Copy + Send + 'static> Factory<L> for F {}
 
 /// The runner's row for one backend: a runner on `factory`'s loop, built once.
 fn runner_on<L: EventLoop>(factory: impl Factory<L>) -> Runner<L> {

@@ -5,6 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// A loop factory as an application passes one to `Builder::loop_factory`: the backend's
+/// constructor itself or a closure, zero-sized (a `fn` pointer would cost each runner a boxed
+/// pointer the application does not pay).
+#[allow(dead_code)] // smol_multi builds its runners itself
+pub(crate) trait Factory<L>: FnMut() -> std::io::Result<L> + Copy + Send + 'static {}
+impl<L, F: FnMut() -> std::io::Result<L> + Copy + Send + 'static> Factory<L> for F {}
+
 /// Yields `n` times (waking itself each time), then returns 7.
 pub(crate) struct YieldN(pub(crate) u32);
 
