@@ -14,6 +14,10 @@ use crate::scope;
 
 /// Waits until `duration` has passed, on the current runner's loop timer.
 ///
+/// A zero `duration` (or any deadline already passed at the first poll) is ready at that poll,
+/// without yielding and without a timer, as tokio's and smol's sleeps are. Python's
+/// `await asyncio.sleep(0)`, which lets the other ready tasks run first, is [`yield_now`].
+///
 /// # Examples
 ///
 /// ```
@@ -28,12 +32,13 @@ use crate::scope;
 ///
 /// # Panics
 ///
-/// When first polled outside any runner (the timer belongs to a loop).
+/// When first polled outside any runner (the timer belongs to a loop), whatever the duration.
 pub fn sleep(duration: Duration) -> Sleep {
     sleep_until(Instant::now() + duration)
 }
 
-/// Waits until `deadline`, on the current runner's loop timer.
+/// Waits until `deadline`, on the current runner's loop timer. A deadline already passed at
+/// the first poll is ready there, without yielding (see [`sleep`]).
 ///
 /// # Panics
 ///
@@ -65,14 +70,16 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
         if self.timer.is_none() {
-            if Instant::now() >= self.deadline {
-                return Poll::Ready(());
-            }
             let deadline = self.deadline;
-            let timer = scope::with_current(|s| s.map(|s| s.spawner.sleep_until(deadline)));
+            // Outside any runner even a sleep already over panics, as any other does: code that
+            // passes its tests with zero durations must not panic with longer ones.
+            let timer = scope::with_current(|s| {
+                let s = s.unwrap_or_else(|| panic!("runner::time::sleep: {MSG_NO_RUNTIME}"));
+                (Instant::now() < deadline).then(|| s.spawner.sleep_until(deadline))
+            });
             match timer {
                 Some(t) => self.timer = Some(t),
-                None => panic!("runner::time::sleep: {MSG_NO_RUNTIME}"),
+                None => return Poll::Ready(()),
             }
         }
         self.timer.as_mut().expect("set above").as_mut().poll(cx)
@@ -176,5 +183,38 @@ impl Future for YieldNow {
         self.yielded = true;
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+    use std::time::{Duration, Instant};
+
+    use crate::error::MSG_NO_RUNTIME;
+
+    /// The message of the panic of a sleep's first poll on a thread with no runner.
+    fn first_poll_outside(sleep: super::Sleep) -> String {
+        let payload = catch_unwind(AssertUnwindSafe(move || {
+            let sleep = pin!(sleep);
+            let _ = sleep.poll(&mut Context::from_waker(Waker::noop()));
+        }))
+        .expect_err("a sleep polled outside any runner panics");
+        crate::error::panic_message(&*payload).to_owned()
+    }
+
+    #[test]
+    fn a_sleep_polled_outside_any_runner_panics_whatever_its_duration() {
+        let message = format!("runner::time::sleep: {MSG_NO_RUNTIME}");
+        assert_eq!(
+            first_poll_outside(super::sleep(Duration::from_secs(5))),
+            message
+        );
+        assert_eq!(first_poll_outside(super::sleep(Duration::ZERO)), message);
+        let past = Instant::now() - Duration::from_millis(1);
+        assert_eq!(first_poll_outside(super::sleep_until(past)), message);
     }
 }

@@ -13,6 +13,7 @@ pub(crate) trait Factory<L>: FnMut() -> std::io::Result<L> + Copy + Send + 'stat
 impl<L, F: FnMut() -> std::io::Result<L> + Copy + Send + 'static> Factory<L> for F {}
 
 /// Yields `n` times (waking itself each time), then returns 7.
+#[allow(dead_code)] // glommio_order uses none
 pub(crate) struct YieldN(pub(crate) u32);
 
 impl Future for YieldN {
