@@ -15,7 +15,8 @@ use crate::scope;
 /// Waits until `duration` has passed, on the current runner's loop timer.
 ///
 /// A zero `duration` (or any deadline already passed at the first poll) is ready at that poll,
-/// without yielding and without a timer, as tokio's and smol's sleeps are. Python's
+/// without yielding and without a timer, on every backend, as smol's and glommio's own sleeps
+/// are (tokio's waits for its timer's next tick, about a millisecond). Python's
 /// `await asyncio.sleep(0)`, which lets the other ready tasks run first, is [`yield_now`].
 ///
 /// # Examples
