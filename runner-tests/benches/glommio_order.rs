@@ -34,17 +34,17 @@ use async_task::Runnable;
 use criterion::{criterion_group, criterion_main, Criterion};
 use runner::glommio::GlommioLoop;
 use runner::Runner;
-use support::config;
+use support::{config, glommio_raw, glommio_spawn_join};
 
 mod support;
 
-const TASKS: u32 = 10_000;
+const TASKS: usize = 10_000;
 
 thread_local! {
     /// The lean engine's queue: tasks scheduled and not yet run.
     static QUEUE: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
     /// The lean engine's registry: one entry per task from its spawn to its end.
-    static REGISTRY: RefCell<slab::Slab<u32>> = const { RefCell::new(slab::Slab::new()) };
+    static REGISTRY: RefCell<slab::Slab<usize>> = const { RefCell::new(slab::Slab::new()) };
     /// The running task's key, as the runner installs a task's context around its poll.
     static CURRENT: Cell<usize> = const { Cell::new(usize::MAX) };
 }
@@ -60,12 +60,12 @@ where
 }
 
 /// A lean task's output: `Err` carries a panic, as a `JoinError` does (one pointer).
-type Out = Result<u32, Box<str>>;
+type Out = Result<usize, Box<str>>;
 
 /// Spawns `fut` as a lean task that keeps a registry entry (`REGISTRY`), a count of the runner
 /// (`COUNT`) and a wrapper around each poll (`WRAPPER`), as asked.
 fn lean_spawn<const REGISTRY_: bool, const COUNT: bool, const WRAPPER: bool>(
-    fut: impl Future<Output = u32> + Send + 'static,
+    fut: impl Future<Output = usize> + Send + 'static,
     runner: &Arc<u64>,
 ) -> async_task::Task<Out> {
     let key = if REGISTRY_ {
@@ -119,31 +119,31 @@ async fn drive<F: Future>(body: F) -> F::Output {
 
 /// A lean task's output, as the joiner reads it.
 trait Joined {
-    fn value(self) -> u32;
+    fn value(self) -> usize;
 }
 
-impl Joined for u32 {
-    fn value(self) -> u32 {
+impl Joined for usize {
+    fn value(self) -> usize {
         self
     }
 }
 
 impl Joined for Out {
-    fn value(self) -> u32 {
+    fn value(self) -> usize {
         self.unwrap()
     }
 }
 
 /// A lean row: 10,000 tasks spawned by `spawn`, joined in order.
-async fn lean_row<T, S>(spawn: S) -> u32
+async fn lean_row<T, S>(spawn: S) -> usize
 where
-    S: Fn(u32, &Arc<u64>) -> async_task::Task<T>,
+    S: Fn(usize, &Arc<u64>) -> async_task::Task<T>,
     T: Joined,
 {
     drive(async move {
         let runner = Arc::new(0);
         let hs: Vec<_> = (0..TASKS).map(|i| spawn(i, &runner)).collect();
-        let mut n = 0u32;
+        let mut n = 0usize;
         for h in hs {
             n = n.wrapping_add(h.await.value());
         }
@@ -155,77 +155,39 @@ where
 fn glommio_order(c: &mut Criterion) {
     let mut g = c.benchmark_group("glommio_order");
     g.sample_size(20);
-    let gex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(512 << 10)
-        .make()
-        .unwrap();
+    let gex = glommio_raw();
     g.bench_function("raw/inline", |b| {
-        b.iter(|| {
-            gex.run(async {
-                let hs: Vec<_> = (0..TASKS)
-                    .map(|i| glommio::spawn_local(async move { i }))
-                    .collect();
-                let mut n = 0u32;
-                for h in hs {
-                    n = n.wrapping_add(h.await);
-                }
-                n
-            })
-        })
+        b.iter(|| gex.run(glommio_spawn_join::<false>(TASKS)))
     });
     g.bench_function("raw/queued", |b| {
-        b.iter(|| {
-            gex.run(async {
-                let q = glommio::executor().current_task_queue();
-                let hs: Vec<_> = (0..TASKS)
-                    .map(|i| glommio::spawn_local_into(async move { i }, q).unwrap())
-                    .collect();
-                let mut n = 0u32;
-                for h in hs {
-                    n = n.wrapping_add(h.await);
-                }
-                n
-            })
-        })
+        b.iter(|| gex.run(glommio_spawn_join::<true>(TASKS)))
     });
-    g.bench_function("lean/bare", |b| {
-        b.iter(|| gex.run(lean_row(|i, _| lean_schedule(async move { i }))))
-    });
-    g.bench_function("lean/shell", |b| {
-        b.iter(|| {
-            gex.run(lean_row(|i, r| {
-                lean_spawn::<false, false, false>(async move { i }, r)
-            }))
-        })
-    });
-    g.bench_function("lean/registry", |b| {
-        b.iter(|| {
-            gex.run(lean_row(|i, r| {
-                lean_spawn::<true, false, false>(async move { i }, r)
-            }))
-        })
-    });
-    g.bench_function("lean/count", |b| {
-        b.iter(|| {
-            gex.run(lean_row(|i, r| {
-                lean_spawn::<false, true, false>(async move { i }, r)
-            }))
-        })
-    });
-    g.bench_function("lean/wrapper", |b| {
-        b.iter(|| {
-            gex.run(lean_row(|i, r| {
-                lean_spawn::<false, false, true>(async move { i }, r)
-            }))
-        })
-    });
-    g.bench_function("lean/all", |b| {
-        b.iter(|| {
-            gex.run(lean_row(|i, r| {
-                lean_spawn::<true, true, true>(async move { i }, r)
-            }))
-        })
-    });
+    macro_rules! lean {
+        ($name:literal, $spawn:expr) => {
+            g.bench_function($name, |b| b.iter(|| gex.run(lean_row($spawn))));
+        };
+    }
+    lean!("lean/bare", |i, _| lean_schedule(async move { i }));
+    lean!("lean/shell", |i, r| lean_spawn::<false, false, false>(
+        async move { i },
+        r
+    ));
+    lean!("lean/registry", |i, r| lean_spawn::<true, false, false>(
+        async move { i },
+        r
+    ));
+    lean!("lean/count", |i, r| lean_spawn::<false, true, false>(
+        async move { i },
+        r
+    ));
+    lean!("lean/wrapper", |i, r| lean_spawn::<false, false, true>(
+        async move { i },
+        r
+    ));
+    lean!("lean/all", |i, r| lean_spawn::<true, true, true>(
+        async move { i },
+        r
+    ));
     drop(gex);
     let mut rt = Runner::builder()
         .loop_factory(GlommioLoop::new)
@@ -237,7 +199,7 @@ fn glommio_order(c: &mut Criterion) {
                 let hs: Vec<_> = (0..TASKS)
                     .map(|i| runner::spawn(async move { i }))
                     .collect();
-                let mut n = 0u32;
+                let mut n = 0usize;
                 for h in hs {
                     n = n.wrapping_add(h.await.unwrap());
                 }

@@ -19,7 +19,7 @@ use runner::glommio::GlommioLoop;
 use runner::smol::SmolLoop;
 use runner::tokio::TokioLoop;
 use runner::{ContextVar, EventLoop, Runner};
-use support::{config, Factory, YieldN};
+use support::{config, glommio_raw, glommio_spawn_join, Factory, YieldN};
 
 mod support;
 
@@ -48,13 +48,6 @@ fn tokio_multi() -> tokio::runtime::Runtime {
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap()
-}
-
-fn glommio_raw() -> glommio::LocalExecutor {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(512 << 10)
-        .make()
         .unwrap()
 }
 
@@ -154,37 +147,14 @@ fn spawn_join_10k(c: &mut Criterion) {
     });
     let gex = glommio_raw();
     g.bench_function("raw/glommio", |b| {
-        b.iter(|| {
-            gex.run(async {
-                let hs: Vec<_> = (0..TASKS)
-                    .map(|i| glommio::spawn_local(async move { i }))
-                    .collect();
-                let mut n = 0;
-                for h in hs {
-                    n += h.await;
-                }
-                n
-            })
-        })
+        b.iter(|| gex.run(glommio_spawn_join::<false>(TASKS)))
     });
     // glommio's `spawn_local` polls the new task inline before it returns; the runner never
     // polls a task inside its spawn. This row queues each task instead (`spawn_local_into` the
     // current queue), as the runner does: what that order costs glommio itself (bench.py shows
     // it for information, not as a target).
     g.bench_function("lazy/glommio", |b| {
-        b.iter(|| {
-            gex.run(async {
-                let q = glommio::executor().current_task_queue();
-                let hs: Vec<_> = (0..TASKS)
-                    .map(|i| glommio::spawn_local_into(async move { i }, q).unwrap())
-                    .collect();
-                let mut n = 0;
-                for h in hs {
-                    n += h.await;
-                }
-                n
-            })
-        })
+        b.iter(|| gex.run(glommio_spawn_join::<true>(TASKS)))
     });
     drop(gex);
     runner_rows!(g, |rt| rt

@@ -3,6 +3,8 @@
 //! worker alive, against one task per spawn with `backend_tasks`); a task that blocks its worker
 //! does not stop the others; a task woken from other threads while it is being polled is never
 //! polled twice at once, and every wake leads to a poll. Exact counts, under a watchdog.
+//! Only tokio and smol have multi-thread loops: nothing here for glommio alone.
+#![cfg(any(feature = "tokio", feature = "smol"))]
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -83,6 +85,7 @@ fn on_tokio_multi_thread_the_tasks_are_no_tokio_tasks_but_one_pump_per_worker_at
 /// Task A blocks its worker thread until task B, spawned after it, has run. Not on smol: there
 /// the run's own thread runs the executor's tasks too (`SmolLoop::block_on` is the executor's
 /// `run`), so A may block the main future itself, with backend tasks as with pumps.
+#[cfg(feature = "tokio")]
 fn blocked_worker<L: EventLoop>(mut rt: Runner<L>) {
     for _ in 0..20 {
         let got = rt

@@ -37,3 +37,37 @@ pub(crate) fn config() -> criterion::Criterion {
         .measurement_time(std::time::Duration::from_secs(2))
         .without_plots()
 }
+
+/// The raw glommio rows' executor: one, reused (a fresh one leaks an eventfd, glommio#448).
+#[cfg(target_os = "linux")]
+#[allow(dead_code)] // only the benches with glommio rows
+pub(crate) fn glommio_raw() -> glommio::LocalExecutor {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(512 << 10)
+        .make()
+        .unwrap()
+}
+
+/// `tasks` glommio tasks spawned, each returning its index, then joined in order: with
+/// `spawn_local`, which polls each new task inline before it returns, or (`QUEUED`) with
+/// `spawn_local_into` the current task queue, which queues it, as the runner does. Run inside
+/// the glommio executor.
+#[cfg(target_os = "linux")]
+#[allow(dead_code)] // only the benches with glommio rows
+pub(crate) async fn glommio_spawn_join<const QUEUED: bool>(tasks: usize) -> usize {
+    let hs: Vec<_> = if QUEUED {
+        let q = glommio::executor().current_task_queue();
+        (0..tasks)
+            .map(|i| glommio::spawn_local_into(async move { i }, q).unwrap())
+            .collect()
+    } else {
+        (0..tasks)
+            .map(|i| glommio::spawn_local(async move { i }))
+            .collect()
+    };
+    let mut n = 0;
+    for h in hs {
+        n += h.await;
+    }
+    n
+}
