@@ -601,17 +601,19 @@ impl Registry {
         if !unsafe { self.here.is_empty() } {
             return false;
         }
-        if let [shard] = self.shards.all() {
-            // One shard (a current-thread loop): its lock alone, no guard list to allocate.
-            let tasks = lock(&shard.tasks);
-            let empty = tasks.is_empty();
-            if empty {
-                self.advance(Phase::Closed);
+        let shards = match &self.shards {
+            Shards::One(shard) => {
+                // A current-thread loop: its lock alone, no guard list to allocate.
+                let tasks = lock(&shard.tasks);
+                let empty = tasks.is_empty();
+                if empty {
+                    self.advance(Phase::Closed);
+                }
+                return empty;
             }
-            return empty;
-        }
-        let shards: Vec<MutexGuard<'_, Tasks>> =
-            self.shards.all().iter().map(|s| lock(&s.tasks)).collect();
+            Shards::Many(shards) => shards,
+        };
+        let shards: Vec<MutexGuard<'_, Tasks>> = shards.iter().map(|s| lock(&s.tasks)).collect();
         let empty = shards.iter().all(|t| t.is_empty());
         if empty {
             self.advance(Phase::Closed);

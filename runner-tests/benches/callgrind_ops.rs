@@ -22,7 +22,7 @@ use std::pin::Pin;
 use runner::smol::SmolLoop;
 use runner::tokio::TokioLoop;
 use runner::{EventLoop, Runner};
-use support::{Factory, YieldN};
+use support::{glommio_raw, Factory, YieldN};
 
 mod support;
 
@@ -149,12 +149,7 @@ struct RawGlommio(glommio::LocalExecutor);
 
 impl Raw for RawGlommio {
     fn make() -> Self {
-        RawGlommio(
-            glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-                .io_memory(512 << 10)
-                .make()
-                .unwrap(),
-        )
+        RawGlommio(glommio_raw())
     }
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         self.0.run(fut)

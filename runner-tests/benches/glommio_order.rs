@@ -62,13 +62,13 @@ where
 /// A lean task's output: `Err` carries a panic, as a `JoinError` does (one pointer).
 type Out = Result<usize, Box<str>>;
 
-/// Spawns `fut` as a lean task that keeps a registry entry (`REGISTRY`), a count of the runner
-/// (`COUNT`) and a wrapper around each poll (`WRAPPER`), as asked.
-fn lean_spawn<const REGISTRY_: bool, const COUNT: bool, const WRAPPER: bool>(
+/// Spawns `fut` as a lean task that keeps a registry entry (`ENTRY`), a count of the runner
+/// (`COUNT`) and a wrapper around each poll (`WRAP`), as asked.
+fn lean_spawn<const ENTRY: bool, const COUNT: bool, const WRAP: bool>(
     fut: impl Future<Output = usize> + Send + 'static,
     runner: &Arc<u64>,
 ) -> async_task::Task<Out> {
-    let key = if REGISTRY_ {
+    let key = if ENTRY {
         REGISTRY.with(|r| r.borrow_mut().insert(0))
     } else {
         usize::MAX
@@ -77,7 +77,7 @@ fn lean_spawn<const REGISTRY_: bool, const COUNT: bool, const WRAPPER: bool>(
     lean_schedule(async move {
         let mut fut = pin!(fut);
         let out = poll_fn(|cx| {
-            if !WRAPPER {
+            if !WRAP {
                 return fut.as_mut().poll(cx).map(Ok);
             }
             let outer = CURRENT.with(|c| c.replace(key));
@@ -90,7 +90,7 @@ fn lean_spawn<const REGISTRY_: bool, const COUNT: bool, const WRAPPER: bool>(
             }
         })
         .await;
-        if REGISTRY_ {
+        if ENTRY {
             REGISTRY.with(|r| r.borrow_mut().remove(key));
         }
         drop(count);
